@@ -1,0 +1,79 @@
+/**
+ * 64-bit addresses as plain numbers.
+ *
+ * The walk runs millions of times, so it must not touch BigInt. Every
+ * canonical arm64 address fits exactly in a double once folded: the kernel
+ * half [0xfff0_0000_0000_0000, 2^64) becomes [0, 2^52) and the user half
+ * [0, 2^52) becomes [-2^52, 0). Order is preserved within each half and the
+ * kernel half compares above the user half, which is all a bounds check needs.
+ * A value in neither half (a return address still carrying its PAC, or
+ * garbage read from a stack) folds to NaN, which no range check accepts.
+ */
+
+/** A folded 64-bit address (see the module comment). */
+export type Addr = number;
+
+export const TWO_32 = 4294967296;
+/** High word of the lowest kernel address we can fold: 0xfff0_0000_0000_0000. */
+export const KERNEL_HI_BASE = 0xfff00000;
+const USER_SPAN = 2 ** 52;
+const USER_HI_LIMIT = 0x00100000;
+
+/** Folds the two 32-bit halves of a 64-bit value; NaN if it is not canonical. */
+export function foldAddress(hi: number, lo: number): Addr {
+  if (hi >= KERNEL_HI_BASE) return (hi - KERNEL_HI_BASE) * TWO_32 + lo;
+  if (hi < USER_HI_LIMIT) return hi * TWO_32 + lo - USER_SPAN;
+  return Number.NaN;
+}
+
+/** True when the folded address lies in the kernel half. */
+export function isKernelAddr(a: Addr): boolean {
+  return a >= 0;
+}
+
+/** The high 32 bits of the 64-bit value a folded address stands for. */
+export function addrHi(a: Addr): number {
+  if (a >= 0) return Math.floor(a / TWO_32) + KERNEL_HI_BASE;
+  return Math.floor((a + USER_SPAN) / TWO_32);
+}
+
+/** The low 32 bits of the 64-bit value a folded address stands for. */
+export function addrLo(a: Addr): number {
+  const v = a >= 0 ? a : a + USER_SPAN;
+  return v % TWO_32;
+}
+
+/** The 64-bit value as a BigInt (for the edges: parsing, printing, tests). */
+export function addrToBigInt(a: Addr): bigint {
+  return (BigInt(addrHi(a)) << 32n) | BigInt(addrLo(a));
+}
+
+/** Folds a 64-bit BigInt; NaN when it is not canonical. */
+export function addrFromBigInt(v: bigint): Addr {
+  const u = BigInt.asUintN(64, v);
+  return foldAddress(Number(u >> 32n), Number(u & 0xffffffffn));
+}
+
+/** Formats a 64-bit value as the kernel prints it: lowercase, 16 hex digits. */
+export function hex64(hi: number, lo: number): string {
+  return `0x${(hi >>> 0).toString(16).padStart(8, '0')}${(lo >>> 0).toString(16).padStart(8, '0')}`;
+}
+
+/** Formats a folded address as `0x` and 16 hex digits; "(non-canonical)" for NaN. */
+export function formatAddr(a: Addr): string {
+  if (Number.isNaN(a)) return '(non-canonical)';
+  return hex64(addrHi(a), addrLo(a));
+}
+
+/** Parses a `0x...` string (as captures and vectors write them) to its two 32-bit halves. */
+export function parseHex64(s: string): { hi: number; lo: number } | null {
+  if (!/^0x[0-9a-fA-F]{1,16}$/.test(s)) return null;
+  const v = BigInt(s);
+  return { hi: Number(v >> 32n), lo: Number(v & 0xffffffffn) };
+}
+
+/** Parses a `0x...` string to a folded address; NaN when it is not canonical, null when not hex. */
+export function parseAddr(s: string): Addr | null {
+  const p = parseHex64(s);
+  return p === null ? null : foldAddress(p.hi, p.lo);
+}
