@@ -10,23 +10,31 @@ import { type Addr, foldAddress } from './addr.js';
  * bits to copies of bit 55.
  */
 
-/** Mask of the high-word bits above the VA size: the PAC field plus bit 55. */
-export function pacHighMask(vaBits: number): number {
+/** High word of `GENMASK(63, vaBits)`: `ptrauth_kernel_pac_mask()`. */
+export function pacKernelMask(vaBits: number): number {
   return (0xffffffff << (vaBits - 32)) >>> 0;
 }
 
-/**
- * XPACLRI on a 64-bit value given as halves: the folded, stripped address.
- * Allocation-free; `highMask` is `pacHighMask(vaBits)`, computed once per kernel.
- */
-export function stripPac(hi: number, lo: number, highMask: number): Addr {
-  const h = hi & 0x00800000 ? (hi | highMask) >>> 0 : (hi & ~highMask) >>> 0;
-  return foldAddress(h, lo);
+/** High word of `GENMASK(54, vaBits)`: `ptrauth_user_pac_mask()` (TBI keeps bits 63..56). */
+export function pacUserMask(vaBits: number): number {
+  return (pacKernelMask(vaBits) & 0x007fffff) >>> 0;
 }
 
-/** The high word after XPACLRI (for callers that need the raw bits, not the folded address). */
-export function stripPacHi(hi: number, highMask: number): number {
-  return hi & 0x00800000 ? (hi | highMask) >>> 0 : (hi & ~highMask) >>> 0;
+/**
+ * `ptrauth_strip_kernel_insn_pac` (6.4+): the pointer is known to be a
+ * kernel one, so the mask is ORed in whatever bit 55 says. Allocation-free.
+ */
+export function stripKernelInsnPac(hi: number, lo: number, kernelMask: number): Addr {
+  return foldAddress((hi | kernelMask) >>> 0, lo);
+}
+
+/**
+ * `ptrauth_strip_insn_pac` (before 6.4): bit 55 picks the half; a kernel
+ * pointer gets the kernel mask ORed in, a user one loses its PAC bits.
+ */
+export function stripInsnPac(hi: number, lo: number, kernelMask: number, userMask: number): Addr {
+  const h = hi & 0x00800000 ? hi | kernelMask : hi & ~userMask;
+  return foldAddress(h >>> 0, lo);
 }
 
 /**
@@ -46,7 +54,7 @@ export function signPacHi(
   let h = Math.imul(lo ^ key, 0x9e3779b1) ^ Math.imul(hi ^ (modifier >>> 0), 0x85ebca77);
   h = Math.imul(h ^ (h >>> 15), 0xc2b2ae3d);
   h ^= h >>> 13;
-  const field = pacHighMask(vaBits) & ~0x00800000;
+  const field = pacKernelMask(vaBits) & ~0x00800000;
   const signed = (hi & ~field) | (h & field);
   // A PAC equal to the stripped bits would be indistinguishable from none.
   return (signed === hi ? signed ^ (0x01000000 & field) : signed) >>> 0;

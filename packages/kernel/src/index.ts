@@ -1,1 +1,10 @@
-export { x } from "@klpsim/arm64";
+export * from './errors.js';
+export * from './memory.js';
+export * from './text.js';
+export * from './kallsyms.js';
+export * from './symcode.js';
+export * from './task.js';
+export * from './machine.js';
+export { validate, formatPath } from './validate.js';
+export { captureSchema, type CaptureDocument, type CaptureTask, type CaptureTraceEntry } from './capture/schema.js';
+export { loadCapture, importCapture, type LoadedCapture, type KernelOracle, type LoadCaptureOptions } from './capture/import.js';

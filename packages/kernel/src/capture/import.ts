@@ -1,0 +1,392 @@
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { type Addr, pacKernelMask, pacUserMask, parseAddr } from '@klpsim/arm64';
+import { type InputError, type Result, fail, ok } from '../errors.js';
+import { Kallsyms, type KernelSymbol } from '../kallsyms.js';
+import type { Cpu, CpuStack, KernelConfig, Machine, SkippedTask, SpecialAddresses } from '../machine.js';
+import { Memory } from '../memory.js';
+import { SymCodeFunctions, deriveSymCodeFunctions } from '../symcode.js';
+import type { KretprobeInstance, RetStack, Task } from '../task.js';
+import { KernelText, type TextRange } from '../text.js';
+import { validate } from '../validate.js';
+import { type CaptureDocument, type CaptureTask, type CaptureTraceEntry, captureSchema } from './schema.js';
+
+/** What the real kernel itself said about one task, kept beside the machine for comparison. */
+export interface KernelOracle {
+  /** Its unfiltered `arch_stack_walk`. */
+  readonly traceFull: readonly CaptureTraceEntry[] | null;
+  /** `stack_trace_save_tsk`: the same without sched/lock text. */
+  readonly trace: readonly CaptureTraceEntry[] | null;
+  /** Its `stack_trace_save_tsk_reliable(task, entries, 100)`. */
+  readonly reliable: { readonly ret: number; readonly trace: readonly CaptureTraceEntry[] } | null;
+}
+
+export interface LoadedCapture {
+  readonly file: string;
+  readonly textFile: string;
+  readonly machine: Machine;
+  readonly oracle: ReadonlyMap<number, KernelOracle>;
+}
+
+export interface LoadCaptureOptions {
+  /** The core text dump; by default the file the capture names, beside it. */
+  readonly textFile?: string;
+}
+
+/** Reads, validates and imports a capture and its text dump; fails naming file, field and expectation. */
+export function loadCapture(file: string, options: LoadCaptureOptions = {}): Result<LoadedCapture> {
+  let raw: string;
+  try {
+    raw = readFileSync(file, 'utf8');
+  } catch (e) {
+    return fail({ code: 'KLPSIM_FILE_UNREADABLE', message: `cannot read: ${(e as Error).message}`, file });
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(raw);
+  } catch (e) {
+    return fail({ code: 'KLPSIM_INPUT_INVALID', message: `not JSON: ${(e as Error).message}`, file });
+  }
+  const doc = validate(captureSchema, json, file);
+  if (!doc.ok) return doc;
+  const textFile = options.textFile ?? join(dirname(file), doc.value.kernel.textDump.file);
+  let text: Uint8Array;
+  try {
+    text = new Uint8Array(readFileSync(textFile));
+  } catch (e) {
+    return fail({
+      code: 'KLPSIM_FILE_UNREADABLE',
+      message: `cannot read the text dump the capture names: ${(e as Error).message}`,
+      file: textFile,
+      expected: 'the file beside the capture, or one given with --text',
+    });
+  }
+  const machine = importCapture(doc.value, text, file, textFile);
+  if (!machine.ok) return machine;
+  return ok({ file, textFile, machine: machine.value, oracle: oracleOf(doc.value) });
+}
+
+/** Builds a Machine from a validated capture document and its text dump bytes. */
+export function importCapture(
+  doc: CaptureDocument,
+  textBytes: Uint8Array,
+  file: string,
+  textFile: string,
+): Result<Machine> {
+  const k = doc.kernel;
+  const td = k.textDump;
+  if (textBytes.length !== td.size) {
+    return fail({
+      code: 'KLPSIM_TEXT_DUMP_MISMATCH',
+      message: `text dump is ${textBytes.length} bytes`,
+      file: textFile,
+      field: 'kernel.textDump.size',
+      expected: `${td.size} bytes`,
+    });
+  }
+  const digest = createHash('sha256').update(textBytes).digest('hex');
+  if (digest !== td.sha256) {
+    return fail({
+      code: 'KLPSIM_TEXT_DUMP_MISMATCH',
+      message: `text dump sha256 is ${digest}`,
+      file: textFile,
+      field: 'kernel.textDump.sha256',
+      expected: td.sha256,
+    });
+  }
+
+  const at = (s: string, field: string): Result<Addr> => {
+    const a = parseAddr(s);
+    if (a === null || Number.isNaN(a)) {
+      return fail({ code: 'KLPSIM_INPUT_INVALID', message: `${s} is not a canonical address`, file, field, expected: 'a kernel or user address' });
+    }
+    return ok(a);
+  };
+
+  const memory = new Memory();
+  const textStart = at(td.start, 'kernel.textDump.start');
+  if (!textStart.ok) return textStart;
+  const mappedText = memory.map('kernel text', textStart.value, textBytes);
+  if (!mappedText.ok) return fail({ ...mappedText.error, file, field: 'kernel.textDump' });
+
+  // Symbols: the core table and each module's, both sorted by address (stable: aliases keep kallsyms order).
+  const core: KernelSymbol[] = [];
+  const bymod = new Map<string, KernelSymbol[]>();
+  for (let i = 0; i < doc.symbols.length; i++) {
+    const s = doc.symbols[i]!;
+    const a = at(s.address, `symbols[${i}].address`);
+    if (!a.ok) return a;
+    const sym: KernelSymbol = s.module !== undefined
+      ? { name: s.name, address: a.value, type: s.type, module: s.module }
+      : { name: s.name, address: a.value, type: s.type };
+    if (s.module === undefined) core.push(sym);
+    else {
+      const list = bymod.get(s.module) ?? [];
+      list.push(sym);
+      bymod.set(s.module, list);
+    }
+  }
+  core.sort((x, y) => x.address - y.address);
+  const symAddr = (name: string): Addr | null => core.find((s) => s.name === name)?.address ?? null;
+
+  const sections: TextRange[] = [];
+  for (const [name, r] of Object.entries(k.sections)) {
+    if (r === null || r.start === null || r.end === null) continue;
+    const s = parseAddr(r.start);
+    const e = parseAddr(r.end);
+    if (s === null || e === null || Number.isNaN(s) || Number.isNaN(e)) continue;
+    sections.push({ name, start: s, end: e });
+  }
+  const sectionAt = (name: string) => sections.find((s) => s.name === name);
+
+  const stext = symAddr('_stext') ?? textStart.value;
+  const etext = symAddr('_etext') ?? sectionAt('text')?.end ?? textStart.value + td.size;
+  const sinit = symAddr('_sinittext') ?? sectionAt('inittext')?.start ?? null;
+  const einit = symAddr('_einittext') ?? sectionAt('inittext')?.end ?? null;
+  const kallsymsAll = k.config?.['KALLSYMS_ALL'] === 'y';
+
+  const text = new KernelText({
+    core: { name: 'text', start: stext, end: etext },
+    init: sinit !== null && einit !== null ? { name: 'inittext', start: sinit, end: einit } : null,
+    sections: sections.filter((s) => !['text', 'inittext', 'initdata', 'per_cpu'].includes(s.name)),
+  });
+  // A capture is taken from a booted system: init memory is gone.
+  text.initFreed = true;
+
+  const kallsyms = new Kallsyms(core, {
+    stext,
+    etext,
+    sinittext: sinit,
+    einittext: einit,
+    end: symAddr('_end'),
+    all: kallsymsAll,
+  });
+
+  for (const [i, m] of (k.modules ?? []).entries()) {
+    const s = at(m.textStart, `kernel.modules[${i}].textStart`);
+    const e = at(m.textEnd, `kernel.modules[${i}].textEnd`);
+    if (!s.ok) return s;
+    if (!e.ok) return e;
+    const bytes = Buffer.from(m.textBase64, 'base64');
+    if (bytes.length !== e.value - s.value) {
+      return fail({
+        code: 'KLPSIM_INPUT_INVALID',
+        message: `module text is ${bytes.length} bytes`,
+        file,
+        field: `kernel.modules[${i}].textBase64`,
+        expected: `${e.value - s.value} bytes (textEnd - textStart)`,
+      });
+    }
+    const mapped = memory.map(`module ${m.name}`, s.value, bytes);
+    if (!mapped.ok) return fail({ ...mapped.error, file, field: `kernel.modules[${i}]` });
+    text.addModule({ name: m.name, start: s.value, end: e.value });
+    kallsyms.addModule(m.name, s.value, e.value, bymod.get(m.name) ?? []);
+  }
+
+  const symCode = new SymCodeFunctions(deriveSymCodeFunctions(sections, core));
+  const special = specialAddresses(k.specialAddresses, kallsyms, core);
+
+  const ptRegs = k.ptRegs;
+  const meta = ptRegs.meta;
+  const cfg = (name: string): boolean =>
+    k.config?.[name] === 'y' || (k.configFromModule?.[name] ?? 0) === 1;
+  const config: KernelConfig = {
+    release: k.release,
+    vaBits: k.vaBits,
+    pacKernelMask: pacKernelMask(k.vaBits),
+    pacUserMask: pacUserMask(k.vaBits),
+    kernelPacEnabled: k.kernelPacEnabled,
+    threadSize: k.threadSize,
+    ptRegs: {
+      size: ptRegs.size,
+      stackframeOffset: ptRegs.stackframeOffset,
+      pcOffset: ptRegs.pcOffset,
+      regs29Offset: meta?.regs29Offset ?? 29 * 8,
+      meta:
+        meta === undefined
+          ? null
+          : {
+              typeOffset: meta.typeOffset - meta.recordFpOffset,
+              size: meta.sizeofFrameRecordMeta ?? 24,
+              typeFinal: meta.FRAME_META_TYPE_FINAL,
+              typePtRegs: meta.FRAME_META_TYPE_PT_REGS,
+            },
+    },
+    kallsymsAll,
+    functionGraphTracer: cfg('FUNCTION_GRAPH_TRACER'),
+    kretprobes: cfg('KRETPROBES'),
+  };
+
+  const cpus = importCpus(k);
+  const tasks: Task[] = [];
+  for (const [i, t] of doc.tasks.entries()) {
+    const task = importTask(t, i, memory, file);
+    if (!task.ok) return task;
+    tasks.push(task.value);
+  }
+  const skippedTasks: SkippedTask[] = (doc.skippedTasks ?? []).map((s) => ({
+    pid: s.pid,
+    comm: s.comm,
+    cpu: s.cpu ?? null,
+    reason: s.reason,
+  }));
+  return ok({ config, memory, text, kallsyms, symCode, special, cpus, tasks, skippedTasks });
+}
+
+function specialAddresses(
+  given: Record<string, string | null>,
+  kallsyms: Kallsyms,
+  core: readonly KernelSymbol[],
+): SpecialAddresses {
+  const addr = (...names: string[]): Addr | null => {
+    for (const n of names) {
+      const v = given[n];
+      if (v !== undefined && v !== null) {
+        const a = parseAddr(v);
+        if (a !== null && !Number.isNaN(a)) return a;
+      }
+      const s = kallsyms.addressOf(n);
+      if (s !== undefined) return s;
+    }
+    return null;
+  };
+  const symbolRange = (name: string): TextRange | null => {
+    const start = addr(name);
+    if (start === null) return null;
+    const next = core.find((s) => s.address > start);
+    return next === undefined ? null : { name, start, end: next.address };
+  };
+  return {
+    returnToHandler: addr('return_to_handler'),
+    kretprobeTrampoline: addr('__kretprobe_trampoline', 'kretprobe_trampoline', 'arch_rethook_trampoline'),
+    retFromFork: addr('ret_from_fork'),
+    switchTo: symbolRange('__switch_to'),
+    schedule: symbolRange('__schedule'),
+  };
+}
+
+function importCpus(k: CaptureDocument['kernel']): Cpu[] {
+  const n = k.cpus?.nrCpuIds ?? Math.max(1, k.irqStacks?.length ?? 0, k.perCpuStacks?.length ?? 0);
+  const online = k.cpus?.online ?? n;
+  const stackAt = (base: string | undefined, size: number | undefined): CpuStack | null => {
+    if (base === undefined || size === undefined) return null;
+    const low = parseAddr(base);
+    if (low === null || Number.isNaN(low) || low < 0) return null;
+    return { low, high: low + size };
+  };
+  const cpus: Cpu[] = [];
+  for (let id = 0; id < n; id++) {
+    const per = k.perCpuStacks?.find((p) => p.cpu === id);
+    const irq = k.irqStacks?.find((p) => p.cpu === id);
+    const ovf = k.overflowStacks?.find((p) => p.cpu === id);
+    cpus.push({
+      id,
+      online: id < online,
+      irqStack: per !== undefined ? stackAt(per.irqStack, per.irqStackSize) : irq !== undefined ? stackAt(irq.base, (parseAddr(irq.top) ?? 0) - (parseAddr(irq.base) ?? 0)) : null,
+      overflowStack: per !== undefined ? stackAt(per.overflowStack, per.overflowStackSize) : ovf !== undefined ? stackAt(ovf.base, ovf.size) : null,
+      sdeiNormalStack: per !== undefined ? stackAt(per.sdeiStackNormal, per.sdeiStackSize) : null,
+      sdeiCriticalStack: per !== undefined ? stackAt(per.sdeiStackCritical, per.sdeiStackSize) : null,
+      efiStack: null,
+    });
+  }
+  return cpus;
+}
+
+function importTask(t: CaptureTask, i: number, memory: Memory, file: string): Result<Task, InputError> {
+  const field = (f: string) => `tasks[${i}].${f}`;
+  const addr = (s: string, f: string): Result<Addr> => {
+    const a = parseAddr(s);
+    if (a === null || Number.isNaN(a)) {
+      return fail({ code: 'KLPSIM_INPUT_INVALID', message: `${s} is not a canonical address`, file, field: field(f) });
+    }
+    return ok(a);
+  };
+  const fields = {
+    fp: addr(t.cpuContext.fp, 'cpuContext.fp'),
+    sp: addr(t.cpuContext.sp, 'cpuContext.sp'),
+    pc: addr(t.cpuContext.pc, 'cpuContext.pc'),
+    low: addr(t.stack.low, 'stack.low'),
+    high: addr(t.stack.high, 'stack.high'),
+    ptRegs: addr(t.ptRegs, 'ptRegs'),
+    finalFrame: addr(t.finalFrame, 'finalFrame'),
+  };
+  for (const r of Object.values(fields)) if (!r.ok) return r;
+  const v = (r: Result<Addr>) => (r as { ok: true; value: Addr }).value;
+  const low = v(fields.low);
+  const high = v(fields.high);
+  const bytes = Buffer.from(t.stack.base64, 'base64');
+  if (high - low !== t.stack.size || bytes.length !== t.stack.size) {
+    return fail({
+      code: 'KLPSIM_INPUT_INVALID',
+      message: `stack holds ${bytes.length} bytes for [low, high) of ${high - low}`,
+      file,
+      field: field('stack'),
+      expected: `size (${t.stack.size}) bytes in base64, equal to high - low`,
+    });
+  }
+  const region = memory.map(`stack of ${t.comm}:${t.pid}`, low, bytes);
+  if (!region.ok) return fail({ ...region.error, file, field: field('stack') });
+
+  let retStack: RetStack | null = null;
+  if (t.fgraph !== undefined && parseAddr(t.fgraph.retStack) !== parseAddr('0x0')) {
+    const entries = [];
+    for (const [j, e] of t.fgraph.entries.entries()) {
+      const pos = e.wordOffset ?? e.index;
+      const retp = e.retp ?? e.fp;
+      if (pos === undefined || retp === undefined) {
+        return fail({
+          code: 'KLPSIM_INPUT_INVALID',
+          message: 'a return-stack entry needs its position and retp',
+          file,
+          field: field(`fgraph.entries[${j}]`),
+          expected: 'index or wordOffset, and retp or fp',
+        });
+      }
+      const ret = addr(e.ret, `fgraph.entries[${j}].ret`);
+      const func = addr(e.func, `fgraph.entries[${j}].func`);
+      const rp = addr(retp, `fgraph.entries[${j}].retp`);
+      if (!ret.ok) return ret;
+      if (!func.ok) return func;
+      if (!rp.ok) return rp;
+      entries.push({ pos, ret: ret.value, func: func.value, retp: rp.value });
+    }
+    entries.sort((a, b) => a.pos - b.pos);
+    retStack = { layout: t.fgraph.layout === 'shadow' ? 'shadow' : 'array', curr: t.fgraph.curr, entries };
+  }
+  const kretprobes: KretprobeInstance[] = [];
+  for (const [j, kr] of (t.kretprobes ?? []).entries()) {
+    const ra = addr(kr.retAddr, `kretprobes[${j}].retAddr`);
+    const fp = addr(kr.fp, `kretprobes[${j}].fp`);
+    if (!ra.ok) return ra;
+    if (!fp.ok) return fp;
+    kretprobes.push({ retAddr: ra.value, fp: fp.value });
+  }
+  return ok({
+    pid: t.pid,
+    tgid: t.tgid ?? t.pid,
+    comm: t.comm,
+    kthread: t.kthread,
+    state: t.state,
+    cpu: t.cpu,
+    onCpu: false,
+    cpuContext: { fp: v(fields.fp), sp: v(fields.sp), pc: v(fields.pc) },
+    stack: { low, high, region: region.value },
+    ptRegs: v(fields.ptRegs),
+    finalFrame: v(fields.finalFrame),
+    retStack,
+    kretprobes,
+  });
+}
+
+function oracleOf(doc: CaptureDocument): Map<number, KernelOracle> {
+  const out = new Map<number, KernelOracle>();
+  for (const t of doc.tasks) {
+    out.set(t.pid, {
+      traceFull: t.kernelTraceFull ?? null,
+      trace: t.kernelTrace ?? null,
+      reliable: t.kernelReliable !== undefined ? { ret: t.kernelReliable.ret, trace: t.kernelReliable.trace } : null,
+    });
+  }
+  return out;
+}

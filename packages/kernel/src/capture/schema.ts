@@ -1,0 +1,133 @@
+import { z } from 'zod';
+
+/**
+ * `arm64-stack-capture/v1` (fixtures/captures/README.md), as zod schemas.
+ * Only what klpsim reads is required; unknown fields are kept and ignored,
+ * as the format asks of readers.
+ */
+
+export const hex64 = z
+  .string()
+  .regex(/^0x[0-9a-fA-F]{1,16}$/, { message: 'expected a "0x..." hex string of at most 16 digits' });
+
+const range = z.looseObject({ start: hex64.nullable(), end: hex64.nullable() });
+
+const metaLayout = z.looseObject({
+  typeOffset: z.number().int().nonnegative(),
+  recordFpOffset: z.number().int().nonnegative(),
+  regs29Offset: z.number().int().nonnegative().optional(),
+  sizeofFrameRecordMeta: z.number().int().positive().optional(),
+  FRAME_META_TYPE_FINAL: z.number().int(),
+  FRAME_META_TYPE_PT_REGS: z.number().int(),
+});
+
+const kernel = z.looseObject({
+  release: z.string(),
+  config: z.record(z.string(), z.string()).optional(),
+  configFromModule: z.record(z.string(), z.number()).optional(),
+  threadSize: z.number().int().positive(),
+  irqStackSize: z.number().int().positive().optional(),
+  overflowStackSize: z.number().int().positive().optional(),
+  vaBits: z.number().int().min(39).max(52),
+  kernelPacEnabled: z.boolean(),
+  ptRegs: z.looseObject({
+    size: z.number().int().positive(),
+    stackframeOffset: z.number().int().nonnegative(),
+    pcOffset: z.number().int().nonnegative(),
+    meta: metaLayout.optional(),
+  }),
+  sections: z.record(z.string(), range.nullable()),
+  specialAddresses: z.record(z.string(), hex64.nullable()),
+  cpus: z.looseObject({ nrCpuIds: z.number().int().positive(), online: z.number().int().nonnegative() }).optional(),
+  irqStacks: z
+    .array(z.looseObject({ cpu: z.number().int().nonnegative(), base: hex64, top: hex64 }))
+    .nullable()
+    .optional(),
+  overflowStacks: z
+    .array(z.looseObject({ cpu: z.number().int().nonnegative(), base: hex64, size: z.number().int().positive() }))
+    .nullable()
+    .optional(),
+  perCpuStacks: z
+    .array(
+      z.looseObject({
+        cpu: z.number().int().nonnegative(),
+        irqStackSize: z.number().int().positive(),
+        overflowStackSize: z.number().int().positive(),
+        sdeiStackSize: z.number().int().positive().optional(),
+        irqStack: hex64,
+        overflowStack: hex64,
+        sdeiStackNormal: hex64.optional(),
+        sdeiStackCritical: hex64.optional(),
+      }),
+    )
+    .optional(),
+  textDump: z.looseObject({
+    file: z.string().min(1),
+    start: hex64,
+    end: hex64,
+    size: z.number().int().positive(),
+    sha256: z.string().regex(/^[0-9a-f]{64}$/, { message: 'expected 64 lowercase hex digits' }),
+  }),
+  modules: z
+    .array(z.looseObject({ name: z.string(), textStart: hex64, textEnd: hex64, textBase64: z.string() }))
+    .optional(),
+});
+
+const symbol = z.looseObject({
+  name: z.string(),
+  address: hex64,
+  type: z.string(),
+  module: z.string().optional(),
+});
+
+const traceEntry = z.looseObject({ address: hex64, symbol: z.string() });
+
+const task = z.looseObject({
+  pid: z.number().int().nonnegative(),
+  tgid: z.number().int().nonnegative().optional(),
+  comm: z.string(),
+  kthread: z.boolean(),
+  state: z.string(),
+  cpu: z.number().int().nonnegative(),
+  cpuContext: z.looseObject({ fp: hex64, sp: hex64, pc: hex64 }),
+  stack: z.looseObject({ low: hex64, high: hex64, size: z.number().int().positive(), base64: z.string() }),
+  ptRegs: hex64,
+  finalFrame: hex64,
+  fgraph: z
+    .looseObject({
+      retStack: hex64,
+      curr: z.number().int(),
+      layout: z.string().optional(),
+      entries: z.array(
+        z.looseObject({
+          index: z.number().int().optional(),
+          wordOffset: z.number().int().optional(),
+          ret: hex64,
+          func: hex64,
+          retp: hex64.optional(),
+          fp: hex64.optional(),
+        }),
+      ),
+    })
+    .optional(),
+  kretprobes: z.array(z.looseObject({ retAddr: hex64, fp: hex64 })).optional(),
+  kernelTraceFull: z.array(traceEntry).optional(),
+  kernelTrace: z.array(traceEntry).optional(),
+  kernelReliable: z
+    .looseObject({ ret: z.number().int(), entries: z.number().int().optional(), size: z.number().int().optional(), trace: z.array(traceEntry) })
+    .optional(),
+});
+
+export const captureSchema = z.looseObject({
+  format: z.literal('arm64-stack-capture/v1'),
+  kernel,
+  symbols: z.array(symbol),
+  tasks: z.array(task),
+  skippedTasks: z
+    .array(z.looseObject({ pid: z.number().int(), comm: z.string(), cpu: z.number().int().optional(), reason: z.string() }))
+    .optional(),
+});
+
+export type CaptureDocument = z.infer<typeof captureSchema>;
+export type CaptureTask = CaptureDocument['tasks'][number];
+export type CaptureTraceEntry = z.infer<typeof traceEntry>;

@@ -1,0 +1,167 @@
+import { type Addr, formatAddr } from '@klpsim/arm64';
+
+/**
+ * kallsyms and the `%pS` / `%pB` formats (kernel/kallsyms.c,
+ * kernel/module/kallsyms.c, lib/vsprintf.c).
+ */
+
+export interface KernelSymbol {
+  readonly name: string;
+  readonly address: Addr;
+  /** nm-style type letter: t, T, W, D, ... */
+  readonly type: string;
+  /** Set for module symbols. */
+  readonly module?: string;
+}
+
+/** What a lookup found: the symbol, the offset into it and its size. */
+export interface SymbolHit {
+  readonly name: string;
+  readonly offset: number;
+  readonly size: number;
+  readonly module: string | null;
+}
+
+export interface KallsymsBounds {
+  readonly stext: Addr;
+  readonly etext: Addr;
+  readonly sinittext: Addr | null;
+  readonly einittext: Addr | null;
+  /** `_end`, for KALLSYMS_ALL kernels. */
+  readonly end: Addr | null;
+  /** CONFIG_KALLSYMS_ALL: data symbols are in the table and `_end` bounds the last one. */
+  readonly all: boolean;
+}
+
+interface ModuleTable {
+  readonly name: string;
+  readonly textStart: Addr;
+  readonly textEnd: Addr;
+  readonly addrs: Float64Array;
+  readonly names: readonly string[];
+}
+
+export class Kallsyms {
+  private readonly addrs: Float64Array;
+  private readonly names: readonly string[];
+  private readonly byName = new Map<string, Addr>();
+  private modules: ModuleTable[] = [];
+
+  /** `core` must be sorted by address, aliases in kallsyms order. */
+  constructor(
+    core: readonly KernelSymbol[],
+    private readonly bounds: KallsymsBounds,
+  ) {
+    this.addrs = Float64Array.from(core, (s) => s.address);
+    this.names = core.map((s) => s.name);
+    for (const s of core) if (!this.byName.has(s.name)) this.byName.set(s.name, s.address);
+  }
+
+  /**
+   * Adds a module's symbols. `$x`/`$d` mapping symbols are skipped, as the
+   * kernel's module lookup skips them; the last symbol is sized up to `textEnd`.
+   */
+  addModule(name: string, textStart: Addr, textEnd: Addr, symbols: readonly KernelSymbol[]): void {
+    const syms = symbols
+      .filter((s) => !s.name.startsWith('$') && s.address >= textStart && s.address < textEnd)
+      .slice()
+      .sort((a, b) => a.address - b.address);
+    this.modules.push({
+      name,
+      textStart,
+      textEnd,
+      addrs: Float64Array.from(syms, (s) => s.address),
+      names: syms.map((s) => s.name),
+    });
+    for (const s of syms) if (!this.byName.has(s.name)) this.byName.set(s.name, s.address);
+  }
+
+  removeModule(name: string): void {
+    this.modules = this.modules.filter((m) => m.name !== name);
+  }
+
+  /** The address of the first symbol called `name`, or undefined. */
+  addressOf(name: string): Addr | undefined {
+    return this.byName.get(name);
+  }
+
+  /** `is_ksym_addr`: whether the core table may name this address at all. */
+  private isKsymAddr(a: Addr): boolean {
+    const b = this.bounds;
+    if (b.all && b.end !== null) return a >= b.stext && a <= b.end;
+    const inText = a >= b.stext && a < b.etext;
+    const inInit = b.sinittext !== null && b.einittext !== null && a >= b.sinittext && a < b.einittext;
+    return inText || inInit;
+  }
+
+  /** The symbol containing `a` (core first, then modules), or null. */
+  lookup(a: Addr): SymbolHit | null {
+    if (Number.isNaN(a)) return null;
+    if (this.isKsymAddr(a)) return this.lookupCore(a);
+    for (const m of this.modules) {
+      if (a >= m.textStart && a < m.textEnd) return lookupModule(m, a);
+    }
+    return null;
+  }
+
+  private lookupCore(a: Addr): SymbolHit | null {
+    const addrs = this.addrs;
+    let i = upperBound(addrs, a) - 1;
+    if (i < 0) return null;
+    // The first alias at this address is the one the kernel prints.
+    while (i > 0 && addrs[i - 1] === addrs[i]) i--;
+    const start = addrs[i]!;
+    let j = i + 1;
+    while (j < addrs.length && addrs[j] === start) j++;
+    let end: Addr;
+    if (j < addrs.length) end = addrs[j]!;
+    else if (this.bounds.sinittext !== null && this.bounds.einittext !== null && a >= this.bounds.sinittext && a < this.bounds.einittext) end = this.bounds.einittext;
+    else if (this.bounds.all && this.bounds.end !== null) end = this.bounds.end;
+    else end = this.bounds.etext;
+    return { name: this.names[i]!, offset: a - start, size: end - start, module: null };
+  }
+
+  /** `%pS`: `name+0xoff/0xsize [module]`, or the bare address when no symbol covers it. */
+  formatS(a: Addr): string {
+    const hit = this.lookup(a);
+    return hit === null ? formatAddr(a) : formatHit(hit, hit.offset);
+  }
+
+  /**
+   * `%pB`: the symbol of `a - 1`, offset printed plus one, so a return
+   * address just past a noreturn call names the caller, not the next function.
+   */
+  formatB(a: Addr): string {
+    const hit = this.lookup(a - 1);
+    return hit === null ? formatAddr(a) : formatHit(hit, hit.offset + 1);
+  }
+}
+
+function formatHit(hit: SymbolHit, offset: number): string {
+  const mod = hit.module !== null ? ` [${hit.module}]` : '';
+  return `${hit.name}+0x${offset.toString(16)}/0x${hit.size.toString(16)}${mod}`;
+}
+
+function lookupModule(m: ModuleTable, a: Addr): SymbolHit | null {
+  const i = upperBound(m.addrs, a) - 1;
+  if (i < 0) return null;
+  let k = i;
+  while (k > 0 && m.addrs[k - 1] === m.addrs[k]) k--;
+  const start = m.addrs[k]!;
+  let j = i + 1;
+  while (j < m.addrs.length && m.addrs[j] === start) j++;
+  const end = j < m.addrs.length ? m.addrs[j]! : m.textEnd;
+  return { name: m.names[k]!, offset: a - start, size: end - start, module: m.name };
+}
+
+/** Index of the first element greater than `a` in a sorted array. */
+function upperBound(xs: Float64Array, a: number): number {
+  let lo = 0;
+  let hi = xs.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (xs[mid]! <= a) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}

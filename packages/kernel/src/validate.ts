@@ -1,0 +1,38 @@
+import type { z } from 'zod';
+import type { InputError } from './errors.js';
+
+/** `tasks[3].stack.base64` from a zod issue path. */
+export function formatPath(path: readonly PropertyKey[]): string {
+  let out = '';
+  for (const p of path) {
+    if (typeof p === 'number') out += `[${p}]`;
+    else out += out === '' ? String(p) : `.${String(p)}`;
+  }
+  return out === '' ? '(document)' : out;
+}
+
+/**
+ * Validates `data` against `schema`; on failure names the file, the first
+ * offending field and what was expected there.
+ */
+export function validate<T extends z.ZodType>(
+  schema: T,
+  data: unknown,
+  file: string,
+): { ok: true; value: z.infer<T> } | { ok: false; error: InputError } {
+  const parsed = schema.safeParse(data);
+  if (parsed.success) return { ok: true, value: parsed.data };
+  const issue = parsed.error.issues[0]!;
+  const more = parsed.error.issues.length > 1 ? ` (and ${parsed.error.issues.length - 1} more problems)` : '';
+  const expected = 'expected' in issue && typeof issue.expected === 'string' ? issue.expected : undefined;
+  return {
+    ok: false,
+    error: {
+      code: 'KLPSIM_INPUT_INVALID',
+      message: `${issue.message}${more}`,
+      file,
+      field: formatPath(issue.path),
+      ...(expected !== undefined && !issue.message.includes(expected) ? { expected } : {}),
+    },
+  };
+}

@@ -1,0 +1,61 @@
+import { stripInsnPac } from '@klpsim/arm64';
+import { consumeEntry } from '../checks.js';
+import { ftraceGraphRetAddrFromBottom, kretprobeFindRetAddr } from '../recover.js';
+import { EINVAL, ENOENT, FLAG_FGRAPH, FLAG_KRETPROBE, type UnwindState, ZERO_ADDR } from '../state.js';
+import { nextFrameRecordPrevFp } from '../step.js';
+import type { TraceBuffer } from '../trace.js';
+import type { Policy } from './policy.js';
+
+/**
+ * Linux 6.1 (arch/arm64/kernel/stacktrace.c of v6.1): best effort only, no
+ * `arch_stack_walk_reliable`. The walk ends when fp reaches
+ * `&task_pt_regs(task)->stackframe`; an exception's pt_regs is just another
+ * frame record and is walked through silently. A kretprobe it cannot match
+ * leaves pc 0 and the walk goes on, as the 6.1 code did.
+ */
+
+/** `unwind_next` of 6.1. */
+function next(st: UnwindState): number {
+  st.flags = 0;
+  if (st.fp === st.task.finalFrame) return ENOENT;
+  const err = nextFrameRecordPrevFp(st);
+  if (err !== 0) return err;
+  const cfg = st.machine.config;
+  st.pc = stripInsnPac(st.recLrHi, st.recLrLo, cfg.pacKernelMask, cfg.pacUserMask);
+  const special = st.machine.special;
+  if (st.task.retStack !== null && special.returnToHandler !== null && st.pc === special.returnToHandler) {
+    const orig = ftraceGraphRetAddrFromBottom(st.task, st.pc, st.fp);
+    if (orig === st.pc) {
+      st.setReason('FGRAPH_UNRECOVERABLE', st.fp);
+      return EINVAL;
+    }
+    st.pc = orig;
+    st.flags |= FLAG_FGRAPH;
+  }
+  if (special.kretprobeTrampoline !== null && st.pc === special.kretprobeTrampoline) {
+    st.pc = kretprobeFindRetAddr(st, st.fp, special.kretprobeTrampoline);
+    st.flags |= FLAG_KRETPROBE;
+    if (st.pc === ZERO_ADDR) st.setReason('KRETPROBE_UNRECOVERABLE', st.fp);
+  }
+  return 0;
+}
+
+/** `unwind` of 6.1: consume, step, stop at the first error or the end. */
+function unwind(st: UnwindState, trace: TraceBuffer): number {
+  for (;;) {
+    if (!consumeEntry(st, trace)) break;
+    if (next(st) < 0) break;
+  }
+  return 0;
+}
+
+export const linux61: Policy = {
+  name: 'linux-6.1',
+  summary: 'Linux 6.1 arch_stack_walk (best effort; the kernel has no reliable variant)',
+  hasReliableWalk: false,
+  checkLayout: () => null,
+  consume: consumeEntry,
+  next,
+  isReliable: () => false,
+  unwind,
+};

@@ -1,0 +1,62 @@
+import { stripKernelInsnPac } from '@klpsim/arm64';
+import { consumeEntry } from '../checks.js';
+import { recoverReturnAddress } from '../recover.js';
+import { EINVAL, ENOENT, Source, type UnwindState } from '../state.js';
+import { nextFrameRecordConsuming } from '../step.js';
+import type { TraceBuffer } from '../trace.js';
+import type { Policy } from './policy.js';
+
+/**
+ * Mainline arm64 (arch/arm64/kernel/stacktrace.c, 6.13+ meta records, with
+ * `arch_stack_walk_reliable` as merged for 6.17): one-way stack
+ * consumption, FINAL / PT_REGS meta records, tracer recovery before every
+ * consume, and a reliable consumer that refuses the first pc taken from
+ * pt_regs: at an exception boundary the LR may have been live.
+ */
+
+function consume(st: UnwindState, trace: TraceBuffer): boolean {
+  if (st.needReliable && st.source === Source.REGS_PC) {
+    st.setReason('EXCEPTION_BOUNDARY', st.pc);
+    return false;
+  }
+  return consumeEntry(st, trace);
+}
+
+/** `kunwind_next`: one frame record (or meta record), PAC strip, recovery. */
+function next(st: UnwindState): number {
+  st.flags = 0;
+  if (st.source === Source.UNKNOWN) return EINVAL;
+  const err = nextFrameRecordConsuming(st);
+  if (err !== 0) return err;
+  st.pc = stripKernelInsnPac(st.recLrHi, st.recLrLo, st.machine.config.pacKernelMask);
+  return recoverReturnAddress(st);
+}
+
+/** `do_kunwind`: recover the starting pc, then consume and step until the FINAL record. */
+function unwind(st: UnwindState, trace: TraceBuffer): number {
+  let ret = recoverReturnAddress(st);
+  if (ret !== 0) return ret;
+  for (;;) {
+    if (!consume(st, trace)) return EINVAL;
+    ret = next(st);
+    if (ret === ENOENT) return 0;
+    if (ret < 0) return ret;
+  }
+}
+
+export const mainline: Policy = {
+  name: 'mainline',
+  summary: 'Linux 6.13+ unwinder with meta frame records; arch_stack_walk_reliable as in 6.17+',
+  hasReliableWalk: true,
+  checkLayout(machine) {
+    if (machine.config.ptRegs.meta !== null) return null;
+    return {
+      code: 'KLPSIM_POLICY_LAYOUT_MISMATCH',
+      message: `mainline needs meta frame records in pt_regs->stackframe (6.13+); ${machine.config.release} has none, so it cannot tell a FINAL record from an exception boundary. Use --policy linux-6.1 or symcode-v8.`,
+    };
+  },
+  consume,
+  next,
+  isReliable: (st) => st.source !== Source.REGS_PC,
+  unwind,
+};

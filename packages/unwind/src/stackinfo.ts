@@ -1,0 +1,133 @@
+import type { Addr } from '@klpsim/arm64';
+import { type Cpu, type CpuStack, type MemoryRegion, StackType } from '@klpsim/kernel';
+import type { UnwindState } from './state.js';
+
+/**
+ * The stacks a walk may use and the one-way consumption rule
+ * (arch/arm64/include/asm/stacktrace/common.h).
+ */
+
+/** What the walking context lets the unwinder see beyond the task stack. */
+export interface StackContext {
+  /** Walking `current` (not a blocked task). */
+  readonly current: boolean;
+  /** `!preemptible()`: the per-CPU IRQ and overflow stacks are known. */
+  readonly nonPreemptible: boolean;
+  /** `in_nmi()`: the SDEI stacks are known. */
+  readonly inNmi: boolean;
+  /** `current_in_efi()`: the EFI runtime stack is known. */
+  readonly inEfi: boolean;
+}
+
+/** Returned by `unwindFindStack` when the object lies on `state->stack` itself. */
+export const ON_CURRENT = -2;
+/** Returned by `unwindFindStack` when no known stack holds the object. */
+export const ON_NONE = -1;
+
+function setStack(st: UnwindState, i: number, type: number, low: Addr, high: Addr, region: MemoryRegion | null): void {
+  st.stackType[i] = type;
+  st.stackRegion[i] = region;
+  st.stackLow[i] = low;
+  st.stackHigh[i] = high;
+  st.stackOrigLow[i] = low;
+  st.stackOrigHigh[i] = high;
+}
+
+function setCpuStack(st: UnwindState, i: number, type: number, s: CpuStack | null): void {
+  if (s === null) setStack(st, i, type, Number.NaN, Number.NaN, null);
+  else setStack(st, i, type, s.low, s.high, st.machine.memory.regionOf(s.low, s.high - s.low));
+}
+
+/**
+ * Fills `stacks[]` as `kunwind_stack_walk` does: the task stack always; the
+ * per-CPU stacks only for `current` in the contexts that may be on them.
+ */
+export function initStacks(st: UnwindState, cpu: Cpu | undefined, ctx: StackContext): void {
+  const task = st.task;
+  setStack(st, 0, StackType.TASK, task.stack.low, task.stack.high, task.stack.region);
+  const cpuStacks = ctx.current && ctx.nonPreemptible && cpu !== undefined;
+  const sdei = ctx.current && ctx.inNmi && cpu !== undefined;
+  const efi = ctx.current && ctx.inEfi && cpu !== undefined;
+  setCpuStack(st, 1, StackType.IRQ, cpuStacks ? cpu.irqStack : null);
+  setCpuStack(st, 2, StackType.OVERFLOW, cpuStacks ? cpu.overflowStack : null);
+  setCpuStack(st, 3, StackType.SDEI_NORMAL, sdei ? cpu.sdeiNormalStack : null);
+  setCpuStack(st, 4, StackType.SDEI_CRITICAL, sdei ? cpu.sdeiCriticalStack : null);
+  setCpuStack(st, 5, StackType.EFI, efi ? cpu.efiStack : null);
+  st.nrStacks = 6;
+  st.curLow = Number.NaN;
+  st.curHigh = Number.NaN;
+  st.curType = StackType.UNKNOWN;
+  st.curRegion = null;
+}
+
+/**
+ * `unwind_find_stack`: the stack holding all of `[sp, sp+size)`, trying the
+ * current stack first. NaN bounds (an unknown stack) never match.
+ */
+export function unwindFindStack(st: UnwindState, sp: Addr, size: number): number {
+  if (sp >= st.curLow && sp + size <= st.curHigh) return ON_CURRENT;
+  const n = st.nrStacks;
+  for (let i = 0; i < n; i++) {
+    if (sp >= st.stackLow[i]! && sp + size <= st.stackHigh[i]!) return i;
+  }
+  return ON_NONE;
+}
+
+/**
+ * `unwind_consume_stack`: the object at `[sp, sp+size)` is used up. A stack
+ * taken from the list leaves it for good and replaces the current one, so a
+ * stack that has been left can never be found again: loops are impossible.
+ */
+export function unwindConsumeStack(st: UnwindState, where: number, sp: Addr, size: number): void {
+  if (where !== ON_CURRENT) {
+    st.curHigh = st.stackHigh[where]!;
+    st.curType = st.stackType[where]!;
+    st.curRegion = st.stackRegion[where]!;
+    st.stackLow[where] = Number.NaN;
+    st.stackHigh[where] = Number.NaN;
+  }
+  st.curLow = sp + size;
+}
+
+/** The memory of the stack `unwindFindStack` returned. */
+export function regionOfFound(st: UnwindState, where: number): MemoryRegion | null {
+  return where === ON_CURRENT ? st.curRegion : st.stackRegion[where]!;
+}
+
+/** The type of the stack `unwindFindStack` returned. */
+export function typeOfFound(st: UnwindState, where: number): number {
+  return where === ON_CURRENT ? st.curType : st.stackType[where]!;
+}
+
+/**
+ * `on_accessible_stack` of the pre-6.2 unwinders: the full bounds of every
+ * known stack, consumed or not (they track progress with `prev_fp` and
+ * `stacks_done` instead). Returns the index in `stacks[]` or ON_NONE.
+ */
+export function onAccessibleStack(st: UnwindState, sp: Addr, size: number): number {
+  const n = st.nrStacks;
+  for (let i = 0; i < n; i++) {
+    if (sp >= st.stackOrigLow[i]! && sp + size <= st.stackOrigHigh[i]!) return i;
+  }
+  return ON_NONE;
+}
+
+/** Cold path: was `sp` on a stack the walk knew before it moved on? */
+export function wasOnKnownStack(st: UnwindState, sp: Addr): boolean {
+  for (let i = 0; i < st.nrStacks; i++) {
+    if (sp >= st.stackOrigLow[i]! && sp < st.stackOrigHigh[i]!) return true;
+  }
+  return false;
+}
+
+/** Reads the 16-byte record at `fp` (on the stack `where`) into the state's scratch; false if unmapped. */
+export function readRecord(st: UnwindState, region: MemoryRegion | null, fp: Addr): boolean {
+  if (region === null || fp < region.start || fp + 16 > region.end) return false;
+  const w = region.words;
+  const i = (fp - region.start) / 4;
+  st.recFpLo = w[i]!;
+  st.recFpHi = w[i + 1]!;
+  st.recLrLo = w[i + 2]!;
+  st.recLrHi = w[i + 3]!;
+  return true;
+}

@@ -1,0 +1,102 @@
+import type { Addr } from '@klpsim/arm64';
+import type { Machine, MemoryRegion, Task } from '@klpsim/kernel';
+import type { ReasonCode } from './reason.js';
+
+/** Where the current pc came from (`enum kunwind_source`). */
+export const Source = { UNKNOWN: 0, FRAME: 1, CALLER: 2, TASK: 3, REGS_PC: 4 } as const;
+export type Source = (typeof Source)[keyof typeof Source];
+
+/** `union unwind_flags`: the pc was rewritten by a tracer and recovered. */
+export const FLAG_FGRAPH = 1;
+export const FLAG_KRETPROBE = 2;
+
+/** The optional checks, as bits of `UnwindState.checks`. */
+export const CHECK_CALL_SITE = 1;
+export const CHECK_START_IN_SCHEDULE = 2;
+
+/** Task stack, IRQ, overflow, SDEI normal, SDEI critical, EFI. */
+export const MAX_STACKS = 6;
+
+/** `ENOENT`: the walk reached its end. */
+export const ENOENT = -2;
+/** `EINVAL`: the walk failed. */
+export const EINVAL = -22;
+
+/** The address 0 folded (see @klpsim/arm64 addr.ts): what `kretprobe_find_ret_addr` returns when it finds nothing. */
+export const ZERO_ADDR: Addr = -(2 ** 52);
+
+/**
+ * One unwind in progress: `struct kunwind_state` and the fields the older
+ * unwinders kept (`prev_fp`, `stacks_done`, `failed`). One object is reused
+ * for every walk a Walker makes, so walking allocates nothing.
+ */
+export class UnwindState {
+  machine!: Machine;
+  task!: Task;
+
+  /** The frame pointer being followed, folded; and its raw halves (for `fp & 7` and messages). */
+  fp: Addr = 0;
+  fpHi = 0;
+  fpLo = 0;
+  /** The pc to consume next, folded and PAC-stripped. */
+  pc: Addr = 0;
+  source: Source = Source.UNKNOWN;
+  flags = 0;
+
+  /** `graph_idx`: where the next function-graph search starts (0: from the top). */
+  graphIdx = 0;
+  /** `kr_cur`: index of the last kretprobe instance matched (-1: none yet). */
+  krCur = -1;
+
+  /** `stacks[]`: the stacks the walk may still enter; NaN low marks one it may not (`stackinfo_get_unknown`). */
+  nrStacks = 0;
+  readonly stackLow = new Float64Array(MAX_STACKS);
+  readonly stackHigh = new Float64Array(MAX_STACKS);
+  readonly stackType = new Uint8Array(MAX_STACKS);
+  readonly stackRegion: (MemoryRegion | null)[] = new Array(MAX_STACKS).fill(null);
+  /** The bounds each stack had before the walk started (for diagnosis only). */
+  readonly stackOrigLow = new Float64Array(MAX_STACKS);
+  readonly stackOrigHigh = new Float64Array(MAX_STACKS);
+
+  /** `state->stack`: the stack being unwound; its low bound rises as records are consumed. */
+  curLow: Addr = Number.NaN;
+  curHigh: Addr = Number.NaN;
+  curType = 0;
+  curRegion: MemoryRegion | null = null;
+
+  /** The pre-6.2 rule: `prev_fp`, `prev_type` and the `stacks_done` bitmap. */
+  prevFp: Addr = 0;
+  prevType = 0;
+  stacksDone = 0;
+
+  /** The 2021 series' `failed` and `need_reliable`. */
+  failed = false;
+  needReliable = false;
+  /** The walk was started at the blocked task's saved context (for `start-in-schedule`). */
+  fromTask = false;
+
+  /** The first rule that failed: code, the address it rejected, and the entry count then. */
+  reason: ReasonCode | null = null;
+  reasonAddr: Addr = Number.NaN;
+  reasonFrame = 0;
+
+  /** Scratch for the record just read (raw halves), so reads return nothing. */
+  recFpHi = 0;
+  recFpLo = 0;
+  recLrHi = 0;
+  recLrLo = 0;
+
+  /** Entries handed to the consumer so far (the frame index a failure is reported at). */
+  consumed = 0;
+  /** Optional checks (CHECK_* bits) and the call-site check's text cache. */
+  checks = 0;
+
+  /** Records the first failure only: later ones are consequences. */
+  setReason(code: ReasonCode, addr: Addr): void {
+    if (this.reason === null) {
+      this.reason = code;
+      this.reasonAddr = addr;
+      this.reasonFrame = this.consumed;
+    }
+  }
+}

@@ -1,0 +1,247 @@
+import { type Addr, addrHi, addrLo, foldAddress, formatAddr } from '@klpsim/arm64';
+import { type Machine, STACK_TYPE_NAMES, type StackTypeName, StackType, type Task, type Word64 } from '@klpsim/kernel';
+import { type CheckName, checkBits } from './checks.js';
+import type { Policy, PolicyMismatch, PolicyName } from './policies/policy.js';
+import { REASON_TEXT, type WalkReason } from './reason.js';
+import { type StackContext, initStacks } from './stackinfo.js';
+import { EINVAL, FLAG_FGRAPH, FLAG_KRETPROBE, Source, UnwindState } from './state.js';
+import { TraceBuffer } from './trace.js';
+
+/** Where a walk starts (`kunwind_stack_walk`'s three cases). */
+export type WalkFrom =
+  /** A blocked task, from `thread.cpu_context` (`kunwind_init_from_task`). */
+  | { readonly kind: 'task' }
+  /** `current`, from the walker's caller (`kunwind_init_from_caller`). */
+  | ({ readonly kind: 'caller'; readonly fp: Addr; readonly pc: Addr } & Partial<StackContext>)
+  /** `current`, from a `struct pt_regs` at `regs` (`kunwind_init_from_regs`). */
+  | ({ readonly kind: 'regs'; readonly regs: Addr } & Partial<StackContext>);
+
+export interface WalkOptions {
+  /** `arch_stack_walk_reliable` (true) or the debug `arch_stack_walk` (false). */
+  readonly reliable: boolean;
+  /** Trace buffer size: 100 for livepatch; the debug walk's default is 512. */
+  readonly size?: number;
+  readonly checks?: readonly CheckName[];
+  readonly from?: WalkFrom;
+}
+
+/** One trace entry as people and JSON see it. */
+export interface TraceEntry {
+  readonly address: string;
+  /** `%pS`. */
+  readonly symbol: string;
+  /** The marker mainline prints after the symbol: T, C or P for the start, F / K for a recovered address; "" for a plain frame. */
+  readonly source: string;
+  /** The stack the entry's record was read from; null for the starting pc. */
+  readonly stack: StackTypeName | null;
+}
+
+/** A walk's whole outcome, a plain object that serializes as it is. */
+export interface WalkResult {
+  readonly pid: number;
+  readonly comm: string;
+  readonly policy: PolicyName;
+  readonly checks: readonly CheckName[];
+  readonly walk: 'reliable' | 'debug';
+  /** The verdict; null for a debug walk, which has none. */
+  readonly reliable: boolean | null;
+  /** `EINVAL` when the reliable walk failed, else null. */
+  readonly error: 'EINVAL' | null;
+  /** The first rule that failed, or for a debug walk what stopped it before the end; null otherwise. */
+  readonly reason: WalkReason | null;
+  readonly trace: readonly TraceEntry[];
+}
+
+const DEBUG_SIZE = 512;
+const SOURCE_MARK = ['U', '', 'C', 'T', 'P'];
+
+/**
+ * Walks tasks of one machine under one policy, reusing one unwind state and
+ * one trace buffer so that a walk allocates nothing per frame.
+ */
+export class Walker {
+  readonly st = new UnwindState();
+  readonly trace = new TraceBuffer();
+  private readonly scratch: Word64 = { hi: 0, lo: 0 };
+  private lastReliable = true;
+  private lastRet = 0;
+  private lastChecks: readonly CheckName[] = [];
+
+  constructor(
+    readonly machine: Machine,
+    readonly policy: Policy,
+  ) {}
+
+  /** `unwindStart`: initialises the state for `task` as `kunwind_stack_walk` does; false if `from` cannot be read. */
+  unwindStart(task: Task, options: WalkOptions): boolean {
+    const st = this.st;
+    const from = options.from ?? { kind: 'task' };
+    st.machine = this.machine;
+    st.task = task;
+    st.flags = 0;
+    st.graphIdx = 0;
+    st.krCur = -1;
+    st.prevFp = 0;
+    st.prevType = StackType.UNKNOWN;
+    st.stacksDone = 0;
+    st.failed = false;
+    st.needReliable = options.reliable;
+    st.reason = null;
+    st.reasonAddr = Number.NaN;
+    st.reasonFrame = 0;
+    st.consumed = 0;
+    st.checks = options.checks === undefined || options.checks.length === 0 ? 0 : checkBits(options.checks);
+    st.fromTask = from.kind === 'task';
+    const ctx: StackContext = {
+      current: from.kind !== 'task',
+      nonPreemptible: from.kind !== 'task' && (from.nonPreemptible ?? false),
+      inNmi: from.kind !== 'task' && (from.inNmi ?? false),
+      inEfi: from.kind !== 'task' && (from.inEfi ?? false),
+    };
+    initStacks(st, this.machine.cpus[task.cpu], ctx);
+    if (from.kind === 'task') {
+      this.setFp(task.cpuContext.fp);
+      st.pc = task.cpuContext.pc;
+      st.source = Source.TASK;
+    } else if (from.kind === 'caller') {
+      this.setFp(from.fp);
+      st.pc = from.pc;
+      st.source = Source.CALLER;
+    } else {
+      const layout = this.machine.config.ptRegs;
+      const mem = this.machine.memory;
+      const w = this.scratch;
+      if (!mem.read64(from.regs + layout.regs29Offset, w)) return false;
+      st.fpHi = w.hi;
+      st.fpLo = w.lo;
+      st.fp = foldAddress(w.hi, w.lo);
+      if (!mem.read64(from.regs + layout.pcOffset, w)) return false;
+      st.pc = foldAddress(w.hi, w.lo);
+      st.source = Source.REGS_PC;
+    }
+    return true;
+  }
+
+  private setFp(fp: Addr): void {
+    this.st.fp = fp;
+    this.st.fpHi = addrHi(fp);
+    this.st.fpLo = addrLo(fp);
+  }
+
+  /**
+   * Walks `task` and returns the kernel's return value: 0 or -EINVAL for a
+   * reliable walk, 0 for a debug walk. The entries stay in `this.trace`
+   * until the next walk; `result()` turns them into a WalkResult.
+   */
+  walk(task: Task, options: WalkOptions): number {
+    this.trace.reset(options.size ?? (options.reliable ? 100 : DEBUG_SIZE));
+    this.lastReliable = options.reliable;
+    this.lastChecks = options.checks ?? [];
+    if (!this.unwindStart(task, options)) {
+      this.st.setReason('RECORD_UNREADABLE', options.from?.kind === 'regs' ? options.from.regs : Number.NaN);
+      this.lastRet = EINVAL;
+      return EINVAL;
+    }
+    const ret = this.policy.unwind(this.st, this.trace);
+    this.lastRet = options.reliable ? ret : 0;
+    return this.lastRet;
+  }
+
+  /** The last walk as a WalkResult (symbolized; this is the edge, where allocation is fine). */
+  result(): WalkResult {
+    const { st, trace, machine } = this;
+    const entries: TraceEntry[] = [];
+    for (let i = 0; i < trace.len; i++) {
+      const pc = trace.pcs[i]!;
+      const flags = trace.flags[i]!;
+      const src = SOURCE_MARK[trace.sources[i]!] ?? 'U';
+      entries.push({
+        address: formatAddr(pc),
+        symbol: machine.kallsyms.formatS(pc),
+        source: `${src}${flags & FLAG_FGRAPH ? 'F' : ''}${flags & FLAG_KRETPROBE ? 'K' : ''}`,
+        stack: trace.stacks[i] === StackType.UNKNOWN ? null : STACK_TYPE_NAMES[trace.stacks[i]!]!,
+      });
+    }
+    const failed = this.lastRet < 0;
+    return {
+      pid: st.task.pid,
+      comm: st.task.comm,
+      policy: this.policy.name,
+      checks: this.lastChecks,
+      walk: this.lastReliable ? 'reliable' : 'debug',
+      reliable: this.lastReliable ? !failed : null,
+      error: failed ? 'EINVAL' : null,
+      reason: st.reason === null ? null : this.reasonOf(),
+      trace: entries,
+    };
+  }
+
+  private reasonOf(): WalkReason {
+    const st = this.st;
+    const code = st.reason!;
+    const addr = st.reasonAddr;
+    const where = Number.isNaN(addr) ? '' : ` (${formatAddr(addr)}${this.whereIs(addr)})`;
+    return {
+      code,
+      frame: st.reasonFrame,
+      address: Number.isNaN(addr) ? null : formatAddr(addr),
+      message: `${REASON_TEXT[code]}${where}`,
+    };
+  }
+
+  /** Cold path: a few words on where an address lies, for reason messages. */
+  private whereIs(a: Addr): string {
+    const m = this.machine;
+    const task = this.st.task;
+    if (a >= task.stack.low && a < task.stack.high) return `: task stack +0x${(a - task.stack.low).toString(16)}`;
+    const sym = m.kallsyms.lookup(a);
+    const sc = m.symCode.find(a);
+    const parts = [];
+    if (sym !== null) parts.push(m.kallsyms.formatS(a));
+    parts.push(m.text.describe(a));
+    if (sc !== undefined) parts.push(`sym_code ${sc.name} from ${sc.source}`);
+    return `: ${parts.join(', ')}`;
+  }
+}
+
+/** Fails when the policy does not fit the kernel (see `Policy.checkLayout`). */
+export function walkerFor(machine: Machine, policy: Policy): { ok: true; value: Walker } | { ok: false; error: PolicyMismatch } {
+  const mismatch = policy.checkLayout(machine);
+  return mismatch === null ? { ok: true, value: new Walker(machine, policy) } : { ok: false, error: mismatch };
+}
+
+/** `arch_stack_walk`: the debug walk, crossing exception boundaries; its result has `reliable: null`. */
+export function archStackWalk(walker: Walker, task: Task, options: Omit<WalkOptions, 'reliable'> = {}): WalkResult {
+  walker.walk(task, { ...options, reliable: false });
+  return walker.result();
+}
+
+/**
+ * `arch_stack_walk_reliable`: 0 or -EINVAL with the entries as far as it got.
+ * Fails (as a value) for a policy whose kernel has no reliable walk.
+ */
+export function archStackWalkReliable(
+  walker: Walker,
+  task: Task,
+  options: Omit<WalkOptions, 'reliable'> = {},
+): { ok: true; value: WalkResult } | { ok: false; error: { code: 'KLPSIM_NO_RELIABLE_WALK'; message: string } } {
+  if (!walker.policy.hasReliableWalk) {
+    return {
+      ok: false,
+      error: { code: 'KLPSIM_NO_RELIABLE_WALK', message: `${walker.policy.name} has no arch_stack_walk_reliable; use the debug walk` },
+    };
+  }
+  walker.walk(task, { ...options, reliable: true });
+  return { ok: true, value: walker.result() };
+}
+
+/**
+ * `stack_trace_save_tsk_reliable(task, store, size)`: the number of entries
+ * stored, or -EINVAL. Allocation-free: the entries are in `walker.trace`.
+ */
+export function stackTraceSaveTskReliable(walker: Walker, task: Task, size = 100, checks?: readonly CheckName[]): number {
+  const ret = walker.walk(task, checks === undefined ? { reliable: true, size } : { reliable: true, size, checks });
+  return ret < 0 ? ret : walker.trace.len;
+}
+
+export { EINVAL };
