@@ -8,3 +8,5 @@ export * from './machine.js';
 export { validate, formatPath } from './validate.js';
 export { captureSchema, type CaptureDocument, type CaptureTask, type CaptureTraceEntry } from './capture/schema.js';
 export { loadCapture, importCapture, type LoadedCapture, type KernelOracle, type LoadCaptureOptions } from './capture/import.js';
+export * from './builder/describe.js';
+export { buildMachine, type BuiltMachine, type BuiltTask, type BuiltStart, type ExpectedEntry } from './builder/build.js';

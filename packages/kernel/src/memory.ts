@@ -30,13 +30,22 @@ export class Memory {
 
   /** Maps a copy of `bytes` at `start`; fails if it overlaps a mapped region. */
   map(name: string, start: Addr, bytes: Uint8Array): Result<MemoryRegion, InputError> {
+    const r = this.mapZeroed(name, start, bytes.length);
+    if (r.ok) r.value.bytes.set(bytes);
+    return r;
+  }
+
+  /** Maps `size` zero bytes at `start`, for the caller to fill in place. */
+  mapZeroed(name: string, start: Addr, length: number): Result<MemoryRegion, InputError> {
     if (!Number.isFinite(start) || start % 8 !== 0) {
       return fail({ code: 'KLPSIM_MEMORY_OVERLAP', message: `region ${name} at ${formatAddr(start)} is not 8-byte aligned` });
     }
-    const size = Math.ceil(bytes.length / 8) * 8;
+    const size = Math.ceil(length / 8) * 8;
     const end = start + size;
-    for (const r of this.regions) {
-      if (start < r.end && r.start < end) {
+    let i = this.regions.length;
+    while (i > 0 && this.regions[i - 1]!.start > start) i--;
+    for (const r of [this.regions[i - 1], this.regions[i]]) {
+      if (r !== undefined && start < r.end && r.start < end) {
         return fail({
           code: 'KLPSIM_MEMORY_OVERLAP',
           message: `region ${name} [${formatAddr(start)}, ${formatAddr(end)}) overlaps ${r.name} [${formatAddr(r.start)}, ${formatAddr(r.end)})`,
@@ -44,11 +53,7 @@ export class Memory {
       }
     }
     const buf = new ArrayBuffer(size);
-    const copy = new Uint8Array(buf);
-    copy.set(bytes);
-    const region: MemoryRegion = { name, start, end, bytes: copy, words: new Uint32Array(buf) };
-    let i = this.regions.length;
-    while (i > 0 && this.regions[i - 1]!.start > start) i--;
+    const region: MemoryRegion = { name, start, end, bytes: new Uint8Array(buf), words: new Uint32Array(buf) };
     this.regions.splice(i, 0, region);
     return ok(region);
   }

@@ -1,0 +1,107 @@
+import { z } from 'zod';
+
+/**
+ * The builder's input: a kernel and its tasks described as call chains.
+ * Zod first; the TypeScript types are derived from it (and so will the
+ * published JSON Schema be), never written twice.
+ */
+
+export const SECTIONS = ['text', 'entry', 'sched', 'lock', 'irqentry', 'init', 'module', 'bpf', 'ftrace-trampoline', 'kprobe-slot'] as const;
+export const CALL_KINDS = ['bl', 'blr', 'blraa', 'blrab', 'blraaz', 'blrabz'] as const;
+export const CORRUPTIONS = [
+  'misaligned-fp',
+  'loop',
+  'other-stack',
+  'off-stack',
+  'truncated',
+  'lr-not-text',
+  'lr-not-after-call',
+  'missing-fgraph',
+  'missing-kretprobe',
+  'final-misplaced',
+  'meta-unknown',
+] as const;
+export const STACK_NAMES = ['task', 'irq', 'overflow', 'sdei_normal', 'sdei_critical'] as const;
+
+export const functionDescSchema = z.strictObject({
+  name: z.string().min(1),
+  /** Bytes; a multiple of 4. */
+  size: z.number().int().min(0x40).max(0x100000).multipleOf(4).optional(),
+  section: z.enum(SECTIONS).optional(),
+  /** For section "module": which module. */
+  module: z.string().optional(),
+  /** Add this function to sym_code_functions (SYM_CODE assembly). */
+  symCode: z.boolean().optional(),
+});
+
+export const exceptionDescSchema = z.strictObject({
+  /**
+   * "saved": the interrupted function had pushed its frame record (x29 is its
+   * own frame). "unsaved": it was interrupted before (a leaf, or mid-prologue):
+   * x29 is still its caller's frame and its return address lives only in LR,
+   * so a walk through the pt_regs silently loses the caller.
+   */
+  lr: z.enum(['saved', 'unsaved']).default('saved'),
+});
+
+export const frameDescSchema = z.strictObject({
+  /** The function this entry of the backtrace is in. */
+  fn: z.string().min(1),
+  /** Offset of the entry's pc in `fn`: for a return address, just after the call. */
+  at: z.number().int().min(4).multipleOf(4).optional(),
+  /** The call instruction before the return address. */
+  call: z.enum(CALL_KINDS).optional(),
+  /** Bytes of stack the frame takes (its 16-byte record at the bottom). */
+  frameSize: z.number().int().min(16).max(496).multipleOf(16).optional(),
+  /** The function-graph tracer hooked the return into this frame (return_to_handler in the LR slot). */
+  fgraph: z.boolean().optional(),
+  /** A kretprobe hooked the return into this frame (the trampoline in the LR slot). */
+  kretprobe: z.boolean().optional(),
+  /** This entry is where an exception interrupted `fn`: pt_regs lie between it and the entry before. */
+  exception: exceptionDescSchema.optional(),
+  /** The per-CPU stack this frame's record lives on (walks of `current` only). */
+  stack: z.enum(STACK_NAMES).optional(),
+});
+
+export const corruptionSchema = z.strictObject({
+  kind: z.enum(CORRUPTIONS),
+  /** The frame whose saved record (or, for lr-not-after-call, whose pc) is corrupted. */
+  frame: z.number().int().nonnegative(),
+});
+
+export const taskDescSchema = z.strictObject({
+  pid: z.number().int().nonnegative().optional(),
+  comm: z.string().optional(),
+  /** Defaults from the outermost frame: ret_from_fork means a kernel thread. */
+  kthread: z.boolean().optional(),
+  state: z.string().length(1).optional(),
+  cpu: z.number().int().nonnegative().optional(),
+  /** The task is `current` on its CPU: walk it from its caller, not from cpu_context. */
+  running: z.boolean().optional(),
+  /** Innermost first, as a backtrace prints them; the last is the entry (el0t_64_sync, ret_from_fork...). */
+  frames: z.array(frameDescSchema).min(1).max(4096),
+  corrupt: z.array(corruptionSchema).optional(),
+});
+
+export const kernelDescSchema = z.strictObject({
+  release: z.string().optional(),
+  /** `mainline`: pt_regs->stackframe is a meta record (6.13+); `linux-6.1`: a plain frame record. */
+  layout: z.enum(['mainline', 'linux-6.1']).default('mainline'),
+  vaBits: z.union([z.literal(48), z.literal(52)]).default(48),
+  pac: z.boolean().default(true),
+  cpus: z.number().int().min(1).max(512).default(2),
+  /** Map per-CPU IRQ/overflow/SDEI stacks (false: known but unreadable). */
+  mapCpuStacks: z.boolean().default(true),
+  initFreed: z.boolean().default(true),
+  /** Functions beyond the built-in catalogue, or overriding its sizes and sections. */
+  functions: z.array(functionDescSchema).default([]),
+  tasks: z.array(taskDescSchema).default([]),
+});
+
+export type FunctionDesc = z.infer<typeof functionDescSchema>;
+export type FrameDesc = z.input<typeof frameDescSchema>;
+export type CorruptionDesc = z.infer<typeof corruptionSchema>;
+export type TaskDesc = z.input<typeof taskDescSchema>;
+export type KernelDesc = z.input<typeof kernelDescSchema>;
+export type KernelDescParsed = z.output<typeof kernelDescSchema>;
+export type CorruptionKind = (typeof CORRUPTIONS)[number];

@@ -1,0 +1,47 @@
+import type { FrameDesc, TaskDesc } from '@klpsim/kernel';
+
+/** Chains that read like real backtraces, innermost first. */
+export const USER_NANOSLEEP: FrameDesc[] = [
+  { fn: '__switch_to' },
+  { fn: '__schedule' },
+  { fn: 'schedule' },
+  { fn: 'do_nanosleep' },
+  { fn: 'hrtimer_nanosleep' },
+  { fn: 'common_nsleep' },
+  { fn: '__arm64_sys_clock_nanosleep' },
+  { fn: 'invoke_syscall' },
+  { fn: 'el0_svc_common' },
+  { fn: 'do_el0_svc' },
+  { fn: 'el0_svc' },
+  { fn: 'el0t_64_sync_handler' },
+  { fn: 'el0t_64_sync' },
+];
+
+export const KWORKER: FrameDesc[] = [
+  { fn: '__switch_to' },
+  { fn: '__schedule' },
+  { fn: 'schedule' },
+  { fn: 'worker_thread' },
+  { fn: 'kthread' },
+  { fn: 'ret_from_fork' },
+];
+
+/** A kthread preempted by an IRQ in `crc32_body`, which had pushed its frame (or not). */
+export function irqPreempted(lr: 'saved' | 'unsaved'): FrameDesc[] {
+  return [
+    { fn: '__switch_to' },
+    { fn: '__schedule' },
+    { fn: 'preempt_schedule_irq' },
+    { fn: 'arm64_preempt_schedule_irq' },
+    { fn: 'el1_interrupt' },
+    { fn: 'el1h_64_irq_handler' },
+    { fn: 'el1h_64_irq' },
+    { fn: 'crc32_body', at: lr === 'saved' ? 0x48 : 0x4, exception: { lr } },
+    { fn: 'crc32_update' },
+    { fn: 'worker_thread' },
+    { fn: 'kthread' },
+    { fn: 'ret_from_fork' },
+  ];
+}
+
+export const task = (frames: FrameDesc[], extra: Partial<TaskDesc> = {}): TaskDesc => ({ frames, ...extra });
