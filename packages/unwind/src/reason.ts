@@ -17,7 +17,6 @@ export const REASON_CODES = [
   'BUFFER_FULL',
   'NOT_AFTER_CALL',
   'NOT_IN_SCHEDULE',
-  'TASK_NOT_WALKABLE',
 ] as const;
 
 export type ReasonCode = (typeof REASON_CODES)[number];
@@ -38,7 +37,6 @@ export const REASON_TEXT: Readonly<Record<ReasonCode, string>> = {
   BUFFER_FULL: 'the trace buffer filled up before the walk reached the end of the stack',
   NOT_AFTER_CALL: 'the instruction before the return address is not a call (bl/blr/blra*)',
   NOT_IN_SCHEDULE: 'a blocked task\'s walk must begin in __switch_to called from __schedule',
-  TASK_NOT_WALKABLE: 'the task cannot be walked from here (running on another CPU, or regs of a task that is not current)',
 };
 
 /** The structured reason a result carries. */

@@ -112,12 +112,9 @@ export function onAccessibleStack(st: UnwindState, sp: Addr, size: number): numb
   return ON_NONE;
 }
 
-/** Cold path: was `sp` on a stack the walk knew before it moved on? */
-export function wasOnKnownStack(st: UnwindState, sp: Addr): boolean {
-  for (let i = 0; i < st.nrStacks; i++) {
-    if (sp >= st.stackOrigLow[i]! && sp < st.stackOrigHigh[i]!) return true;
-  }
-  return false;
+/** Cold path: would `[sp, sp+size)` have fit a stack the walk knew before it moved on? */
+export function wasOnKnownStack(st: UnwindState, sp: Addr, size: number): boolean {
+  return onAccessibleStack(st, sp, size) !== ON_NONE;
 }
 
 /** Reads the 16-byte record at `fp` (on the stack `where`) into the state's scratch; false if unmapped. */

@@ -16,8 +16,8 @@ import { EINVAL, ENOENT, Source, type UnwindState } from './state.js';
  * Each leaves the raw LR in `st.recLrHi/Lo` for the policy to strip.
  */
 
-function failOffStack(st: UnwindState, addr: number): number {
-  st.setReason(wasOnKnownStack(st, addr) ? 'STACK_REENTERED' : 'RECORD_OFF_STACK', addr);
+function failOffStack(st: UnwindState, addr: number, size: number): number {
+  st.setReason(wasOnKnownStack(st, addr, size) ? 'STACK_REENTERED' : 'RECORD_OFF_STACK', addr);
   return EINVAL;
 }
 
@@ -38,7 +38,7 @@ export function nextFrameRecordConsuming(st: UnwindState): number {
     return EINVAL;
   }
   const where = unwindFindStack(st, fp, 16);
-  if (where === ON_NONE) return failOffStack(st, fp);
+  if (where === ON_NONE) return failOffStack(st, fp, 16);
   if (!readRecord(st, regionOfFound(st, where), fp)) {
     st.setReason('RECORD_UNREADABLE', fp);
     return EINVAL;
@@ -64,7 +64,7 @@ function nextFrameRecordMeta(st: UnwindState): number {
     return EINVAL;
   }
   const where = unwindFindStack(st, fp, meta.size);
-  if (where === ON_NONE) return failOffStack(st, fp);
+  if (where === ON_NONE) return failOffStack(st, fp, meta.size);
   const region = regionOfFound(st, where);
   if (region === null) {
     st.setReason('RECORD_UNREADABLE', fp);
@@ -87,7 +87,7 @@ function nextRegsPc(st: UnwindState): number {
   const layout = st.machine.config.ptRegs;
   const regs = st.fp - layout.stackframeOffset;
   const where = unwindFindStack(st, regs, layout.size);
-  if (where === ON_NONE) return failOffStack(st, regs);
+  if (where === ON_NONE) return failOffStack(st, regs, layout.size);
   const region = regionOfFound(st, where);
   if (region === null) {
     st.setReason('RECORD_UNREADABLE', regs);

@@ -1,14 +1,9 @@
 import { formatAddr } from '@klpsim/arm64';
-import { type BuiltMachine, type KernelDesc, buildMachine, formatInputError } from '@klpsim/kernel';
 import { describe, expect, it } from 'vitest';
 import { POLICIES, type PolicyName, Walker } from '../src/index.js';
+import { build } from './build.js';
 import { KWORKER, USER_NANOSLEEP, irqPreempted, task } from './chains.js';
 
-export function build(desc: KernelDesc): BuiltMachine {
-  const r = buildMachine(desc);
-  if (!r.ok) throw new Error(formatInputError(r.error));
-  return r.value;
-}
 
 const pcsOf = (w: Walker) => Array.from(w.trace.pcs.subarray(0, w.trace.len), formatAddr);
 
@@ -56,4 +51,27 @@ describe('builder chains walk back exactly', () => {
     w61.walk(b61.tasks[0]!.task, { reliable: false });
     expect(pcsOf(w61)).toEqual(b61.tasks[0]!.debugTrace.map((e) => formatAddr(e.pc)));
   });
+});
+
+describe('rewritten return addresses are recovered before any check', () => {
+  const hooked = KWORKER.map((f, i) =>
+    i === 1 ? { ...f, fgraph: true } : i === 2 ? { ...f, kretprobe: true } : i === 3 ? { ...f, fgraph: true, kretprobe: true } : f,
+  );
+  for (const layout of ['mainline', 'linux-6.1'] as const) {
+    it(`function graph (F), kretprobe (K) and both nested (FK), ${layout} layout`, () => {
+      const b = build({ layout, tasks: [task(hooked)] });
+      const t = b.tasks[0]!;
+      expect(t.task.retStack?.layout).toBe(layout === 'mainline' ? 'shadow' : 'array');
+      for (const name of ['mainline', 'linux-6.1', 'symcode-v8'] as PolicyName[]) {
+        const policy = POLICIES[name];
+        if (policy.checkLayout(b.machine) !== null) continue;
+        const w = new Walker(b.machine, policy);
+        w.walk(t.task, { reliable: policy.hasReliableWalk });
+        const r = w.result();
+        expect(r.reason, name).toBeNull();
+        expect(pcsOf(w), name).toEqual(t.chain.map(formatAddr));
+        expect(r.trace.map((e) => e.source)).toEqual(['T', 'F', 'K', 'FK', '', '']);
+      }
+    });
+  }
 });
