@@ -33,14 +33,15 @@ export function isKernelAddr(a: Addr): boolean {
 
 /** The high 32 bits of the 64-bit value a folded address stands for. */
 export function addrHi(a: Addr): number {
-  if (a >= 0) return Math.floor(a / TWO_32) + KERNEL_HI_BASE;
-  return Math.floor((a + USER_SPAN) / TWO_32);
+  // `x >>> 0` is x mod 2^32 for any integer below 2^53, and much cheaper than `%`.
+  if (a >= 0) return (a - (a >>> 0)) / TWO_32 + KERNEL_HI_BASE;
+  const v = a + USER_SPAN;
+  return (v - (v >>> 0)) / TWO_32;
 }
 
 /** The low 32 bits of the 64-bit value a folded address stands for. */
 export function addrLo(a: Addr): number {
-  const v = a >= 0 ? a : a + USER_SPAN;
-  return v % TWO_32;
+  return (a >= 0 ? a : a + USER_SPAN) >>> 0;
 }
 
 /** The 64-bit value as a BigInt (for the edges: parsing, printing, tests). */

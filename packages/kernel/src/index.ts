@@ -10,3 +10,4 @@ export { captureSchema, type CaptureDocument, type CaptureTask, type CaptureTrac
 export { loadCapture, importCapture, type LoadedCapture, type KernelOracle, type LoadCaptureOptions } from './capture/import.js';
 export * from './builder/describe.js';
 export { buildMachine, type BuiltMachine, type BuiltTask, type BuiltStart, type ExpectedEntry } from './builder/build.js';
+export { syntheticKernelDesc, mulberry32, type SyntheticOptions } from './builder/synthetic.js';

@@ -69,10 +69,8 @@ export function kretprobeFindRetAddr(st: UnwindState, fp: Addr, trampoline: Addr
  * Every reliability check afterwards sees the recovered pc, never a trampoline.
  */
 export function recoverReturnAddress(st: UnwindState): number {
-  const special = st.machine.special;
-  const rth = special.returnToHandler;
-  if (st.task.retStack !== null && rth !== null && st.pc === rth) {
-    const orig = ftraceGraphRetAddr(st, st.pc, st.fp, rth);
+  if (st.pc === st.returnToHandler && st.hasRetStack) {
+    const orig = ftraceGraphRetAddr(st, st.pc, st.fp, st.returnToHandler);
     if (orig === st.pc) {
       st.setReason('FGRAPH_UNRECOVERABLE', st.fp);
       return EINVAL;
@@ -80,9 +78,8 @@ export function recoverReturnAddress(st: UnwindState): number {
     st.pc = orig;
     st.flags |= FLAG_FGRAPH;
   }
-  const tramp = special.kretprobeTrampoline;
-  if (tramp !== null && st.pc === tramp) {
-    const orig = kretprobeFindRetAddr(st, st.fp, tramp);
+  if (st.pc === st.kretprobeTrampoline) {
+    const orig = kretprobeFindRetAddr(st, st.fp, st.kretprobeTrampoline);
     if (orig === ZERO_ADDR) {
       st.setReason('KRETPROBE_UNRECOVERABLE', st.fp);
       return EINVAL;

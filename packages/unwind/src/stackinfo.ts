@@ -7,10 +7,8 @@ import type { UnwindState } from './state.js';
  * (arch/arm64/include/asm/stacktrace/common.h).
  */
 
-/** What the walking context lets the unwinder see beyond the task stack. */
+/** What the walking context of `current` lets the unwinder see beyond the task stack. */
 export interface StackContext {
-  /** Walking `current` (not a blocked task). */
-  readonly current: boolean;
   /** `!preemptible()`: the per-CPU IRQ and overflow stacks are known. */
   readonly nonPreemptible: boolean;
   /** `in_nmi()`: the SDEI stacks are known. */
@@ -24,7 +22,8 @@ export const ON_CURRENT = -2;
 /** Returned by `unwindFindStack` when no known stack holds the object. */
 export const ON_NONE = -1;
 
-function setStack(st: UnwindState, i: number, type: number, low: Addr, high: Addr, region: MemoryRegion | null): void {
+function addStack(st: UnwindState, type: number, low: Addr, high: Addr, region: MemoryRegion | null): void {
+  const i = st.nrStacks++;
   st.stackType[i] = type;
   st.stackRegion[i] = region;
   st.stackLow[i] = low;
@@ -33,27 +32,37 @@ function setStack(st: UnwindState, i: number, type: number, low: Addr, high: Add
   st.stackOrigHigh[i] = high;
 }
 
-function setCpuStack(st: UnwindState, i: number, type: number, s: CpuStack | null): void {
-  if (s === null) setStack(st, i, type, Number.NaN, Number.NaN, null);
-  else setStack(st, i, type, s.low, s.high, st.machine.memory.regionOf(s.low, s.high - s.low));
+function addCpuStack(st: UnwindState, type: number, s: CpuStack | null): void {
+  if (s !== null) addStack(st, type, s.low, s.high, st.machine.memory.regionOf(s.low, s.high - s.low));
 }
 
 /**
  * Fills `stacks[]` as `kunwind_stack_walk` does: the task stack always; the
  * per-CPU stacks only for `current` in the contexts that may be on them.
+ * The kernel keeps unknown entries in its array; they can never match, so
+ * the list here holds only the known ones, in the kernel's order.
  */
-export function initStacks(st: UnwindState, cpu: Cpu | undefined, ctx: StackContext): void {
+export function initStacks(
+  st: UnwindState,
+  cpu: Cpu | undefined,
+  nonPreemptible: boolean,
+  inNmi: boolean,
+  inEfi: boolean,
+): void {
   const task = st.task;
-  setStack(st, 0, StackType.TASK, task.stack.low, task.stack.high, task.stack.region);
-  const cpuStacks = ctx.current && ctx.nonPreemptible && cpu !== undefined;
-  const sdei = ctx.current && ctx.inNmi && cpu !== undefined;
-  const efi = ctx.current && ctx.inEfi && cpu !== undefined;
-  setCpuStack(st, 1, StackType.IRQ, cpuStacks ? cpu.irqStack : null);
-  setCpuStack(st, 2, StackType.OVERFLOW, cpuStacks ? cpu.overflowStack : null);
-  setCpuStack(st, 3, StackType.SDEI_NORMAL, sdei ? cpu.sdeiNormalStack : null);
-  setCpuStack(st, 4, StackType.SDEI_CRITICAL, sdei ? cpu.sdeiCriticalStack : null);
-  setCpuStack(st, 5, StackType.EFI, efi ? cpu.efiStack : null);
-  st.nrStacks = 6;
+  st.nrStacks = 0;
+  addStack(st, StackType.TASK, task.stack.low, task.stack.high, task.stack.region);
+  if (cpu !== undefined) {
+    if (nonPreemptible) {
+      addCpuStack(st, StackType.IRQ, cpu.irqStack);
+      addCpuStack(st, StackType.OVERFLOW, cpu.overflowStack);
+    }
+    if (inNmi) {
+      addCpuStack(st, StackType.SDEI_NORMAL, cpu.sdeiNormalStack);
+      addCpuStack(st, StackType.SDEI_CRITICAL, cpu.sdeiCriticalStack);
+    }
+    if (inEfi) addCpuStack(st, StackType.EFI, cpu.efiStack);
+  }
   st.curLow = Number.NaN;
   st.curHigh = Number.NaN;
   st.curType = StackType.UNKNOWN;
@@ -121,7 +130,8 @@ export function wasOnKnownStack(st: UnwindState, sp: Addr, size: number): boolea
 export function readRecord(st: UnwindState, region: MemoryRegion | null, fp: Addr): boolean {
   if (region === null || fp < region.start || fp + 16 > region.end) return false;
   const w = region.words;
-  const i = (fp - region.start) / 4;
+  // A stack is far smaller than 4 GiB: the offset is a small integer, so >>> is exact.
+  const i = (fp - region.start) >>> 2;
   st.recFpLo = w[i]!;
   st.recFpHi = w[i + 1]!;
   st.recLrLo = w[i + 2]!;

@@ -80,12 +80,25 @@ export class UnwindState {
   reasonAddr: Addr = Number.NaN;
   reasonFrame = 0;
 
+  /**
+   * Per-walk copies of what every step compares against, so the loop reads
+   * one field instead of a chain of them. NaN where the kernel has none.
+   */
+  kernelMask = 0;
+  userMask = 0;
+  returnToHandler: Addr = Number.NaN;
+  kretprobeTrampoline: Addr = Number.NaN;
+  finalFrame: Addr = Number.NaN;
+  hasRetStack = false;
+
   /** Scratch for the record just read (raw halves), so reads return nothing. */
   recFpHi = 0;
   recFpLo = 0;
   recLrHi = 0;
   recLrLo = 0;
 
+  /** Run plain frames through `walkPlainFrames` (false: the reference step functions only). */
+  fastPath = true;
   /** Entries handed to the consumer so far (the frame index a failure is reported at). */
   consumed = 0;
   /** Optional checks (CHECK_* bits) and the call-site check's text cache. */

@@ -1,4 +1,4 @@
-import { foldAddress } from '@klpsim/arm64';
+import { KERNEL_HI_BASE, TWO_32, foldAddress } from '@klpsim/arm64';
 import {
   ON_NONE,
   onAccessibleStack,
@@ -22,9 +22,12 @@ function failOffStack(st: UnwindState, addr: number, size: number): number {
 }
 
 function takeRecordFp(st: UnwindState): void {
-  st.fpHi = st.recFpHi;
-  st.fpLo = st.recFpLo;
-  st.fp = foldAddress(st.recFpHi, st.recFpLo);
+  const hi = st.recFpHi;
+  const lo = st.recFpLo;
+  st.fpHi = hi;
+  st.fpLo = lo;
+  // foldAddress, written out: a call that returns a double boxes it.
+  st.fp = hi >= KERNEL_HI_BASE ? (hi - KERNEL_HI_BASE) * TWO_32 + lo : foldAddress(hi, lo);
 }
 
 /**
@@ -74,7 +77,7 @@ function nextFrameRecordMeta(st: UnwindState): number {
   const typeLo = region.words[ti]!;
   const typeHi = region.words[ti + 1]!;
   if (typeHi === 0 && typeLo === meta.typeFinal) {
-    if (fp === st.task.finalFrame) return ENOENT;
+    if (fp === st.finalFrame) return ENOENT;
     st.setReason('FINAL_MISPLACED', fp);
     return EINVAL;
   }

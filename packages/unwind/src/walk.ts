@@ -23,6 +23,8 @@ export interface WalkOptions {
   readonly size?: number;
   readonly checks?: readonly CheckName[];
   readonly from?: WalkFrom;
+  /** Use the plain-frame fast path (default true); false runs the reference step functions alone. */
+  readonly fastPath?: boolean;
 }
 
 /** One trace entry as people and JSON see it. */
@@ -53,6 +55,8 @@ export interface WalkResult {
 }
 
 const DEBUG_SIZE = 512;
+const FROM_TASK: WalkFrom = { kind: 'task' };
+const NO_CHECKS: readonly CheckName[] = [];
 const SOURCE_MARK = ['U', '', 'C', 'T', 'P'];
 
 /**
@@ -70,14 +74,24 @@ export class Walker {
   constructor(
     readonly machine: Machine,
     readonly policy: Policy,
-  ) {}
+  ) {
+    // What depends on the kernel alone is set once, not per walk.
+    const st = this.st;
+    st.machine = machine;
+    st.kernelMask = machine.config.pacKernelMask;
+    st.userMask = machine.config.pacUserMask;
+    st.returnToHandler = machine.special.returnToHandler ?? Number.NaN;
+    st.kretprobeTrampoline = machine.special.kretprobeTrampoline ?? Number.NaN;
+  }
 
   /** `unwindStart`: initialises the state for `task` as `kunwind_stack_walk` does; false if `from` cannot be read. */
   unwindStart(task: Task, options: WalkOptions): boolean {
     const st = this.st;
-    const from = options.from ?? { kind: 'task' };
-    st.machine = this.machine;
+    const from = options.from ?? FROM_TASK;
+    const m = this.machine;
     st.task = task;
+    st.finalFrame = task.finalFrame;
+    st.hasRetStack = task.retStack !== null;
     st.flags = 0;
     st.graphIdx = 0;
     st.krCur = -1;
@@ -92,13 +106,9 @@ export class Walker {
     st.consumed = 0;
     st.checks = options.checks === undefined || options.checks.length === 0 ? 0 : checkBits(options.checks);
     st.fromTask = from.kind === 'task';
-    const ctx: StackContext = {
-      current: from.kind !== 'task',
-      nonPreemptible: from.kind !== 'task' && (from.nonPreemptible ?? false),
-      inNmi: from.kind !== 'task' && (from.inNmi ?? false),
-      inEfi: from.kind !== 'task' && (from.inEfi ?? false),
-    };
-    initStacks(st, this.machine.cpus[task.cpu], ctx);
+    st.fastPath = options.fastPath ?? true;
+    if (from.kind === 'task') initStacks(st, undefined, false, false, false);
+    else initStacks(st, m.cpus[task.cpu], from.nonPreemptible ?? false, from.inNmi ?? false, from.inEfi ?? false);
     if (from.kind === 'task') {
       this.setFp(task.cpuContext.fp);
       st.pc = task.cpuContext.pc;
@@ -136,7 +146,7 @@ export class Walker {
   walk(task: Task, options: WalkOptions): number {
     this.trace.reset(options.size ?? (options.reliable ? 100 : DEBUG_SIZE));
     this.lastReliable = options.reliable;
-    this.lastChecks = options.checks ?? [];
+    this.lastChecks = options.checks ?? NO_CHECKS;
     if (!this.unwindStart(task, options)) {
       this.st.setReason('RECORD_UNREADABLE', options.from?.kind === 'regs' ? options.from.regs : Number.NaN);
       this.lastRet = EINVAL;

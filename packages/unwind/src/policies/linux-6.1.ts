@@ -1,5 +1,6 @@
 import { stripInsnPac } from '@klpsim/arm64';
 import { consumeEntry } from '../checks.js';
+import { FAST_PREV_FP, RESUME_AT_NEXT, walkPlainFrames } from '../fastpath.js';
 import { ftraceGraphRetAddrFromBottom, kretprobeFindRetAddr } from '../recover.js';
 import { EINVAL, ENOENT, FLAG_FGRAPH, FLAG_KRETPROBE, type UnwindState, ZERO_ADDR } from '../state.js';
 import { nextFrameRecordPrevFp } from '../step.js';
@@ -17,13 +18,11 @@ import type { Policy } from './policy.js';
 /** `unwind_next` of 6.1. */
 function next(st: UnwindState): number {
   st.flags = 0;
-  if (st.fp === st.task.finalFrame) return ENOENT;
+  if (st.fp === st.finalFrame) return ENOENT;
   const err = nextFrameRecordPrevFp(st);
   if (err !== 0) return err;
-  const cfg = st.machine.config;
-  st.pc = stripInsnPac(st.recLrHi, st.recLrLo, cfg.pacKernelMask, cfg.pacUserMask);
-  const special = st.machine.special;
-  if (st.task.retStack !== null && special.returnToHandler !== null && st.pc === special.returnToHandler) {
+  st.pc = stripInsnPac(st.recLrHi, st.recLrLo, st.kernelMask, st.userMask);
+  if (st.pc === st.returnToHandler && st.hasRetStack) {
     const orig = ftraceGraphRetAddrFromBottom(st.task, st.pc, st.fp);
     if (orig === st.pc) {
       st.setReason('FGRAPH_UNRECOVERABLE', st.fp);
@@ -32,8 +31,8 @@ function next(st: UnwindState): number {
     st.pc = orig;
     st.flags |= FLAG_FGRAPH;
   }
-  if (special.kretprobeTrampoline !== null && st.pc === special.kretprobeTrampoline) {
-    st.pc = kretprobeFindRetAddr(st, st.fp, special.kretprobeTrampoline);
+  if (st.pc === st.kretprobeTrampoline) {
+    st.pc = kretprobeFindRetAddr(st, st.fp, st.kretprobeTrampoline);
     st.flags |= FLAG_KRETPROBE;
     if (st.pc === ZERO_ADDR) st.setReason('KRETPROBE_UNRECOVERABLE', st.fp);
   }
@@ -43,7 +42,8 @@ function next(st: UnwindState): number {
 /** `unwind` of 6.1: consume, step, stop at the first error or the end. */
 function unwind(st: UnwindState, trace: TraceBuffer): number {
   for (;;) {
-    if (!consumeEntry(st, trace)) break;
+    const resumeAtNext = st.fastPath && st.checks === 0 && walkPlainFrames(st, trace, FAST_PREV_FP, 'before-next', false) === RESUME_AT_NEXT;
+    if (!resumeAtNext && !consumeEntry(st, trace)) break;
     if (next(st) < 0) break;
   }
   return 0;

@@ -1,5 +1,6 @@
-import { stripKernelInsnPac } from '@klpsim/arm64';
+import { KERNEL_HI_BASE, TWO_32 } from '@klpsim/arm64';
 import { consumeEntry } from '../checks.js';
+import { FAST_CONSUMING, RESUME_AT_CONSUME, WALK_ENDED, walkPlainFrames } from '../fastpath.js';
 import { recoverReturnAddress } from '../recover.js';
 import { EINVAL, ENOENT, Source, type UnwindState } from '../state.js';
 import { nextFrameRecordConsuming } from '../step.js';
@@ -28,8 +29,10 @@ function next(st: UnwindState): number {
   if (st.source === Source.UNKNOWN) return EINVAL;
   const err = nextFrameRecordConsuming(st);
   if (err !== 0) return err;
-  st.pc = stripKernelInsnPac(st.recLrHi, st.recLrLo, st.machine.config.pacKernelMask);
-  return recoverReturnAddress(st);
+  // stripKernelInsnPac, written out: the result is always a kernel address.
+  st.pc = (((st.recLrHi | st.kernelMask) >>> 0) - KERNEL_HI_BASE) * TWO_32 + st.recLrLo;
+  // Only a trampoline address needs recovering; test for one before calling out.
+  return st.pc === st.returnToHandler || st.pc === st.kretprobeTrampoline ? recoverReturnAddress(st) : 0;
 }
 
 /** `do_kunwind`: recover the starting pc, then consume and step until the FINAL record. */
@@ -37,7 +40,9 @@ function unwind(st: UnwindState, trace: TraceBuffer): number {
   let ret = recoverReturnAddress(st);
   if (ret !== 0) return ret;
   for (;;) {
-    if (!consume(st, trace)) return EINVAL;
+    const fast = st.fastPath && st.checks === 0 ? walkPlainFrames(st, trace, FAST_CONSUMING, null, false) : RESUME_AT_CONSUME;
+    if (fast === WALK_ENDED) return 0;
+    if (fast === RESUME_AT_CONSUME && !consume(st, trace)) return EINVAL;
     ret = next(st);
     if (ret === ENOENT) return 0;
     if (ret < 0) return ret;

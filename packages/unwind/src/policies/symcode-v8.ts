@@ -1,5 +1,6 @@
 import { stripInsnPac } from '@klpsim/arm64';
 import { consumeEntry } from '../checks.js';
+import { FAST_PREV_FP, RESUME_AT_NEXT, walkPlainFrames } from '../fastpath.js';
 import { recoverReturnAddress } from '../recover.js';
 import { EINVAL, type UnwindState } from '../state.js';
 import { nextFrameRecordPrevFp } from '../step.js';
@@ -44,7 +45,7 @@ function consume(st: UnwindState, trace: TraceBuffer): boolean {
   }
   // The reason is about this entry, once it has been stored.
   st.consumed = trace.len - 1;
-  if (st.fp === st.task.finalFrame) return false;
+  if (st.fp === st.finalFrame) return false;
   if (st.needReliable && !isReliable(st)) {
     st.failed = true;
     return false;
@@ -58,16 +59,19 @@ function next(st: UnwindState): number {
   st.flags = 0;
   let err = nextFrameRecordPrevFp(st);
   if (err === 0) {
-    const cfg = st.machine.config;
-    st.pc = stripInsnPac(st.recLrHi, st.recLrLo, cfg.pacKernelMask, cfg.pacUserMask);
-    err = recoverReturnAddress(st);
+    st.pc = stripInsnPac(st.recLrHi, st.recLrLo, st.kernelMask, st.userMask);
+    if (st.pc === st.returnToHandler || st.pc === st.kretprobeTrampoline) err = recoverReturnAddress(st);
   }
   if (err !== 0) st.failed = true;
   return err;
 }
 
 function unwind(st: UnwindState, trace: TraceBuffer): number {
-  while (consume(st, trace)) next(st);
+  for (;;) {
+    const resumeAtNext = st.fastPath && st.checks === 0 && walkPlainFrames(st, trace, FAST_PREV_FP, 'before-consume', true) === RESUME_AT_NEXT;
+    if (!resumeAtNext && !consume(st, trace)) break;
+    next(st);
+  }
   return st.failed ? EINVAL : 0;
 }
 

@@ -1,0 +1,211 @@
+import { KERNEL_HI_BASE, TWO_32 } from '@klpsim/arm64';
+import type { MemoryRegion } from '@klpsim/kernel';
+import { Source, type UnwindState } from './state.js';
+import type { TraceBuffer } from './trace.js';
+
+/**
+ * The common case of every walk, with the hot state in locals.
+ *
+ * The policies' step functions (step.ts) are the reference semantics; they
+ * keep fp, pc and the stack bounds in the state object, and V8 pays for every
+ * double it reads back from a field. Most frames are plain: a record on the
+ * stack already being unwound, a kernel return address that no tracer
+ * rewrote, room in the buffer, no optional checks. This loop runs those in
+ * registers and stops, without side effects, at the first thing that is not
+ * plain, spilling its locals so the reference code resumes exactly there.
+ * `fastpath.test.ts` runs every walk both ways and requires identical results.
+ *
+ * Cost per frame: one bounds check, four word loads, two folds, one store of
+ * each entry field; no calls, no allocation.
+ */
+
+/** Which bounds rule the policy uses. */
+export const FAST_CONSUMING = 0;
+export const FAST_PREV_FP = 1;
+
+/** What `walkPlainFrames` leaves to the policy. */
+export const RESUME_AT_CONSUME = 0;
+export const RESUME_AT_NEXT = 1;
+/** Mainline only: the walk reached the task's FINAL meta record and ended with success. */
+export const WALK_ENDED = 2;
+
+/**
+ * Runs plain frames from the pc pending in `st`. Returns RESUME_AT_NEXT when
+ * it stopped after consuming that pc, RESUME_AT_CONSUME when it stopped
+ * before consuming it, WALK_ENDED when it met the task's FINAL record.
+ *
+ * `rule`: FAST_CONSUMING (mainline: records consume the current stack) or
+ * FAST_PREV_FP (6.1 and the 2021 series: strictly above the previous record
+ * on the same stack). `endAtFinal`: the policy stops when fp reaches the
+ * final frame before stepping (6.1) or before consuming (the 2021 series'
+ * `unwind_consume`); null for mainline, whose FINAL meta record is a zero
+ * record, which is never plain. `checkText`: apply the 2021 series'
+ * `unwind_is_reliable` to each pc before consuming it.
+ */
+export function walkPlainFrames(
+  st: UnwindState,
+  trace: TraceBuffer,
+  rule: number,
+  endAtFinal: 'before-next' | 'before-consume' | null,
+  checkText: boolean,
+): number {
+  // The stack being unwound: [low, high) still usable, its words, its type.
+  // words === null: no stack yet (the first step enters one from the list).
+  let low: number;
+  let high: number;
+  let words: Uint32Array | null = null;
+  let base = 0;
+  let type: number;
+  if (rule === FAST_CONSUMING) {
+    const region = st.curRegion;
+    low = st.curLow;
+    high = st.curHigh;
+    if (region !== null) {
+      words = region.words;
+      base = region.start;
+    }
+    type = st.curType;
+  } else {
+    let i = 0;
+    while (i < st.nrStacks && st.stackType[i] !== st.prevType) i++;
+    const region = i < st.nrStacks ? st.stackRegion[i]! : null;
+    low = st.prevFp + 1;
+    high = i < st.nrStacks ? st.stackOrigHigh[i]! : Number.NaN;
+    if (region !== null) {
+      words = region.words;
+      base = region.start;
+    }
+    type = st.prevType;
+  }
+  const reliable = st.needReliable;
+  const kmask = st.kernelMask;
+  const rth = st.returnToHandler;
+  const kr = st.kretprobeTrampoline;
+  const finalFrame = st.finalFrame;
+  const text = st.machine.text;
+  const symCode = st.machine.symCode;
+  const pcs = trace.pcs;
+  const sources = trace.sources;
+  const flagsOut = trace.flags;
+  const stacks = trace.stacks;
+  const last = trace.size - 1;
+  let n = trace.len;
+  let fp = st.fp;
+  let fpHi = st.fpHi;
+  let fpLo = st.fpLo;
+  let pc = st.pc;
+  let source: number = st.source;
+  let flags = st.flags;
+  let prevFp = st.prevFp;
+  let prevType = st.prevType;
+  let stacksDone = st.stacksDone;
+  let afterConsume = false;
+  let ended = false;
+  const meta = st.machine.config.ptRegs.meta;
+  const typeWord = meta === null ? -1 : meta.typeOffset >>> 2;
+  const typeFinal = meta === null ? -1 : meta.typeFinal;
+  const metaSize = meta === null ? 0 : meta.size;
+  const text0 = text.core.start;
+  const text1 = text.core.end;
+
+  for (;;) {
+    // consume: anything but a plain store goes back to the policy's consume.
+    if (n >= last) break;
+    if (reliable && source === Source.REGS_PC && rule === FAST_CONSUMING) break;
+    if (endAtFinal === 'before-consume' && fp === finalFrame) break;
+    if (checkText && reliable && (!((pc >= text0 && pc < text1) || text.kernelTextAddressOrInit(pc)) || symCode.contains(pc))) break;
+    pcs[n] = pc;
+    sources[n] = source;
+    flagsOut[n] = flags;
+    stacks[n] = type;
+    n++;
+    afterConsume = true;
+
+    // next: one record on the same stack, a kernel fp and a kernel return address.
+    if (endAtFinal === 'before-next' && fp === finalFrame) break;
+    if ((fpLo & 7) !== 0) break;
+    if (!(fp >= low && fp + 16 <= high) || words === null) {
+      // The first record of the walk: enter the stack that holds it, as the
+      // reference code would; any later change of stack is not plain.
+      if (rule === FAST_CONSUMING ? words !== null : prevType !== 0) break;
+      const k = stackHolding(st, fp, rule === FAST_CONSUMING);
+      if (k < 0) break;
+      const region = st.stackRegion[k]!;
+      if (region === null || (rule !== FAST_CONSUMING && (stacksDone & (1 << st.stackType[k]!)) !== 0)) break;
+      words = region.words;
+      base = region.start;
+      type = st.stackType[k]!;
+      if (rule === FAST_CONSUMING) {
+        high = st.stackHigh[k]!;
+        st.stackLow[k] = Number.NaN;
+        st.stackHigh[k] = Number.NaN;
+      } else {
+        high = st.stackOrigHigh[k]!;
+        stacksDone |= 1 << prevType;
+        prevType = type;
+      }
+      low = fp;
+    }
+    const i = (fp - base) >>> 2;
+    const nfpLo = words[i]!;
+    const nfpHi = words[i + 1]!;
+    const lrLo = words[i + 2]!;
+    const lrHi = words[i + 3]!;
+    if ((nfpHi | nfpLo | lrHi | lrLo) === 0 && rule === FAST_CONSUMING) {
+      // A meta record: only the task's own FINAL one (on this stack) is plain, and ends the walk.
+      if (fp === finalFrame && fp + metaSize <= high && words[i + typeWord + 1] === 0 && words[i + typeWord] === typeFinal) ended = true;
+      break;
+    }
+    if (nfpHi < KERNEL_HI_BASE) break;
+    // Both kernels strip a kernel return address the same way; a user one is not plain.
+    if ((lrHi & 0x00800000) === 0) break;
+    const npc = (((lrHi | kmask) >>> 0) - KERNEL_HI_BASE) * TWO_32 + lrLo;
+    if (npc === rth || npc === kr) break;
+    if (rule === FAST_CONSUMING) low = fp + 16;
+    else {
+      prevFp = fp;
+      low = fp + 1;
+    }
+    fpHi = nfpHi;
+    fpLo = nfpLo;
+    fp = (nfpHi - KERNEL_HI_BASE) * TWO_32 + nfpLo;
+    pc = npc;
+    source = Source.FRAME;
+    flags = 0;
+    afterConsume = false;
+  }
+
+  trace.len = n;
+  st.consumed = n;
+  st.fp = fp;
+  st.fpHi = fpHi;
+  st.fpLo = fpLo;
+  st.pc = pc;
+  st.source = source as Source;
+  st.flags = flags;
+  if (rule === FAST_CONSUMING) {
+    st.curLow = low;
+    st.curHigh = high;
+    st.curType = type;
+    if (words !== null && st.curRegion === null) st.curRegion = regionOfType(st, type);
+  } else {
+    st.prevFp = prevFp;
+    st.prevType = prevType;
+    st.stacksDone = stacksDone;
+    st.curType = type;
+  }
+  return ended ? WALK_ENDED : afterConsume ? RESUME_AT_NEXT : RESUME_AT_CONSUME;
+}
+
+/** The index of the known stack holding `[fp, fp+16)`: still-usable bounds (consuming) or original ones. */
+function stackHolding(st: UnwindState, fp: number, consuming: boolean): number {
+  const lows = consuming ? st.stackLow : st.stackOrigLow;
+  const highs = consuming ? st.stackHigh : st.stackOrigHigh;
+  for (let k = 0; k < st.nrStacks; k++) if (fp >= lows[k]! && fp + 16 <= highs[k]!) return k;
+  return -1;
+}
+
+function regionOfType(st: UnwindState, type: number): MemoryRegion | null {
+  for (let k = 0; k < st.nrStacks; k++) if (st.stackType[k] === type) return st.stackRegion[k]!;
+  return null;
+}
