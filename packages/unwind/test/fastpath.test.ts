@@ -15,7 +15,7 @@ function same(machine: Machine, name: PolicyName, task: Task, options: WalkOptio
   const a = fast.walk(task, { ...options, fastPath: true });
   const b = slow.walk(task, { ...options, fastPath: false });
   expect(a, `${name} ${task.comm}`).toBe(b);
-  expect(fast.result()).toEqual(slow.result());
+  expect(fast.result(), `${name} ${task.comm} ${JSON.stringify(options.size)} ${options.reliable}`).toEqual(slow.result());
 }
 
 const NAMES: PolicyName[] = ['mainline', 'linux-6.1', 'symcode-v8'];

@@ -68,7 +68,8 @@ function next(st: UnwindState): number {
 
 function unwind(st: UnwindState, trace: TraceBuffer): number {
   for (;;) {
-    const resumeAtNext = st.fastPath && st.checks === 0 && walkPlainFrames(st, trace, FAST_PREV_FP, 'before-consume', true) === RESUME_AT_NEXT;
+    // `unwind_consume` refuses once `unwind_next` has failed; the fast path must too.
+    const resumeAtNext = !st.failed && st.fastPath && st.checks === 0 && walkPlainFrames(st, trace, FAST_PREV_FP, 'before-consume', true) === RESUME_AT_NEXT;
     if (!resumeAtNext && !consume(st, trace)) break;
     next(st);
   }
