@@ -14,3 +14,4 @@ export {
   type WalkOptions,
   type WalkResult,
 } from './walk.js';
+export { compareWithKernel, type OracleComparison } from './oracle.js';

@@ -1,0 +1,41 @@
+import { basename, dirname } from 'node:path';
+import { POLICIES, Walker } from '@klpsim/unwind';
+import { bundledCaptures } from '../bundled.js';
+import type { Logger } from '../log.js';
+import { openCapture } from '../select.js';
+import { renderReport, walkCapture } from './walk.js';
+
+/**
+ * The main job of a fresh checkout: walk every task of the bundled real
+ * captures under the policy that fits each kernel, compare with what the
+ * kernel itself recorded, and show how every policy judges each capture.
+ */
+export function runDefault(log: Logger, print: (s: string) => void): number {
+  const files = bundledCaptures();
+  const table: string[] = [];
+  for (const file of files) {
+    const { report, machine } = walkCapture({ capture: file, compare: true }, log);
+    print(`== ${basename(dirname(file))} ==`);
+    print(renderReport(report, machine));
+    print('');
+    table.push(verdictRow(file));
+  }
+  print('reliable tasks by policy (arch_stack_walk_reliable):');
+  print(`  ${'capture'.padEnd(24)}${'mainline'.padEnd(26)}${'symcode-v8'.padEnd(16)}linux-6.1`);
+  for (const row of table) print(`  ${row}`);
+  print('');
+  print('See klpsim --help for walk and bench options.');
+  return 0;
+}
+
+function verdictRow(file: string): string {
+  const { machine } = openCapture(file, undefined);
+  const cell = (name: 'mainline' | 'symcode-v8'): string => {
+    const policy = POLICIES[name];
+    if (policy.checkLayout(machine) !== null) return 'refuses: no meta records';
+    const w = new Walker(machine, policy);
+    const ok = machine.tasks.filter((t) => w.walk(t, { reliable: true }) === 0).length;
+    return `${ok}/${machine.tasks.length}`;
+  };
+  return `${basename(dirname(file)).padEnd(24)}${cell('mainline').padEnd(26)}${cell('symcode-v8').padEnd(16)}no reliable walk`;
+}
