@@ -4,12 +4,12 @@ import { describe, expect, it } from 'vitest';
 import { CALL_MNEMONICS, isCallWord } from './callsite.js';
 import { forEachInstruction } from './disasm.js';
 import {
+  encodeB,
   encodeBl,
   encodeBlr,
   encodeBlra,
   encodeBlraz,
   encodeBr,
-  encodeB,
   encodeLdpFramePop,
   encodeStpFramePush,
   MOV_X29_SP,
@@ -37,7 +37,9 @@ describe('isCallWord agrees with capstone', () => {
         const capstoneSaysCall = CALL_MNEMONICS.has(insn.mnemonic);
         if (capstoneSaysCall) calls++;
         if (capstoneSaysCall !== isCallWord(insn.word) && mismatches.length < 10) {
-          mismatches.push(`+0x${insn.offset.toString(16)} ${insn.word.toString(16)} ${insn.mnemonic} ${insn.operands}`);
+          mismatches.push(
+            `+0x${insn.offset.toString(16)} ${insn.word.toString(16)} ${insn.mnemonic} ${insn.operands}`,
+          );
         }
       });
       expect(mismatches).toEqual([]);

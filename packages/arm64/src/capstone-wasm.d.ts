@@ -11,7 +11,10 @@ declare module 'capstone-wasm' {
   }
   export class Capstone {
     constructor(arch: number, mode: number);
-    disasm(data: number[] | Uint8Array, options?: { address?: number | bigint; count?: number }): Insn[];
+    disasm(
+      data: number[] | Uint8Array,
+      options?: { address?: number | bigint; count?: number },
+    ): Insn[];
     close(): void;
   }
   export const Const: { CS_ARCH_ARM64: number; CS_MODE_ARM: number };

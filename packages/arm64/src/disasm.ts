@@ -54,13 +54,23 @@ export async function forEachInstruction(
     const end = Math.min(words, w + CHUNK_BYTES / 4);
     const insns = decodeChunk(cs, bytes.subarray(w * 4, end * 4));
     for (const insn of insns) {
-      visit({ offset: w * 4, word: view.getUint32(w * 4, true), mnemonic: insn.mnemonic, operands: insn.opStr });
+      visit({
+        offset: w * 4,
+        word: view.getUint32(w * 4, true),
+        mnemonic: insn.mnemonic,
+        operands: insn.opStr,
+      });
       w++;
     }
     if (w < end) {
       // Capstone gave up on this word: show it raw and go on after it.
       const word = view.getUint32(w * 4, true);
-      visit({ offset: w * 4, word, mnemonic: '.inst', operands: `0x${word.toString(16).padStart(8, '0')}` });
+      visit({
+        offset: w * 4,
+        word,
+        mnemonic: '.inst',
+        operands: `0x${word.toString(16).padStart(8, '0')}`,
+      });
       w++;
     }
   }

@@ -20,7 +20,8 @@ export class EncodeError extends Error {
 }
 
 function reg(n: number): number {
-  if (!Number.isInteger(n) || n < 0 || n > 30) throw new EncodeError(`x${n} is not a general register`);
+  if (!Number.isInteger(n) || n < 0 || n > 30)
+    throw new EncodeError(`x${n} is not a general register`);
   return n;
 }
 
@@ -70,14 +71,16 @@ export function encodeRet(n = 30): number {
 
 /** `stp x29, x30, [sp, #-size]!`: the prologue that pushes a frame record. */
 export function encodeStpFramePush(size: number): number {
-  if (size % 8 !== 0 || size < 16 || size > 512) throw new EncodeError(`frame size ${size} cannot be pre-indexed`);
+  if (size % 8 !== 0 || size < 16 || size > 512)
+    throw new EncodeError(`frame size ${size} cannot be pre-indexed`);
   const imm7 = (-size / 8) & 0x7f;
   return (0xa9800000 | (imm7 << 15) | (30 << 10) | (31 << 5) | 29) >>> 0;
 }
 
 /** `ldp x29, x30, [sp], #size`: the epilogue that pops a frame record. */
 export function encodeLdpFramePop(size: number): number {
-  if (size % 8 !== 0 || size < 16 || size > 504) throw new EncodeError(`frame size ${size} cannot be post-indexed`);
+  if (size % 8 !== 0 || size < 16 || size > 504)
+    throw new EncodeError(`frame size ${size} cannot be post-indexed`);
   const imm7 = (size / 8) & 0x7f;
   return (0xa8c00000 | (imm7 << 15) | (30 << 10) | (31 << 5) | 29) >>> 0;
 }

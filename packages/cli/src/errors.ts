@@ -1,4 +1,4 @@
-import { type InputError, formatInputError } from '@klpsim/kernel';
+import { formatInputError, type InputError } from '@klpsim/kernel';
 
 /** A failure the user can fix (bad arguments, bad input file): printed as one line, exit code 2. */
 export class CliError extends Error {

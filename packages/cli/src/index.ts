@@ -1,3 +1,3 @@
-export { main } from './main.js';
-export { walkCapture, renderReport, type WalkReport, type WalkRequest } from './commands/walk.js';
 export { measureWalks } from './commands/bench.js';
+export { renderReport, type WalkReport, type WalkRequest, walkCapture } from './commands/walk.js';
+export { main } from './main.js';

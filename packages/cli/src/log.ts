@@ -7,5 +7,8 @@ import { pino } from 'pino';
 export type Logger = pino.Logger;
 
 export function createLogger(level: string | undefined): Logger {
-  return pino({ level: level ?? process.env['KLPSIM_LOG_LEVEL'] ?? 'warn', base: null }, pino.destination(2));
+  return pino(
+    { level: level ?? process.env['KLPSIM_LOG_LEVEL'] ?? 'warn', base: null },
+    pino.destination(2),
+  );
 }

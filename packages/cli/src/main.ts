@@ -1,8 +1,8 @@
 import { readFileSync } from 'node:fs';
-import { CliError, EXIT_OK, EXIT_USAGE } from './errors.js';
-import { runBench, BENCH_USAGE } from './commands/bench.js';
+import { BENCH_USAGE, runBench } from './commands/bench.js';
 import { runDefault } from './commands/default.js';
 import { runWalk, WALK_USAGE } from './commands/walk.js';
+import { CliError, EXIT_OK, EXIT_USAGE } from './errors.js';
 import { createLogger } from './log.js';
 
 const USAGE = `klpsim: the arm64 reliable stack walk and livepatch consistency model, simulated
@@ -21,12 +21,17 @@ ${WALK_USAGE}
 ${BENCH_USAGE}`;
 
 function version(): string {
-  const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
+  const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as {
+    version: string;
+  };
   return pkg.version;
 }
 
 /** Runs the klpsim command line; returns the exit code. Only this package prints. */
-export async function main(argv: string[], print: (s: string) => void = (s) => process.stdout.write(`${s}\n`)): Promise<number> {
+export async function main(
+  argv: string[],
+  print: (s: string) => void = (s) => process.stdout.write(`${s}\n`),
+): Promise<number> {
   let logLevel: string | undefined;
   const args: string[] = [];
   for (let i = 0; i < argv.length; i++) {

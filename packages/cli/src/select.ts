@@ -1,6 +1,12 @@
 import type { LoadedCapture, Machine, Task } from '@klpsim/kernel';
 import { loadCapture } from '@klpsim/kernel';
-import { CHECK_NAMES, type CheckName, POLICY_NAMES, type Policy, policyByName } from '@klpsim/unwind';
+import {
+  CHECK_NAMES,
+  type CheckName,
+  POLICY_NAMES,
+  type Policy,
+  policyByName,
+} from '@klpsim/unwind';
 import { CliError } from './errors.js';
 
 /** Loads a capture or throws a CliError naming file, field and expectation. */
@@ -15,7 +21,10 @@ export function choosePolicy(machine: Machine, name: string | undefined): Policy
   const chosen = name ?? (machine.config.ptRegs.meta !== null ? 'mainline' : 'linux-6.1');
   const policy = policyByName(chosen);
   if (policy === undefined) {
-    throw new CliError('KLPSIM_USAGE', `--policy: unknown policy "${chosen}" (expected one of ${POLICY_NAMES.join(', ')})`);
+    throw new CliError(
+      'KLPSIM_USAGE',
+      `--policy: unknown policy "${chosen}" (expected one of ${POLICY_NAMES.join(', ')})`,
+    );
   }
   const mismatch = policy.checkLayout(machine);
   if (mismatch !== null) throw new CliError(mismatch.code, mismatch.message);
@@ -26,7 +35,10 @@ export function chooseChecks(names: readonly string[] | undefined): CheckName[] 
   const out: CheckName[] = [];
   for (const n of names ?? []) {
     if (!(CHECK_NAMES as readonly string[]).includes(n)) {
-      throw new CliError('KLPSIM_USAGE', `--check: unknown check "${n}" (expected one of ${CHECK_NAMES.join(', ')})`);
+      throw new CliError(
+        'KLPSIM_USAGE',
+        `--check: unknown check "${n}" (expected one of ${CHECK_NAMES.join(', ')})`,
+      );
     }
     out.push(n as CheckName);
   }
@@ -38,13 +50,19 @@ export function chooseTasks(machine: Machine, pids: readonly string[] | undefine
   if (pids === undefined || pids.length === 0) return [...machine.tasks];
   return pids.map((p) => {
     const pid = Number(p);
-    if (!Number.isInteger(pid) || pid < 0) throw new CliError('KLPSIM_USAGE', `--pid: "${p}" is not a pid (expected a non-negative integer)`);
+    if (!Number.isInteger(pid) || pid < 0)
+      throw new CliError(
+        'KLPSIM_USAGE',
+        `--pid: "${p}" is not a pid (expected a non-negative integer)`,
+      );
     const task = machine.tasks.find((t) => t.pid === pid);
     if (task !== undefined) return task;
     const skipped = machine.skippedTasks.find((t) => t.pid === pid);
     throw new CliError(
       'KLPSIM_NO_SUCH_TASK',
-      skipped !== undefined ? `--pid ${pid}: ${skipped.comm} was not captured (${skipped.reason})` : `--pid ${pid}: no such task in the capture`,
+      skipped !== undefined
+        ? `--pid ${pid}: ${skipped.comm} was not captured (${skipped.reason})`
+        : `--pid ${pid}: no such task in the capture`,
     );
   });
 }

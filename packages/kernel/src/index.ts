@@ -1,13 +1,30 @@
+export {
+  type BuiltMachine,
+  type BuiltStart,
+  type BuiltTask,
+  buildMachine,
+  type ExpectedEntry,
+} from './builder/build.js';
+export * from './builder/describe.js';
+export { mulberry32, type SyntheticOptions, syntheticKernelDesc } from './builder/synthetic.js';
+export {
+  importCapture,
+  type KernelOracle,
+  type LoadCaptureOptions,
+  type LoadedCapture,
+  loadCapture,
+} from './capture/import.js';
+export {
+  type CaptureDocument,
+  type CaptureTask,
+  type CaptureTraceEntry,
+  captureSchema,
+} from './capture/schema.js';
 export * from './errors.js';
-export * from './memory.js';
-export * from './text.js';
 export * from './kallsyms.js';
+export * from './machine.js';
+export * from './memory.js';
 export * from './symcode.js';
 export * from './task.js';
-export * from './machine.js';
-export { validate, formatPath } from './validate.js';
-export { captureSchema, type CaptureDocument, type CaptureTask, type CaptureTraceEntry } from './capture/schema.js';
-export { loadCapture, importCapture, type LoadedCapture, type KernelOracle, type LoadCaptureOptions } from './capture/import.js';
-export * from './builder/describe.js';
-export { buildMachine, type BuiltMachine, type BuiltTask, type BuiltStart, type ExpectedEntry } from './builder/build.js';
-export { syntheticKernelDesc, mulberry32, type SyntheticOptions } from './builder/synthetic.js';
+export * from './text.js';
+export { formatPath, validate } from './validate.js';

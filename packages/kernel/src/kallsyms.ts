@@ -90,7 +90,8 @@ export class Kallsyms {
     const b = this.bounds;
     if (b.all && b.end !== null) return a >= b.stext && a <= b.end;
     const inText = a >= b.stext && a < b.etext;
-    const inInit = b.sinittext !== null && b.einittext !== null && a >= b.sinittext && a < b.einittext;
+    const inInit =
+      b.sinittext !== null && b.einittext !== null && a >= b.sinittext && a < b.einittext;
     return inText || inInit;
   }
 
@@ -115,7 +116,13 @@ export class Kallsyms {
     while (j < addrs.length && addrs[j] === start) j++;
     let end: Addr;
     if (j < addrs.length) end = addrs[j]!;
-    else if (this.bounds.sinittext !== null && this.bounds.einittext !== null && a >= this.bounds.sinittext && a < this.bounds.einittext) end = this.bounds.einittext;
+    else if (
+      this.bounds.sinittext !== null &&
+      this.bounds.einittext !== null &&
+      a >= this.bounds.sinittext &&
+      a < this.bounds.einittext
+    )
+      end = this.bounds.einittext;
     else if (this.bounds.all && this.bounds.end !== null) end = this.bounds.end;
     else end = this.bounds.etext;
     return { name: this.names[i]!, offset: a - start, size: end - start, module: null };

@@ -62,7 +62,15 @@ export const StackType = {
 } as const;
 export type StackType = (typeof StackType)[keyof typeof StackType];
 
-export const STACK_TYPE_NAMES = ['unknown', 'task', 'irq', 'overflow', 'sdei_normal', 'sdei_critical', 'efi'] as const;
+export const STACK_TYPE_NAMES = [
+  'unknown',
+  'task',
+  'irq',
+  'overflow',
+  'sdei_normal',
+  'sdei_critical',
+  'efi',
+] as const;
 export type StackTypeName = (typeof STACK_TYPE_NAMES)[number];
 
 /** A per-CPU stack: `[low, high)`. */

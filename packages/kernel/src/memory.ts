@@ -1,5 +1,5 @@
 import { type Addr, formatAddr } from '@klpsim/arm64';
-import { type InputError, type Result, fail, ok } from './errors.js';
+import { fail, type InputError, ok, type Result } from './errors.js';
 
 /**
  * Sparse little-endian memory: a sorted list of mapped regions, each one
@@ -38,7 +38,10 @@ export class Memory {
   /** Maps `size` zero bytes at `start`, for the caller to fill in place. */
   mapZeroed(name: string, start: Addr, length: number): Result<MemoryRegion, InputError> {
     if (!Number.isFinite(start) || start % 8 !== 0) {
-      return fail({ code: 'KLPSIM_MEMORY_OVERLAP', message: `region ${name} at ${formatAddr(start)} is not 8-byte aligned` });
+      return fail({
+        code: 'KLPSIM_MEMORY_OVERLAP',
+        message: `region ${name} at ${formatAddr(start)} is not 8-byte aligned`,
+      });
     }
     const size = Math.ceil(length / 8) * 8;
     const end = start + size;
@@ -53,7 +56,13 @@ export class Memory {
       }
     }
     const buf = new ArrayBuffer(size);
-    const region: MemoryRegion = { name, start, end, bytes: new Uint8Array(buf), words: new Uint32Array(buf) };
+    const region: MemoryRegion = {
+      name,
+      start,
+      end,
+      bytes: new Uint8Array(buf),
+      words: new Uint32Array(buf),
+    };
     this.regions.splice(i, 0, region);
     return ok(region);
   }

@@ -20,8 +20,14 @@ export interface SymCodeRange extends TextRange {
 
 /** Text sections whose every symbol is SYM_CODE. */
 export const SYM_CODE_SECTIONS: ReadonlyArray<{ section: string; source: string }> = [
-  { section: 'entry_text', source: 'arch/arm64/kernel/entry.S (vectors, el*_* handlers, ret_to_user, ret_to_kernel)' },
-  { section: 'idmap_text', source: 'arch/arm64/kernel/head.S, sleep.S, cpu-reset.S, arch/arm64/mm/proc.S' },
+  {
+    section: 'entry_text',
+    source: 'arch/arm64/kernel/entry.S (vectors, el*_* handlers, ret_to_user, ret_to_kernel)',
+  },
+  {
+    section: 'idmap_text',
+    source: 'arch/arm64/kernel/head.S, sleep.S, cpu-reset.S, arch/arm64/mm/proc.S',
+  },
   { section: 'hyp_idmap_text', source: 'arch/arm64/kvm/hyp/nvhe/hyp-init.S' },
   { section: 'hibernate_exit_text', source: 'arch/arm64/kernel/hibernate-asm.S' },
   { section: 'relocate_new_kernel', source: 'arch/arm64/kernel/relocate_kernel.S' },
@@ -39,7 +45,10 @@ export const SYM_CODE_SYMBOLS: ReadonlyArray<{ name: string; source: string }> =
   { name: 'ftrace_graph_caller', source: 'arch/arm64/kernel/entry-ftrace.S' },
   { name: 'return_to_handler', source: 'arch/arm64/kernel/entry-ftrace.S' },
   { name: '__kretprobe_trampoline', source: 'arch/arm64/kernel/probes/kprobes_trampoline.S' },
-  { name: 'kretprobe_trampoline', source: 'arch/arm64/kernel/probes/kprobes_trampoline.S (before 5.16)' },
+  {
+    name: 'kretprobe_trampoline',
+    source: 'arch/arm64/kernel/probes/kprobes_trampoline.S (before 5.16)',
+  },
   { name: 'arch_rethook_trampoline', source: 'arch/arm64/kernel/rethook_trampoline.S' },
   { name: 'primary_entry', source: 'arch/arm64/kernel/head.S' },
   { name: 'efi_enter_kernel', source: 'arch/arm64/kernel/efi-entry.S' },
@@ -106,7 +115,8 @@ export function deriveSymCodeFunctions(
   const out: SymCodeRange[] = [];
   for (const { section, source } of SYM_CODE_SECTIONS) {
     const s = sections.find((r) => r.name === section);
-    if (s !== undefined && s.end > s.start) out.push({ name: section, start: s.start, end: s.end, source });
+    if (s !== undefined && s.end > s.start)
+      out.push({ name: section, start: s.start, end: s.end, source });
   }
   const wanted = new Map(SYM_CODE_SYMBOLS.map((s) => [s.name, s.source]));
   for (let i = 0; i < coreSymbols.length; i++) {

@@ -20,12 +20,15 @@ export function checkBits(names: readonly CheckName[]): number {
 /**
  * `call-site` (Josh Poimboeuf's proposal): the word before a return address
  * must be a call. A pc taken from pt_regs is where an exception hit, not a
- * return address, so it is exempt.
+ * return address, so it is exempt. A capture holds only the core text: a
+ * return address in text whose bytes it lacks (init text, freed after boot)
+ * cannot be refuted and passes; one outside all text fails.
  */
 function passesCallSite(st: UnwindState): boolean {
   if (st.source === Source.REGS_PC) return true;
   const word = st.machine.memory.read32(st.pc - 4);
-  return word !== -1 && isCallWord(word);
+  if (word === -1) return st.machine.text.kernelTextAddressOrInit(st.pc - 4);
+  return isCallWord(word);
 }
 
 /**

@@ -113,7 +113,12 @@ export function walkPlainFrames(
     if (n >= last) break;
     if (reliable && source === Source.REGS_PC && rule === FAST_CONSUMING) break;
     if (endAtFinal === 'before-consume' && fp === finalFrame) break;
-    if (checkText && reliable && (!((pc >= text0 && pc < text1) || text.kernelTextAddressOrInit(pc)) || symCode.contains(pc))) break;
+    if (
+      checkText &&
+      reliable &&
+      (!((pc >= text0 && pc < text1) || text.kernelTextAddressOrInit(pc)) || symCode.contains(pc))
+    )
+      break;
     pcs[n] = pc;
     sources[n] = source;
     flagsOut[n] = flags;
@@ -131,7 +136,11 @@ export function walkPlainFrames(
       const k = stackHolding(st, fp, rule === FAST_CONSUMING);
       if (k < 0) break;
       const region = st.stackRegion[k]!;
-      if (region === null || (rule !== FAST_CONSUMING && (stacksDone & (1 << st.stackType[k]!)) !== 0)) break;
+      if (
+        region === null ||
+        (rule !== FAST_CONSUMING && (stacksDone & (1 << st.stackType[k]!)) !== 0)
+      )
+        break;
       words = region.words;
       base = region.start;
       type = st.stackType[k]!;
@@ -153,7 +162,13 @@ export function walkPlainFrames(
     const lrHi = words[i + 3]!;
     if ((nfpHi | nfpLo | lrHi | lrLo) === 0 && rule === FAST_CONSUMING) {
       // A meta record: only the task's own FINAL one (on this stack) is plain, and ends the walk.
-      if (fp === finalFrame && fp + metaSize <= high && words[i + typeWord + 1] === 0 && words[i + typeWord] === typeFinal) ended = true;
+      if (
+        fp === finalFrame &&
+        fp + metaSize <= high &&
+        words[i + typeWord + 1] === 0 &&
+        words[i + typeWord] === typeFinal
+      )
+        ended = true;
       break;
     }
     if (nfpHi < KERNEL_HI_BASE) break;

@@ -19,19 +19,34 @@ const line = (e: { address: string; symbol: string }) => `${e.address} ${e.symbo
  * `stack_trace_save_tsk_reliable` (verdict and entries), a debug walk with
  * the unfiltered `arch_stack_walk`.
  */
-export function compareWithKernel(result: WalkResult, oracle: KernelOracle | undefined): OracleComparison {
+export function compareWithKernel(
+  result: WalkResult,
+  oracle: KernelOracle | undefined,
+): OracleComparison {
   if (result.walk === 'reliable') {
     const k = oracle?.reliable ?? null;
-    if (k === null) return { against: null, traceMatches: null, verdictMatches: null, kernelTrace: null };
+    if (k === null)
+      return { against: null, traceMatches: null, verdictMatches: null, kernelTrace: null };
     const ours = result.trace.map(line);
     const theirs = k.trace.map(line);
     const same = ours.length === theirs.length && ours.every((l, i) => l === theirs[i]);
-    return { against: 'arch_stack_walk_reliable', traceMatches: same, verdictMatches: (k.ret >= 0) === result.reliable, kernelTrace: same ? null : theirs };
+    return {
+      against: 'arch_stack_walk_reliable',
+      traceMatches: same,
+      verdictMatches: k.ret >= 0 === result.reliable,
+      kernelTrace: same ? null : theirs,
+    };
   }
   const k = oracle?.traceFull ?? null;
-  if (k === null) return { against: null, traceMatches: null, verdictMatches: null, kernelTrace: null };
+  if (k === null)
+    return { against: null, traceMatches: null, verdictMatches: null, kernelTrace: null };
   const ours = result.trace.map(line);
   const theirs = k.map(line);
   const same = ours.length === theirs.length && ours.every((l, i) => l === theirs[i]);
-  return { against: 'arch_stack_walk', traceMatches: same, verdictMatches: null, kernelTrace: same ? null : theirs };
+  return {
+    against: 'arch_stack_walk',
+    traceMatches: same,
+    verdictMatches: null,
+    kernelTrace: same ? null : theirs,
+  };
 }

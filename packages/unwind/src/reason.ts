@@ -25,18 +25,24 @@ export type ReasonCode = (typeof REASON_CODES)[number];
 export const REASON_TEXT: Readonly<Record<ReasonCode, string>> = {
   FP_MISALIGNED: 'the frame pointer is not 8-byte aligned',
   RECORD_OFF_STACK: 'the frame record does not lie wholly inside any stack the walk may use',
-  STACK_REENTERED: 'the frame record lies in stack the walk has already unwound (a loop, a backwards fp, or a return to a stack it left)',
+  STACK_REENTERED:
+    'the frame record lies in stack the walk has already unwound (a loop, a backwards fp, or a return to a stack it left)',
   RECORD_UNREADABLE: 'the frame record is on a known stack whose memory is not available',
-  FINAL_MISPLACED: 'a FINAL meta record was found somewhere other than the task\'s pt_regs->stackframe',
+  FINAL_MISPLACED:
+    "a FINAL meta record was found somewhere other than the task's pt_regs->stackframe",
   META_TYPE_UNKNOWN: 'a meta frame record (fp = lr = 0) has an unknown type',
-  EXCEPTION_BOUNDARY: 'the walk crossed an exception boundary (pt_regs): the LR may have been live, so the caller is unknown',
+  EXCEPTION_BOUNDARY:
+    'the walk crossed an exception boundary (pt_regs): the LR may have been live, so the caller is unknown',
   NOT_KERNEL_TEXT: 'the return address is not kernel text (__kernel_text_address)',
-  IN_SYM_CODE: 'the return address lies in a SYM_CODE function, which does not follow the calling convention',
-  FGRAPH_UNRECOVERABLE: 'return_to_handler found, but no function-graph return-stack entry matches this frame',
-  KRETPROBE_UNRECOVERABLE: 'the kretprobe trampoline found, but no kretprobe instance matches this frame',
+  IN_SYM_CODE:
+    'the return address lies in a SYM_CODE function, which does not follow the calling convention',
+  FGRAPH_UNRECOVERABLE:
+    'return_to_handler found, but no function-graph return-stack entry matches this frame',
+  KRETPROBE_UNRECOVERABLE:
+    'the kretprobe trampoline found, but no kretprobe instance matches this frame',
   BUFFER_FULL: 'the trace buffer filled up before the walk reached the end of the stack',
   NOT_AFTER_CALL: 'the instruction before the return address is not a call (bl/blr/blra*)',
-  NOT_IN_SCHEDULE: 'a blocked task\'s walk must begin in __switch_to called from __schedule',
+  NOT_IN_SCHEDULE: "a blocked task's walk must begin in __switch_to called from __schedule",
 };
 
 /** The structured reason a result carries. */

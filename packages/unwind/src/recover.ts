@@ -15,7 +15,12 @@ import { EINVAL, FLAG_FGRAPH, FLAG_KRETPROBE, type UnwindState, ZERO_ADDR } from
  * is `fp`, skipping tail-call frames that themselves returned to the handler,
  * and remember where it was found. Returns `ret` itself when nothing matches.
  */
-export function ftraceGraphRetAddr(st: UnwindState, ret: Addr, fp: Addr, returnToHandler: Addr): Addr {
+export function ftraceGraphRetAddr(
+  st: UnwindState,
+  ret: Addr,
+  fp: Addr,
+  returnToHandler: Addr,
+): Addr {
   const rs = st.task.retStack;
   if (rs === null) return ret;
   const top = rs.layout === 'array' ? rs.curr + 1 : rs.curr;

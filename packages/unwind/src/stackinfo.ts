@@ -22,7 +22,13 @@ export const ON_CURRENT = -2;
 /** Returned by `unwindFindStack` when no known stack holds the object. */
 export const ON_NONE = -1;
 
-function addStack(st: UnwindState, type: number, low: Addr, high: Addr, region: MemoryRegion | null): void {
+function addStack(
+  st: UnwindState,
+  type: number,
+  low: Addr,
+  high: Addr,
+  region: MemoryRegion | null,
+): void {
   const i = st.nrStacks++;
   st.stackType[i] = type;
   st.stackRegion[i] = region;
@@ -33,7 +39,8 @@ function addStack(st: UnwindState, type: number, low: Addr, high: Addr, region: 
 }
 
 function addCpuStack(st: UnwindState, type: number, s: CpuStack | null): void {
-  if (s !== null) addStack(st, type, s.low, s.high, st.machine.memory.regionOf(s.low, s.high - s.low));
+  if (s !== null)
+    addStack(st, type, s.low, s.high, st.machine.memory.regionOf(s.low, s.high - s.low));
 }
 
 /**

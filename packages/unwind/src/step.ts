@@ -1,4 +1,4 @@
-import { KERNEL_HI_BASE, TWO_32, foldAddress } from '@klpsim/arm64';
+import { foldAddress, KERNEL_HI_BASE, TWO_32 } from '@klpsim/arm64';
 import {
   ON_NONE,
   onAccessibleStack,
@@ -149,4 +149,3 @@ export function nextFrameRecordPrevFp(st: UnwindState): number {
   st.source = Source.FRAME;
   return 0;
 }
-

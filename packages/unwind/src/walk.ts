@@ -1,9 +1,16 @@
 import { type Addr, addrHi, addrLo, foldAddress, formatAddr } from '@klpsim/arm64';
-import { type Machine, STACK_TYPE_NAMES, type StackTypeName, StackType, type Task, type Word64 } from '@klpsim/kernel';
+import {
+  type Machine,
+  STACK_TYPE_NAMES,
+  StackType,
+  type StackTypeName,
+  type Task,
+  type Word64,
+} from '@klpsim/kernel';
 import { type CheckName, checkBits } from './checks.js';
 import type { Policy, PolicyMismatch, PolicyName } from './policies/policy.js';
 import { REASON_TEXT, type WalkReason } from './reason.js';
-import { type StackContext, initStacks } from './stackinfo.js';
+import { initStacks, type StackContext } from './stackinfo.js';
 import { EINVAL, FLAG_FGRAPH, FLAG_KRETPROBE, Source, UnwindState } from './state.js';
 import { TraceBuffer } from './trace.js';
 
@@ -104,11 +111,19 @@ export class Walker {
     st.reasonAddr = Number.NaN;
     st.reasonFrame = 0;
     st.consumed = 0;
-    st.checks = options.checks === undefined || options.checks.length === 0 ? 0 : checkBits(options.checks);
+    st.checks =
+      options.checks === undefined || options.checks.length === 0 ? 0 : checkBits(options.checks);
     st.fromTask = from.kind === 'task';
     st.fastPath = options.fastPath ?? true;
     if (from.kind === 'task') initStacks(st, undefined, false, false, false);
-    else initStacks(st, m.cpus[task.cpu], from.nonPreemptible ?? false, from.inNmi ?? false, from.inEfi ?? false);
+    else
+      initStacks(
+        st,
+        m.cpus[task.cpu],
+        from.nonPreemptible ?? false,
+        from.inNmi ?? false,
+        from.inEfi ?? false,
+      );
     if (from.kind === 'task') {
       this.setFp(task.cpuContext.fp);
       st.pc = task.cpuContext.pc;
@@ -148,7 +163,10 @@ export class Walker {
     this.lastReliable = options.reliable;
     this.lastChecks = options.checks ?? NO_CHECKS;
     if (!this.unwindStart(task, options)) {
-      this.st.setReason('RECORD_UNREADABLE', options.from?.kind === 'regs' ? options.from.regs : Number.NaN);
+      this.st.setReason(
+        'RECORD_UNREADABLE',
+        options.from?.kind === 'regs' ? options.from.regs : Number.NaN,
+      );
       this.lastRet = EINVAL;
       return EINVAL;
     }
@@ -203,7 +221,8 @@ export class Walker {
   private whereIs(a: Addr): string {
     const m = this.machine;
     const task = this.st.task;
-    if (a >= task.stack.low && a < task.stack.high) return `: task stack +0x${(a - task.stack.low).toString(16)}`;
+    if (a >= task.stack.low && a < task.stack.high)
+      return `: task stack +0x${(a - task.stack.low).toString(16)}`;
     const sym = m.kallsyms.lookup(a);
     const sc = m.symCode.find(a);
     const parts = [];
@@ -215,13 +234,22 @@ export class Walker {
 }
 
 /** Fails when the policy does not fit the kernel (see `Policy.checkLayout`). */
-export function walkerFor(machine: Machine, policy: Policy): { ok: true; value: Walker } | { ok: false; error: PolicyMismatch } {
+export function walkerFor(
+  machine: Machine,
+  policy: Policy,
+): { ok: true; value: Walker } | { ok: false; error: PolicyMismatch } {
   const mismatch = policy.checkLayout(machine);
-  return mismatch === null ? { ok: true, value: new Walker(machine, policy) } : { ok: false, error: mismatch };
+  return mismatch === null
+    ? { ok: true, value: new Walker(machine, policy) }
+    : { ok: false, error: mismatch };
 }
 
 /** `arch_stack_walk`: the debug walk, crossing exception boundaries; its result has `reliable: null`. */
-export function archStackWalk(walker: Walker, task: Task, options: Omit<WalkOptions, 'reliable'> = {}): WalkResult {
+export function archStackWalk(
+  walker: Walker,
+  task: Task,
+  options: Omit<WalkOptions, 'reliable'> = {},
+): WalkResult {
   walker.walk(task, { ...options, reliable: false });
   return walker.result();
 }
@@ -234,11 +262,16 @@ export function archStackWalkReliable(
   walker: Walker,
   task: Task,
   options: Omit<WalkOptions, 'reliable'> = {},
-): { ok: true; value: WalkResult } | { ok: false; error: { code: 'KLPSIM_NO_RELIABLE_WALK'; message: string } } {
+):
+  | { ok: true; value: WalkResult }
+  | { ok: false; error: { code: 'KLPSIM_NO_RELIABLE_WALK'; message: string } } {
   if (!walker.policy.hasReliableWalk) {
     return {
       ok: false,
-      error: { code: 'KLPSIM_NO_RELIABLE_WALK', message: `${walker.policy.name} has no arch_stack_walk_reliable; use the debug walk` },
+      error: {
+        code: 'KLPSIM_NO_RELIABLE_WALK',
+        message: `${walker.policy.name} has no arch_stack_walk_reliable; use the debug walk`,
+      },
     };
   }
   walker.walk(task, { ...options, reliable: true });
@@ -249,8 +282,16 @@ export function archStackWalkReliable(
  * `stack_trace_save_tsk_reliable(task, store, size)`: the number of entries
  * stored, or -EINVAL. Allocation-free: the entries are in `walker.trace`.
  */
-export function stackTraceSaveTskReliable(walker: Walker, task: Task, size = 100, checks?: readonly CheckName[]): number {
-  const ret = walker.walk(task, checks === undefined ? { reliable: true, size } : { reliable: true, size, checks });
+export function stackTraceSaveTskReliable(
+  walker: Walker,
+  task: Task,
+  size = 100,
+  checks?: readonly CheckName[],
+): number {
+  const ret = walker.walk(
+    task,
+    checks === undefined ? { reliable: true, size } : { reliable: true, size, checks },
+  );
   return ret < 0 ? ret : walker.trace.len;
 }
 

@@ -1,4 +1,4 @@
-import { type BuiltMachine, type KernelDesc, buildMachine, formatInputError } from '@klpsim/kernel';
+import { type BuiltMachine, buildMachine, formatInputError, type KernelDesc } from '@klpsim/kernel';
 
 /** Builds a machine for a test; a description error fails the test with its message. */
 export function build(desc: KernelDesc): BuiltMachine {

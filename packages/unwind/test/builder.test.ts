@@ -2,8 +2,7 @@ import { formatAddr } from '@klpsim/arm64';
 import { describe, expect, it } from 'vitest';
 import { POLICIES, type PolicyName, Walker } from '../src/index.js';
 import { build } from './build.js';
-import { KWORKER, USER_NANOSLEEP, irqPreempted, task } from './chains.js';
-
+import { irqPreempted, KWORKER, task, USER_NANOSLEEP } from './chains.js';
 
 const pcsOf = (w: Walker) => Array.from(w.trace.pcs.subarray(0, w.trace.len), formatAddr);
 
@@ -19,7 +18,10 @@ describe('builder chains walk back exactly', () => {
           w.walk(t.task, { reliable: false });
           expect(pcsOf(w), `${name} debug`).toEqual(t.debugTrace.map((e) => formatAddr(e.pc)));
           if (policy.hasReliableWalk) {
-            expect(w.walk(t.task, { reliable: true }), `${name} reliable: ${JSON.stringify(w.result().reason)}`).toBe(0);
+            expect(
+              w.walk(t.task, { reliable: true }),
+              `${name} reliable: ${JSON.stringify(w.result().reason)}`,
+            ).toBe(0);
             expect(pcsOf(w)).toEqual(t.chain.map(formatAddr));
           }
         }
@@ -55,7 +57,13 @@ describe('builder chains walk back exactly', () => {
 
 describe('rewritten return addresses are recovered before any check', () => {
   const hooked = KWORKER.map((f, i) =>
-    i === 1 ? { ...f, fgraph: true } : i === 2 ? { ...f, kretprobe: true } : i === 3 ? { ...f, fgraph: true, kretprobe: true } : f,
+    i === 1
+      ? { ...f, fgraph: true }
+      : i === 2
+        ? { ...f, kretprobe: true }
+        : i === 3
+          ? { ...f, fgraph: true, kretprobe: true }
+          : f,
   );
   for (const layout of ['mainline', 'linux-6.1'] as const) {
     it(`function graph (F), kretprobe (K) and both nested (FK), ${layout} layout`, () => {

@@ -1,8 +1,9 @@
 import { describe, expect, it } from 'vitest';
-import { POLICIES, Walker, archStackWalk, archStackWalkReliable } from '../src/index.js';
+import { archStackWalk, archStackWalkReliable, POLICIES, Walker } from '../src/index.js';
 import { CAPTURE_61, CAPTURE_72, capture } from './fixtures.js';
 
-const strip = (t: readonly { address: string; symbol: string }[]) => t.map((e) => `${e.address} ${e.symbol}`);
+const strip = (t: readonly { address: string; symbol: string }[]) =>
+  t.map((e) => `${e.address} ${e.symbol}`);
 
 describe('linux-6.1 replays the real 6.1 kernel', () => {
   it('reproduces kernelTraceFull of every task, frame for frame (476 frames)', () => {
@@ -32,7 +33,7 @@ describe('linux-6.1 replays the real 6.1 kernel', () => {
 });
 
 describe('mainline matches the real 7.2 kernel', () => {
-  it('gives every task the kernel\'s own arch_stack_walk_reliable verdict and entries', () => {
+  it("gives every task the kernel's own arch_stack_walk_reliable verdict and entries", () => {
     const { machine, oracle } = capture(CAPTURE_72);
     const walker = new Walker(machine, POLICIES.mainline);
     for (const task of machine.tasks) {
@@ -51,7 +52,9 @@ describe('mainline matches the real 7.2 kernel', () => {
     let frames = 0;
     for (const task of machine.tasks) {
       const r = archStackWalk(walker, task);
-      expect(strip(r.trace), `${task.comm}:${task.pid}`).toEqual(strip(oracle.get(task.pid)!.traceFull!));
+      expect(strip(r.trace), `${task.comm}:${task.pid}`).toEqual(
+        strip(oracle.get(task.pid)!.traceFull!),
+      );
       frames += r.trace.length;
     }
     expect(frames).toBe(532);

@@ -44,4 +44,7 @@ export function irqPreempted(lr: 'saved' | 'unsaved'): FrameDesc[] {
   ];
 }
 
-export const task = (frames: FrameDesc[], extra: Partial<TaskDesc> = {}): TaskDesc => ({ frames, ...extra });
+export const task = (frames: FrameDesc[], extra: Partial<TaskDesc> = {}): TaskDesc => ({
+  frames,
+  ...extra,
+});

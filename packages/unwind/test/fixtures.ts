@@ -1,9 +1,13 @@
 import { fileURLToPath } from 'node:url';
-import { type LoadedCapture, formatInputError, loadCapture } from '@klpsim/kernel';
+import { formatInputError, type LoadedCapture, loadCapture } from '@klpsim/kernel';
 
 /** The real captures bundled with the repo (copied from the project's shared captures). */
-export const CAPTURE_61 = fileURLToPath(new URL('../../../fixtures/captures/linux-6.1-arm64-plain/capture.json', import.meta.url));
-export const CAPTURE_72 = fileURLToPath(new URL('../../../fixtures/captures/linux-7.2-arm64-plain/capture.json', import.meta.url));
+export const CAPTURE_61 = fileURLToPath(
+  new URL('../../../fixtures/captures/linux-6.1-arm64-plain/capture.json', import.meta.url),
+);
+export const CAPTURE_72 = fileURLToPath(
+  new URL('../../../fixtures/captures/linux-7.2-arm64-plain/capture.json', import.meta.url),
+);
 
 const cache = new Map<string, LoadedCapture>();
 

@@ -6,7 +6,20 @@ import { POLICIES, type PolicyName, Walker } from '../src/index.js';
 import { build } from './build.js';
 
 /** Functions a chain may pass through that are ordinary C (no SYM_CODE, no entry text). */
-const POOL = ['__switch_to', '__schedule', 'schedule', 'worker_thread', 'do_nanosleep', 'kthread', 'f_alpha', 'f_beta', 'f_gamma', 'f_delta', 'mod_fn', 'init_fn'];
+const POOL = [
+  '__switch_to',
+  '__schedule',
+  'schedule',
+  'worker_thread',
+  'do_nanosleep',
+  'kthread',
+  'f_alpha',
+  'f_beta',
+  'f_gamma',
+  'f_delta',
+  'mod_fn',
+  'init_fn',
+];
 
 const frameArb = fc.record({
   fn: fc.constantFrom(...POOL),
@@ -25,9 +38,18 @@ const kernelArb = fc.record({
   frames: fc.array(frameArb, { minLength: 1, maxLength: 40 }),
 });
 
-type Gen = { layout: 'mainline' | 'linux-6.1'; vaBits: 48 | 52; pac: boolean; user: boolean; frames: { fn: string; frameSize: number; call: string; fgraph: boolean; kretprobe: boolean }[] };
+type Gen = {
+  layout: 'mainline' | 'linux-6.1';
+  vaBits: 48 | 52;
+  pac: boolean;
+  user: boolean;
+  frames: { fn: string; frameSize: number; call: string; fgraph: boolean; kretprobe: boolean }[];
+};
 
-function describeKernel(g: Gen, corrupt: { kind: CorruptionKind; frame: number }[] = []): KernelDesc {
+function describeKernel(
+  g: Gen,
+  corrupt: { kind: CorruptionKind; frame: number }[] = [],
+): KernelDesc {
   const frames: FrameDesc[] = g.frames.map((f, i) => ({
     fn: f.fn,
     frameSize: f.frameSize,
@@ -61,12 +83,19 @@ describe('properties', () => {
           if (policy.checkLayout(b.machine) !== null) continue;
           const w = new Walker(b.machine, policy);
           w.walk(t.task, { reliable: false });
-          expect(Array.from(w.trace.pcs.subarray(0, w.trace.len), formatAddr)).toEqual(t.chain.map(formatAddr));
-          if (name === 'mainline') expect(w.result().trace.map((e) => e.source)).toEqual(t.debugTrace.map((e) => e.marker));
+          expect(Array.from(w.trace.pcs.subarray(0, w.trace.len), formatAddr)).toEqual(
+            t.chain.map(formatAddr),
+          );
+          if (name === 'mainline')
+            expect(w.result().trace.map((e) => e.source)).toEqual(
+              t.debugTrace.map((e) => e.marker),
+            );
           if (policy.hasReliableWalk) {
             const ret = w.walk(t.task, { reliable: true, checks: ['call-site'] });
             expect(ret, `${name}: ${w.result().reason?.message}`).toBe(0);
-            expect(Array.from(w.trace.pcs.subarray(0, w.trace.len), formatAddr)).toEqual(t.chain.map(formatAddr));
+            expect(Array.from(w.trace.pcs.subarray(0, w.trace.len), formatAddr)).toEqual(
+              t.chain.map(formatAddr),
+            );
           }
         }
       }),
@@ -90,9 +119,15 @@ describe('properties', () => {
       fc.property(corruptionArb, ({ g: g0, kind, at }) => {
         const g = structuredClone(g0) as Gen;
         const n = g.frames.length + 1;
-        const needsRecord = !['lr-not-after-call', 'missing-fgraph', 'missing-kretprobe'].includes(kind);
+        const needsRecord = !['lr-not-after-call', 'missing-fgraph', 'missing-kretprobe'].includes(
+          kind,
+        );
         if (needsRecord && at >= n - 1) return;
-        if (kind === 'missing-fgraph' || kind === 'missing-kretprobe' || kind === 'lr-not-after-call') {
+        if (
+          kind === 'missing-fgraph' ||
+          kind === 'missing-kretprobe' ||
+          kind === 'lr-not-after-call'
+        ) {
           if (at < 1 || at >= n - 1) return;
         }
         if (kind === 'missing-fgraph') g.frames[at]!.fgraph = true;
@@ -108,12 +143,17 @@ describe('properties', () => {
           if (w.walk(t.task, { reliable: true }) === 0) {
             reliableAfterCorruption++;
             expect(followable.has(kind), `${name} called a ${kind} stack reliable`).toBe(true);
-            expect(Array.from(w.trace.pcs.subarray(0, w.trace.len), formatAddr)).toEqual(t.chain.map(formatAddr));
+            expect(Array.from(w.trace.pcs.subarray(0, w.trace.len), formatAddr)).toEqual(
+              t.chain.map(formatAddr),
+            );
           } else {
             expect(w.result().reason).not.toBeNull();
           }
           // With the call-site check, no corruption passes.
-          expect(w.walk(t.task, { reliable: true, checks: ['call-site'] }), `${name} + call-site on ${kind}`).toBe(-22);
+          expect(
+            w.walk(t.task, { reliable: true, checks: ['call-site'] }),
+            `${name} + call-site on ${kind}`,
+          ).toBe(-22);
         }
       }),
       { numRuns: 400, seed: 1122 },

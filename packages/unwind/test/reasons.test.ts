@@ -1,8 +1,15 @@
 import type { KernelDesc, TaskDesc } from '@klpsim/kernel';
 import { describe, expect, it } from 'vitest';
-import { type CheckName, POLICIES, type PolicyName, REASON_CODES, type ReasonCode, Walker } from '../src/index.js';
+import {
+  type CheckName,
+  POLICIES,
+  type PolicyName,
+  REASON_CODES,
+  type ReasonCode,
+  Walker,
+} from '../src/index.js';
 import { build } from './build.js';
-import { KWORKER, USER_NANOSLEEP, irqPreempted } from './chains.js';
+import { irqPreempted, KWORKER, USER_NANOSLEEP } from './chains.js';
 
 /**
  * Every reason code, under every policy, from chains the builder makes.
@@ -25,27 +32,47 @@ const CASES: Case[] = [
   {
     name: 'misaligned fp',
     task: { frames: KWORKER, corrupt: [{ kind: 'misaligned-fp', frame: 1 }] },
-    expect: { mainline: 'FP_MISALIGNED', 'symcode-v8': 'FP_MISALIGNED', 'linux-6.1': 'FP_MISALIGNED' },
+    expect: {
+      mainline: 'FP_MISALIGNED',
+      'symcode-v8': 'FP_MISALIGNED',
+      'linux-6.1': 'FP_MISALIGNED',
+    },
   },
   {
     name: 'record straddling the top of the stack',
     task: { frames: KWORKER, corrupt: [{ kind: 'off-stack', frame: 2 }] },
-    expect: { mainline: 'RECORD_OFF_STACK', 'symcode-v8': 'RECORD_OFF_STACK', 'linux-6.1': 'RECORD_OFF_STACK' },
+    expect: {
+      mainline: 'RECORD_OFF_STACK',
+      'symcode-v8': 'RECORD_OFF_STACK',
+      'linux-6.1': 'RECORD_OFF_STACK',
+    },
   },
   {
     name: 'jump to a stack no walk may use',
     task: { frames: USER_NANOSLEEP, corrupt: [{ kind: 'other-stack', frame: 4 }] },
-    expect: { mainline: 'RECORD_OFF_STACK', 'symcode-v8': 'RECORD_OFF_STACK', 'linux-6.1': 'RECORD_OFF_STACK' },
+    expect: {
+      mainline: 'RECORD_OFF_STACK',
+      'symcode-v8': 'RECORD_OFF_STACK',
+      'linux-6.1': 'RECORD_OFF_STACK',
+    },
   },
   {
     name: 'truncated chain (fp = 0, lr kept)',
     task: { frames: USER_NANOSLEEP, corrupt: [{ kind: 'truncated', frame: 5 }] },
-    expect: { mainline: 'RECORD_OFF_STACK', 'symcode-v8': 'RECORD_OFF_STACK', 'linux-6.1': 'RECORD_OFF_STACK' },
+    expect: {
+      mainline: 'RECORD_OFF_STACK',
+      'symcode-v8': 'RECORD_OFF_STACK',
+      'linux-6.1': 'RECORD_OFF_STACK',
+    },
   },
   {
     name: 'loop',
     task: { frames: KWORKER, corrupt: [{ kind: 'loop', frame: 2 }] },
-    expect: { mainline: 'STACK_REENTERED', 'symcode-v8': 'STACK_REENTERED', 'linux-6.1': 'STACK_REENTERED' },
+    expect: {
+      mainline: 'STACK_REENTERED',
+      'symcode-v8': 'STACK_REENTERED',
+      'linux-6.1': 'STACK_REENTERED',
+    },
   },
   {
     name: 'a known IRQ stack whose bytes are not available',
@@ -57,22 +84,38 @@ const CASES: Case[] = [
       { fn: 'kthread' },
       { fn: 'ret_from_fork' },
     ]),
-    expect: { mainline: 'RECORD_UNREADABLE', 'symcode-v8': 'RECORD_UNREADABLE', 'linux-6.1': 'RECORD_UNREADABLE' },
+    expect: {
+      mainline: 'RECORD_UNREADABLE',
+      'symcode-v8': 'RECORD_UNREADABLE',
+      'linux-6.1': 'RECORD_UNREADABLE',
+    },
   },
   {
     name: 'FINAL meta record in the middle of the stack',
     task: { frames: KWORKER, corrupt: [{ kind: 'final-misplaced', frame: 2 }] },
-    expect: { mainline: 'FINAL_MISPLACED', 'symcode-v8': 'NOT_KERNEL_TEXT', 'linux-6.1': 'RECORD_OFF_STACK' },
+    expect: {
+      mainline: 'FINAL_MISPLACED',
+      'symcode-v8': 'NOT_KERNEL_TEXT',
+      'linux-6.1': 'RECORD_OFF_STACK',
+    },
   },
   {
     name: 'meta record of unknown type',
     task: { frames: KWORKER, corrupt: [{ kind: 'meta-unknown', frame: 1 }] },
-    expect: { mainline: 'META_TYPE_UNKNOWN', 'symcode-v8': 'NOT_KERNEL_TEXT', 'linux-6.1': 'RECORD_OFF_STACK' },
+    expect: {
+      mainline: 'META_TYPE_UNKNOWN',
+      'symcode-v8': 'NOT_KERNEL_TEXT',
+      'linux-6.1': 'RECORD_OFF_STACK',
+    },
   },
   {
     name: 'exception boundary (mainline layout)',
     task: { frames: irqPreempted('saved') },
-    expect: { mainline: 'EXCEPTION_BOUNDARY', 'symcode-v8': 'IN_SYM_CODE', 'linux-6.1': 'RECORD_OFF_STACK' },
+    expect: {
+      mainline: 'EXCEPTION_BOUNDARY',
+      'symcode-v8': 'IN_SYM_CODE',
+      'linux-6.1': 'RECORD_OFF_STACK',
+    },
   },
   {
     name: 'exception boundary (6.1 layout: a synthetic frame record)',
@@ -87,18 +130,41 @@ const CASES: Case[] = [
   },
   {
     name: 'return address inside SYM_CODE (an ftrace trampoline mid-chain)',
-    task: { frames: [{ fn: '__switch_to' }, { fn: '__schedule' }, { fn: 'schedule' }, { fn: 'ftrace_caller' }, { fn: 'kthread' }, { fn: 'ret_from_fork' }] },
+    task: {
+      frames: [
+        { fn: '__switch_to' },
+        { fn: '__schedule' },
+        { fn: 'schedule' },
+        { fn: 'ftrace_caller' },
+        { fn: 'kthread' },
+        { fn: 'ret_from_fork' },
+      ],
+    },
     expect: { mainline: 'ok', 'symcode-v8': 'IN_SYM_CODE', 'linux-6.1': 'none' },
   },
   {
     name: 'function-graph entry missing',
-    task: { frames: KWORKER.map((f, i) => (i === 3 ? { ...f, fgraph: true } : f)), corrupt: [{ kind: 'missing-fgraph', frame: 3 }] },
-    expect: { mainline: 'FGRAPH_UNRECOVERABLE', 'symcode-v8': 'FGRAPH_UNRECOVERABLE', 'linux-6.1': 'FGRAPH_UNRECOVERABLE' },
+    task: {
+      frames: KWORKER.map((f, i) => (i === 3 ? { ...f, fgraph: true } : f)),
+      corrupt: [{ kind: 'missing-fgraph', frame: 3 }],
+    },
+    expect: {
+      mainline: 'FGRAPH_UNRECOVERABLE',
+      'symcode-v8': 'FGRAPH_UNRECOVERABLE',
+      'linux-6.1': 'FGRAPH_UNRECOVERABLE',
+    },
   },
   {
     name: 'kretprobe instance missing',
-    task: { frames: KWORKER.map((f, i) => (i === 2 ? { ...f, kretprobe: true } : f)), corrupt: [{ kind: 'missing-kretprobe', frame: 2 }] },
-    expect: { mainline: 'KRETPROBE_UNRECOVERABLE', 'symcode-v8': 'KRETPROBE_UNRECOVERABLE', 'linux-6.1': 'KRETPROBE_UNRECOVERABLE' },
+    task: {
+      frames: KWORKER.map((f, i) => (i === 2 ? { ...f, kretprobe: true } : f)),
+      corrupt: [{ kind: 'missing-kretprobe', frame: 2 }],
+    },
+    expect: {
+      mainline: 'KRETPROBE_UNRECOVERABLE',
+      'symcode-v8': 'KRETPROBE_UNRECOVERABLE',
+      'linux-6.1': 'KRETPROBE_UNRECOVERABLE',
+    },
   },
   {
     name: 'trace buffer too small',
@@ -108,15 +174,26 @@ const CASES: Case[] = [
   },
   {
     name: 'return address not after a call (call-site check)',
-    task: { frames: USER_NANOSLEEP.map((f, i) => (i === 4 ? { ...f, at: 0x100 } : f)), corrupt: [{ kind: 'lr-not-after-call', frame: 4 }] },
+    task: {
+      frames: USER_NANOSLEEP.map((f, i) => (i === 4 ? { ...f, at: 0x100 } : f)),
+      corrupt: [{ kind: 'lr-not-after-call', frame: 4 }],
+    },
     checks: ['call-site'],
-    expect: { mainline: 'NOT_AFTER_CALL', 'symcode-v8': 'NOT_AFTER_CALL', 'linux-6.1': 'NOT_AFTER_CALL' },
+    expect: {
+      mainline: 'NOT_AFTER_CALL',
+      'symcode-v8': 'NOT_AFTER_CALL',
+      'linux-6.1': 'NOT_AFTER_CALL',
+    },
   },
   {
     name: 'walk not starting in the context switch (start-in-schedule check)',
     task: { frames: USER_NANOSLEEP.slice(3) },
     checks: ['start-in-schedule'],
-    expect: { mainline: 'NOT_IN_SCHEDULE', 'symcode-v8': 'NOT_IN_SCHEDULE', 'linux-6.1': 'NOT_IN_SCHEDULE' },
+    expect: {
+      mainline: 'NOT_IN_SCHEDULE',
+      'symcode-v8': 'NOT_IN_SCHEDULE',
+      'linux-6.1': 'NOT_IN_SCHEDULE',
+    },
   },
 ];
 
@@ -135,7 +212,12 @@ describe('every reason code under every policy', () => {
           continue;
         }
         const w = new Walker(b.machine, policy);
-        const opts = { reliable: policy.hasReliableWalk, from: t.from, ...(c.checks ? { checks: c.checks } : {}), ...(c.size ? { size: c.size } : {}) };
+        const opts = {
+          reliable: policy.hasReliableWalk,
+          from: t.from,
+          ...(c.checks ? { checks: c.checks } : {}),
+          ...(c.size ? { size: c.size } : {}),
+        };
         const ret = w.walk(t.task, opts);
         const r = w.result();
         if (want === 'ok') {

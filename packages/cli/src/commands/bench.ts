@@ -1,5 +1,5 @@
 import { parseArgs } from 'node:util';
-import { type Machine, buildMachine, syntheticKernelDesc } from '@klpsim/kernel';
+import { buildMachine, type Machine, syntheticKernelDesc } from '@klpsim/kernel';
 import { type CheckName, type Policy, Walker } from '@klpsim/unwind';
 import { DEFAULT_BENCH_CAPTURE } from '../bundled.js';
 import { CliError } from '../errors.js';
@@ -44,7 +44,12 @@ export function measureWalks(
     passes++;
     elapsed = (performance.now() - t0) / 1000;
   } while (elapsed < seconds);
-  return { framesPerSecond: frames / elapsed, walksPerSecond: walks / elapsed, meanDepth: frames / walks, passes };
+  return {
+    framesPerSecond: frames / elapsed,
+    walksPerSecond: walks / elapsed,
+    meanDepth: frames / walks,
+    passes,
+  };
 }
 
 const mega = (x: number) => `${(x / 1e6).toFixed(1)} M`;
@@ -69,20 +74,30 @@ export function runBench(argv: string[], log: Logger, print: (s: string) => void
     return 2;
   }
   const seconds = values.seconds === undefined ? 3 : Number(values.seconds);
-  if (!(seconds > 0 && seconds <= 600)) throw new CliError('KLPSIM_USAGE', `--seconds: "${values.seconds}" is not between 0 and 600`);
+  if (!(seconds > 0 && seconds <= 600))
+    throw new CliError('KLPSIM_USAGE', `--seconds: "${values.seconds}" is not between 0 and 600`);
   const ntasks = values.tasks === undefined ? 10_000 : parsePositiveInt('--tasks', values.tasks);
   const depth = values.depth === undefined ? 16 : parsePositiveInt('--depth', values.depth);
   const checks = chooseChecks(values.check);
   const file = positionals[1] ?? DEFAULT_BENCH_CAPTURE;
 
   const { machine } = openCapture(file, values.text);
-  const capPolicy = choosePolicy(machine, values.policy ?? (machine.config.ptRegs.meta !== null ? 'mainline' : 'symcode-v8'));
+  const capPolicy = choosePolicy(
+    machine,
+    values.policy ?? (machine.config.ptRegs.meta !== null ? 'mainline' : 'symcode-v8'),
+  );
   const perPass = machine.tasks.length;
   const cap = measureWalks(machine, capPolicy, checks, seconds);
-  const walkName = capPolicy.hasReliableWalk ? 'reliable walk' : 'debug walk (the policy has no reliable one)';
+  const walkName = capPolicy.hasReliableWalk
+    ? 'reliable walk'
+    : 'debug walk (the policy has no reliable one)';
   print(`capture ${file}`);
-  print(`  kernel ${machine.config.release}, ${perPass} tasks, mean depth ${cap.meanDepth.toFixed(1)}, policy ${capPolicy.name}, ${walkName}, checks: ${checks.join(', ') || 'none'}`);
-  print(`  ${mega(cap.framesPerSecond)}frames/s, ${mega(cap.walksPerSecond)}walks/s (${cap.passes} passes in ${seconds} s)`);
+  print(
+    `  kernel ${machine.config.release}, ${perPass} tasks, mean depth ${cap.meanDepth.toFixed(1)}, policy ${capPolicy.name}, ${walkName}, checks: ${checks.join(', ') || 'none'}`,
+  );
+  print(
+    `  ${mega(cap.framesPerSecond)}frames/s, ${mega(cap.walksPerSecond)}walks/s (${cap.passes} passes in ${seconds} s)`,
+  );
 
   const t0 = performance.now();
   const built = buildMachine(syntheticKernelDesc({ tasks: ntasks, meanDepth: depth, seed: 1 }));
@@ -90,8 +105,12 @@ export function runBench(argv: string[], log: Logger, print: (s: string) => void
   const buildSeconds = (performance.now() - t0) / 1000;
   const synPolicy = choosePolicy(built.value.machine, values.policy);
   const syn = measureWalks(built.value.machine, synPolicy, checks, seconds);
-  print(`synthetic kernel: ${ntasks} tasks, mean depth ${syn.meanDepth.toFixed(1)} (built in ${buildSeconds.toFixed(1)} s), policy ${synPolicy.name}`);
-  print(`  ${mega(syn.framesPerSecond)}frames/s, ${mega(syn.walksPerSecond)}walks/s (${syn.passes} passes in ${seconds} s)`);
+  print(
+    `synthetic kernel: ${ntasks} tasks, mean depth ${syn.meanDepth.toFixed(1)} (built in ${buildSeconds.toFixed(1)} s), policy ${synPolicy.name}`,
+  );
+  print(
+    `  ${mega(syn.framesPerSecond)}frames/s, ${mega(syn.walksPerSecond)}walks/s (${syn.passes} passes in ${seconds} s)`,
+  );
   print(`peak memory (max RSS): ${(process.resourceUsage().maxRSS / 1024).toFixed(0)} MiB`);
   log.debug({ cap, syn }, 'bench done');
   return 0;

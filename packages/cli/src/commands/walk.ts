@@ -1,7 +1,14 @@
 import { relative } from 'node:path';
 import { parseArgs } from 'node:util';
 import type { Machine } from '@klpsim/kernel';
-import { type CheckName, Walker, type WalkResult, compareWithKernel, type OracleComparison, type Policy } from '@klpsim/unwind';
+import {
+  type CheckName,
+  compareWithKernel,
+  type OracleComparison,
+  type Policy,
+  Walker,
+  type WalkResult,
+} from '@klpsim/unwind';
 import { CliError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { renderWalk } from '../render.js';
@@ -27,7 +34,10 @@ export interface WalkReport {
   readonly policy: Policy['name'];
   readonly checks: readonly CheckName[];
   readonly walk: 'reliable' | 'debug';
-  readonly tasks: readonly (Pick<WalkResult, 'pid' | 'comm' | 'reliable' | 'error' | 'reason' | 'trace'> & {
+  readonly tasks: readonly (Pick<
+    WalkResult,
+    'pid' | 'comm' | 'reliable' | 'error' | 'reason' | 'trace'
+  > & {
     readonly kernel?: OracleComparison;
   })[];
   readonly skipped: readonly { pid: number; comm: string; reason: string }[];
@@ -45,7 +55,10 @@ export interface WalkRequest {
 }
 
 /** Walks the requested tasks of a capture; throws CliError on bad input. */
-export function walkCapture(req: WalkRequest, log: Logger): { report: WalkReport; machine: Machine } {
+export function walkCapture(
+  req: WalkRequest,
+  log: Logger,
+): { report: WalkReport; machine: Machine } {
   const t0 = performance.now();
   const loaded = openCapture(req.capture, req.text);
   log.debug({ file: req.capture, ms: Math.round(performance.now() - t0) }, 'capture loaded');
@@ -59,8 +72,19 @@ export function walkCapture(req: WalkRequest, log: Logger): { report: WalkReport
   for (const task of tasks) {
     walker.walk(task, { reliable, checks, ...(req.size !== undefined ? { size: req.size } : {}) });
     const r = walker.result();
-    const entry = { pid: r.pid, comm: r.comm, reliable: r.reliable, error: r.error, reason: r.reason, trace: r.trace };
-    out.push(req.compare === true ? { ...entry, kernel: compareWithKernel(r, loaded.oracle.get(task.pid)) } : entry);
+    const entry = {
+      pid: r.pid,
+      comm: r.comm,
+      reliable: r.reliable,
+      error: r.error,
+      reason: r.reason,
+      trace: r.trace,
+    };
+    out.push(
+      req.compare === true
+        ? { ...entry, kernel: compareWithKernel(r, loaded.oracle.get(task.pid)) }
+        : entry,
+    );
   }
   return {
     machine,
@@ -78,7 +102,10 @@ export function walkCapture(req: WalkRequest, log: Logger): { report: WalkReport
 
 /** Human text for a walk report. */
 export function renderReport(report: WalkReport, machine: Machine): string {
-  const how = report.walk === 'reliable' ? 'arch_stack_walk_reliable' : 'arch_stack_walk (debug walk: no verdict)';
+  const how =
+    report.walk === 'reliable'
+      ? 'arch_stack_walk_reliable'
+      : 'arch_stack_walk (debug walk: no verdict)';
   const out = [
     `${relative(process.cwd(), report.capture) || report.capture}`,
     `kernel ${report.kernel}, policy ${report.policy}, ${how}, checks: ${report.checks.length > 0 ? report.checks.join(', ') : 'none'}`,
@@ -86,7 +113,12 @@ export function renderReport(report: WalkReport, machine: Machine): string {
   ];
   for (const t of report.tasks) {
     const task = machine.tasks.find((x) => x.pid === t.pid)!;
-    const r = { ...t, policy: report.policy, checks: report.checks, walk: report.walk } as WalkResult;
+    const r = {
+      ...t,
+      policy: report.policy,
+      checks: report.checks,
+      walk: report.walk,
+    } as WalkResult;
     out.push(renderWalk(r, task.kthread, task.state, t.kernel ?? null), '');
   }
   out.push(summaryLine(report));
@@ -102,11 +134,17 @@ function summaryLine(report: WalkReport): string {
     const ok = report.tasks.filter((t) => t.reliable === true).length;
     parts.push(`${ok} reliable, ${n - ok} unreliable`);
   }
-  const compared = report.tasks.filter((t) => t.kernel?.traceMatches !== null && t.kernel !== undefined);
+  const compared = report.tasks.filter(
+    (t) => t.kernel?.traceMatches !== null && t.kernel !== undefined,
+  );
   if (compared.length > 0) {
-    const same = compared.filter((t) => t.kernel!.traceMatches === true && t.kernel!.verdictMatches !== false);
+    const same = compared.filter(
+      (t) => t.kernel!.traceMatches === true && t.kernel!.verdictMatches !== false,
+    );
     const sameFrames = same.reduce((a, t) => a + t.trace.length, 0);
-    parts.push(`kernel agreement: ${same.length}/${compared.length} tasks, ${sameFrames}/${frames} entries`);
+    parts.push(
+      `kernel agreement: ${same.length}/${compared.length} tasks, ${sameFrames}/${frames} entries`,
+    );
   }
   return `summary: ${parts.join('; ')}`;
 }
@@ -153,6 +191,7 @@ export function runWalk(argv: string[], log: Logger, print: (s: string) => void)
 
 export function parsePositiveInt(flag: string, s: string): number {
   const n = Number(s);
-  if (!Number.isInteger(n) || n < 1) throw new CliError('KLPSIM_USAGE', `${flag}: "${s}" is not a positive integer`);
+  if (!Number.isInteger(n) || n < 1)
+    throw new CliError('KLPSIM_USAGE', `${flag}: "${s}" is not a positive integer`);
   return n;
 }

@@ -1,13 +1,9 @@
 import {
   type Addr,
   AUTIASP,
-  EncodeError,
-  MOV_X29_SP,
-  NOP,
-  PACIASP,
-  RET,
   addrHi,
   addrLo,
+  EncodeError,
   encodeBl,
   encodeBlr,
   encodeBlra,
@@ -15,12 +11,16 @@ import {
   encodeLdpFramePop,
   encodeStpFramePush,
   foldAddress,
+  MOV_X29_SP,
+  NOP,
+  PACIASP,
   pacKernelMask,
   pacUserMask,
   parseAddr,
+  RET,
   signPacHi,
 } from '@klpsim/arm64';
-import { type InputError, type Result, fail, ok } from '../errors.js';
+import { fail, type InputError, ok, type Result } from '../errors.js';
 import { Kallsyms, type KernelSymbol } from '../kallsyms.js';
 import type { Cpu, CpuStack, KernelConfig, Machine, PtRegsLayout } from '../machine.js';
 import { Memory } from '../memory.js';
@@ -48,7 +48,13 @@ import {
 /** Where a built task's walk starts (structurally a `WalkFrom` of @klpsim/unwind). */
 export type BuiltStart =
   | { readonly kind: 'task' }
-  | { readonly kind: 'caller'; readonly fp: Addr; readonly pc: Addr; readonly nonPreemptible: boolean; readonly inNmi: boolean };
+  | {
+      readonly kind: 'caller';
+      readonly fp: Addr;
+      readonly pc: Addr;
+      readonly nonPreemptible: boolean;
+      readonly inNmi: boolean;
+    };
 
 /** One entry a correct frame-pointer walk reports, with mainline's marker. */
 export interface ExpectedEntry {
@@ -189,7 +195,11 @@ class Builder {
     this.text = new TextImage(this.memory, desc.pac);
   }
 
-  private error(field: string, message: string, expected?: string): { ok: false; error: InputError } {
+  private error(
+    field: string,
+    message: string,
+    expected?: string,
+  ): { ok: false; error: InputError } {
     return fail({
       code: 'KLPSIM_BUILD_INVALID',
       message,
@@ -224,9 +234,22 @@ class Builder {
     const etext = core.end;
     const kallsyms = new Kallsyms(
       this.symbols.filter((s) => s.module === undefined),
-      { stext: core.start, etext, sinittext: init?.start ?? null, einittext: init?.end ?? null, end: null, all: false },
+      {
+        stext: core.start,
+        etext,
+        sinittext: init?.start ?? null,
+        einittext: init?.end ?? null,
+        end: null,
+        all: false,
+      },
     );
-    for (const m of modules) kallsyms.addModule(m.name, m.start, m.end, this.symbols.filter((s) => s.module === m.name));
+    for (const m of modules)
+      kallsyms.addModule(
+        m.name,
+        m.start,
+        m.end,
+        this.symbols.filter((s) => s.module === m.name),
+      );
 
     const config: KernelConfig = {
       release: this.desc.release ?? `klpsim-${this.desc.layout}`,
@@ -278,21 +301,44 @@ class Builder {
     const all = new Map<string, FunctionDesc>();
     for (const f of CATALOGUE) all.set(f.name, f);
     for (const f of this.desc.functions) all.set(f.name, { ...all.get(f.name), ...f });
-    for (const t of this.desc.tasks) for (const fr of t.frames) if (!all.has(fr.fn)) all.set(fr.fn, { name: fr.fn });
+    for (const t of this.desc.tasks)
+      for (const fr of t.frames) if (!all.has(fr.fn)) all.set(fr.fn, { name: fr.fn });
 
     const groups = new Map<string, FunctionDesc[]>();
     for (const f of all.values()) {
-      const key = f.section === 'module' ? `module:${f.module ?? 'klpsim_mod'}` : (f.section ?? 'text');
+      const key =
+        f.section === 'module' ? `module:${f.module ?? 'klpsim_mod'}` : (f.section ?? 'text');
       groups.set(key, [...(groups.get(key) ?? []), f]);
     }
-    const place = (key: string, base: Addr, section: NonNullable<FunctionDesc['section']>, module?: string): TextRange => {
+    const place = (
+      key: string,
+      base: Addr,
+      section: NonNullable<FunctionDesc['section']>,
+      module?: string,
+    ): TextRange => {
       let at = base;
       for (const f of groups.get(key) ?? []) {
         const size = f.size ?? DEFAULT_FN_SIZE;
-        const pf: PlacedFunction = { name: f.name, start: at, size, section, symCode: f.symCode ?? false };
+        const pf: PlacedFunction = {
+          name: f.name,
+          start: at,
+          size,
+          section,
+          symCode: f.symCode ?? false,
+        };
         this.text.fns.set(f.name, pf);
-        this.symbols.push(module === undefined ? { name: f.name, address: at, type: 't' } : { name: f.name, address: at, type: 't', module });
-        if (pf.symCode) this.symCode.push({ name: f.name, start: at, end: at + size, source: 'described as SYM_CODE' });
+        this.symbols.push(
+          module === undefined
+            ? { name: f.name, address: at, type: 't' }
+            : { name: f.name, address: at, type: 't', module },
+        );
+        if (pf.symCode)
+          this.symCode.push({
+            name: f.name,
+            start: at,
+            end: at + size,
+            source: 'described as SYM_CODE',
+          });
         at += Math.ceil(size / FUNC_ALIGN) * FUNC_ALIGN;
       }
       return { name: key, start: base, end: at };
@@ -316,7 +362,8 @@ class Builder {
     if (!coreMap.ok) return coreMap;
 
     const initR = place('init', INIT_BASE, 'init');
-    const init = initR.end > initR.start ? { name: 'inittext', start: initR.start, end: initR.end } : null;
+    const init =
+      initR.end > initR.start ? { name: 'inittext', start: initR.start, end: initR.end } : null;
     if (init !== null) {
       const m = this.memory.mapZeroed('init text', init.start, init.end - init.start);
       if (!m.ok) return m;
@@ -332,7 +379,9 @@ class Builder {
       modules.push({ name, start: r.start, end: r.end });
       modCursor = r.end + 0x10000;
     }
-    const generated: (TextRange & { kind: 'bpf-jit' | 'ftrace-trampoline' | 'kprobe-insn-slot' })[] = [];
+    const generated: (TextRange & {
+      kind: 'bpf-jit' | 'ftrace-trampoline' | 'kprobe-insn-slot';
+    })[] = [];
     let genCursor = GENERATED_BASE;
     for (const [key, kind] of [
       ['bpf', 'bpf-jit'],
@@ -346,7 +395,8 @@ class Builder {
       generated.push({ name: kind, start: r.start, end: r.end, kind });
       genCursor = r.end + 0x10000;
     }
-    for (const s of sections) if (s.name === 'entry_text') this.symCode.push({ ...s, source: 'arch/arm64/kernel/entry.S' });
+    for (const s of sections)
+      if (s.name === 'entry_text') this.symCode.push({ ...s, source: 'arch/arm64/kernel/entry.S' });
     return ok({ core, init, sections, modules, generated });
   }
 
@@ -356,7 +406,8 @@ class Builder {
       const base = CPU_STACK_BASE + id * 0x40000;
       const stack = (off: number, size: number): CpuStack => {
         const s = { low: base + off, high: base + off + size };
-        if (this.desc.mapCpuStacks) this.memory.mapZeroed(`cpu${id} stack +0x${off.toString(16)}`, s.low, size);
+        if (this.desc.mapCpuStacks)
+          this.memory.mapZeroed(`cpu${id} stack +0x${off.toString(16)}`, s.low, size);
         return s;
       };
       cpus.push({
@@ -383,7 +434,8 @@ class Builder {
     const frames = d.frames;
     const n = frames.length;
     const cpu = d.cpu ?? index % this.desc.cpus;
-    if (cpu >= this.desc.cpus) return this.error(`${field}.cpu`, `cpu ${cpu} does not exist`, `less than ${this.desc.cpus}`);
+    if (cpu >= this.desc.cpus)
+      return this.error(`${field}.cpu`, `cpu ${cpu} does not exist`, `less than ${this.desc.cpus}`);
     const outer = frames[n - 1]!.fn;
     const kthread = d.kthread ?? outer !== 'el0t_64_sync';
     const running = d.running ?? false;
@@ -396,21 +448,31 @@ class Builder {
       const f = this.text.fn(fr.fn)!;
       let at = fr.at;
       if (fr.exception === undefined) {
-        const callee = k === 0 ? (running ? 'arch_stack_walk' : 'cpu_switch_to') : frames[k - 1]!.fn;
+        const callee =
+          k === 0 ? (running ? 'arch_stack_walk' : 'cpu_switch_to') : frames[k - 1]!.fn;
         const r = this.callSite(f, at, fr.call ?? 'bl', callee, k);
         if (!r.ok) return this.error(`${field}.frames[${k}]`, r.error);
         at = r.value;
       } else if (at === undefined) {
         at = 0x20;
       }
-      if (at >= f.size) return this.error(`${field}.frames[${k}].at`, `0x${at.toString(16)} is past the end of ${fr.fn}`, `less than 0x${f.size.toString(16)}`);
+      if (at >= f.size)
+        return this.error(
+          `${field}.frames[${k}].at`,
+          `0x${at.toString(16)} is past the end of ${fr.fn}`,
+          `less than 0x${f.size.toString(16)}`,
+        );
       pcs.push(f.start + at);
     }
 
     // The stack: pt_regs at the top, frames below, innermost lowest.
     const low = STACK_BASE + index * STACK_STRIDE;
     const high = low + THREAD_SIZE;
-    const region = this.memory.mapZeroed(`stack of ${d.comm ?? `task${pid}`}:${pid}`, low, THREAD_SIZE);
+    const region = this.memory.mapZeroed(
+      `stack of ${d.comm ?? `task${pid}`}:${pid}`,
+      low,
+      THREAD_SIZE,
+    );
     if (!region.ok) return region;
     const ptRegs = high - this.layout.size;
     const finalFrame = ptRegs + this.layout.stackframeOffset;
@@ -451,7 +513,11 @@ class Builder {
       frameSize[k] = size;
     }
     if (cursor['task']! < low) {
-      return this.error(`${field}.frames`, `the chain needs ${high - cursor['task']!} bytes of task stack`, `at most ${THREAD_SIZE}`);
+      return this.error(
+        `${field}.frames`,
+        `the chain needs ${high - cursor['task']!} bytes of task stack`,
+        `at most ${THREAD_SIZE}`,
+      );
     }
 
     // Return addresses as the stack holds them: hooked ones point at the trampolines.
@@ -464,7 +530,11 @@ class Builder {
       const fr = frames[k]!;
       const callee = this.text.fn(frames[k - 1]!.fn)!.start;
       if (fr.fgraph === true) {
-        retEntries.push({ ret: fr.kretprobe === true ? tramp : pcs[k]!, func: callee + 4, retp: record[k]! });
+        retEntries.push({
+          ret: fr.kretprobe === true ? tramp : pcs[k]!,
+          func: callee + 4,
+          retp: record[k]!,
+        });
         saved[k] = rth;
       } else if (fr.kretprobe === true) {
         saved[k] = tramp;
@@ -481,12 +551,19 @@ class Builder {
         const x29 = record[k + 1]!;
         this.write64(regs + this.layout.pcOffset, pcs[k + 1]!);
         this.write64(regs + this.layout.regs29Offset, x29);
-        this.write64(regs + REGS30_OFFSET, interrupted.exception?.lr === 'unsaved' ? pcs[k + 2] ?? 0 : pcs[k + 1]! + 8);
+        this.write64(
+          regs + REGS30_OFFSET,
+          interrupted.exception?.lr === 'unsaved' ? (pcs[k + 2] ?? 0) : pcs[k + 1]! + 8,
+        );
         this.write64(regs + SP_OFFSET, regs + this.layout.size);
         if (this.layout.meta !== null) {
           this.memory.write64(record[k]!, 0, 0);
           this.memory.write64(record[k]! + 8, 0, 0);
-          this.memory.write64(record[k]! + this.layout.meta.typeOffset, 0, this.layout.meta.typePtRegs);
+          this.memory.write64(
+            record[k]! + this.layout.meta.typeOffset,
+            0,
+            this.layout.meta.typePtRegs,
+          );
         } else {
           // 6.1 kernel_entry: `stp x29, x22, [sp, #S_STACKFRAME]`, a synthetic record of the interrupted code.
           this.write64(record[k]!, x29);
@@ -500,17 +577,35 @@ class Builder {
 
     // Corruptions, on the finished bytes.
     const hidden = new Set<number>();
-    for (let k = 1; k < n; k++) if (frames[k]!.exception?.lr === 'unsaved' && k + 1 < n) hidden.add(k + 1);
+    for (let k = 1; k < n; k++)
+      if (frames[k]!.exception?.lr === 'unsaved' && k + 1 < n) hidden.add(k + 1);
     for (const [ci, c] of corrupt.entries()) {
-      const r = this.corrupt(c.kind, c.frame, { frames, pcs, record, frameSize, isVector, retEntries, kretprobes, high, key });
+      const r = this.corrupt(c.kind, c.frame, {
+        frames,
+        pcs,
+        record,
+        frameSize,
+        isVector,
+        retEntries,
+        kretprobes,
+        high,
+        key,
+      });
       if (r !== null) return this.error(`${field}.corrupt[${ci}]`, r);
     }
 
     const layoutShadow = this.layout.meta !== null;
-    const entries: RetStackEntry[] = retEntries.map((e, j) => ({ ...e, pos: layoutShadow ? 1 + 5 * j : j }));
+    const entries: RetStackEntry[] = retEntries.map((e, j) => ({
+      ...e,
+      pos: layoutShadow ? 1 + 5 * j : j,
+    }));
     const retStack =
       frames.some((f) => f.fgraph === true) || entries.length > 0
-        ? { layout: layoutShadow ? ('shadow' as const) : ('array' as const), curr: layoutShadow ? 1 + 5 * entries.length : entries.length - 1, entries }
+        ? {
+            layout: layoutShadow ? ('shadow' as const) : ('array' as const),
+            curr: layoutShadow ? 1 + 5 * entries.length : entries.length - 1,
+            entries,
+          }
         : null;
 
     const task: Task = {
@@ -530,14 +625,23 @@ class Builder {
     };
     const onCpuStack = frames.some((f) => (f.stack ?? 'task') !== 'task');
     const from: BuiltStart = running
-      ? { kind: 'caller', fp: record[0]!, pc: pcs[0]!, nonPreemptible: onCpuStack, inNmi: frames.some((f) => f.stack?.startsWith('sdei') === true) }
+      ? {
+          kind: 'caller',
+          fp: record[0]!,
+          pc: pcs[0]!,
+          nonPreemptible: onCpuStack,
+          inNmi: frames.some((f) => f.stack?.startsWith('sdei') === true),
+        }
       : { kind: 'task' };
     const debugTrace: ExpectedEntry[] = [];
     for (let k = 0; k < n; k++) {
       if (hidden.has(k)) continue;
       const fr = frames[k]!;
       const start = k === 0 ? (running ? 'C' : 'T') : fr.exception !== undefined ? 'P' : '';
-      debugTrace.push({ pc: pcs[k]!, marker: `${start}${k > 0 && fr.fgraph === true ? 'F' : ''}${k > 0 && fr.kretprobe === true ? 'K' : ''}` });
+      debugTrace.push({
+        pc: pcs[k]!,
+        marker: `${start}${k > 0 && fr.fgraph === true ? 'F' : ''}${k > 0 && fr.kretprobe === true ? 'K' : ''}`,
+      });
     }
     return ok({
       task,
@@ -581,11 +685,17 @@ class Builder {
     };
     if (at !== undefined) {
       if (!TextImage.siteInBody(f, at)) {
-        return { ok: false, error: `a return address at ${f.name}+0x${at.toString(16)} leaves no room for a call between the prologue and the epilogue` };
+        return {
+          ok: false,
+          error: `a return address at ${f.name}+0x${at.toString(16)} leaves no room for a call between the prologue and the epilogue`,
+        };
       }
       const word = encode(f.start + at - 4);
       if (!this.text.claim(f, at, word)) {
-        return { ok: false, error: `${f.name}+0x${(at - 4).toString(16)} already holds a different call` };
+        return {
+          ok: false,
+          error: `${f.name}+0x${(at - 4).toString(16)} already holds a different call`,
+        };
       }
       return { ok: true, value: at };
     }
@@ -617,14 +727,23 @@ class Builder {
       this.write64(ptRegs + this.layout.regs29Offset, USER_SP);
     }
     const meta = this.layout.meta;
-    if (meta !== null) this.memory.write64(ptRegs + this.layout.stackframeOffset + meta.typeOffset, 0, meta.typeFinal);
+    if (meta !== null)
+      this.memory.write64(
+        ptRegs + this.layout.stackframeOffset + meta.typeOffset,
+        0,
+        meta.typeFinal,
+      );
   }
 
   private corrupt(
     kind: CorruptionKind,
     k: number,
     t: {
-      frames: readonly { fn: string; fgraph?: boolean | undefined; kretprobe?: boolean | undefined }[];
+      frames: readonly {
+        fn: string;
+        fgraph?: boolean | undefined;
+        kretprobe?: boolean | undefined;
+      }[];
       pcs: Addr[];
       record: Addr[];
       frameSize: number[];
@@ -638,7 +757,8 @@ class Builder {
     const n = t.frames.length;
     const hasRecord = k < n - 1 && t.frameSize[k]! > 0;
     const rec = t.record[k]!;
-    const needRecord = () => (hasRecord ? null : `frame ${k} has no frame record of its own to corrupt`);
+    const needRecord = () =>
+      hasRecord ? null : `frame ${k} has no frame record of its own to corrupt`;
     switch (kind) {
       case 'misaligned-fp':
       case 'loop':
@@ -657,7 +777,8 @@ class Builder {
                 : kind === 'off-stack'
                   ? t.high - 8
                   : foldAddress(0, 0);
-        if (kind === 'other-stack') this.writeRecord(this.foreign, foldAddress(0, 0), t.pcs[0]!, this.foreign + 16, t.key);
+        if (kind === 'other-stack')
+          this.writeRecord(this.foreign, foldAddress(0, 0), t.pcs[0]!, this.foreign + 16, t.key);
         this.write64(rec, fp);
         return null;
       }
@@ -674,7 +795,8 @@ class Builder {
         return null;
       }
       case 'missing-fgraph': {
-        if (t.frames[k]?.fgraph !== true) return `frame ${k} is not hooked by the function-graph tracer`;
+        if (t.frames[k]?.fgraph !== true)
+          return `frame ${k} is not hooked by the function-graph tracer`;
         const i = t.retEntries.findIndex((e) => e.retp === t.record[k]);
         if (i >= 0) t.retEntries.splice(i, 1);
         return null;
@@ -689,7 +811,8 @@ class Builder {
       case 'meta-unknown': {
         const why = needRecord();
         if (why !== null) return why;
-        if (t.frameSize[k]! < 32) return `frame ${k} is too small (16 bytes) to hold a 24-byte meta record`;
+        if (t.frameSize[k]! < 32)
+          return `frame ${k} is too small (16 bytes) to hold a 24-byte meta record`;
         this.memory.write64(rec, 0, 0);
         this.memory.write64(rec + 8, 0, 0);
         this.memory.write64(rec + 16, 0, kind === 'final-misplaced' ? 1 : META_TYPE_UNKNOWN);
@@ -704,4 +827,3 @@ function hash(s: string): number {
   for (let i = 0; i < s.length; i++) h = Math.imul(h ^ s.charCodeAt(i), 0x01000193);
   return h >>> 0;
 }
-

@@ -6,7 +6,18 @@ import { z } from 'zod';
  * published JSON Schema be), never written twice.
  */
 
-export const SECTIONS = ['text', 'entry', 'sched', 'lock', 'irqentry', 'init', 'module', 'bpf', 'ftrace-trampoline', 'kprobe-slot'] as const;
+export const SECTIONS = [
+  'text',
+  'entry',
+  'sched',
+  'lock',
+  'irqentry',
+  'init',
+  'module',
+  'bpf',
+  'ftrace-trampoline',
+  'kprobe-slot',
+] as const;
 export const CALL_KINDS = ['bl', 'blr', 'blraa', 'blrab', 'blraaz', 'blrabz'] as const;
 export const CORRUPTIONS = [
   'misaligned-fp',

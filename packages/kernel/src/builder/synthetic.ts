@@ -45,7 +45,8 @@ export function syntheticKernelDesc(options: SyntheticOptions): KernelDesc {
   const names = Array.from({ length: nfn }, (_, i) => `synth_fn_${i.toString().padStart(3, '0')}`);
   // Each function calls one of four fixed children, so each has at most five call sites.
   const children = names.map(() => Array.from({ length: 4 }, () => Math.floor(rand() * nfn)));
-  const entryChildren = (n: number) => Array.from({ length: n }, () => Array.from({ length: 4 }, () => Math.floor(rand() * nfn)));
+  const entryChildren = (n: number) =>
+    Array.from({ length: n }, () => Array.from({ length: 4 }, () => Math.floor(rand() * nfn)));
   const threadChildren = entryChildren(8);
   const syscallChildren = entryChildren(16);
   const tasks: TaskDesc[] = [];
@@ -65,7 +66,11 @@ export function syntheticKernelDesc(options: SyntheticOptions): KernelDesc {
       fn = children[fn]![Math.floor(rand() * 4)]!;
     }
     const chain: FrameDesc[] = [...SCHED_TOP, ...outward.reverse(), { fn: topName }, ...tail];
-    tasks.push({ pid: 100 + t, comm: user ? `synth-user-${t}` : `synth-kthread-${t}`, frames: chain });
+    tasks.push({
+      pid: 100 + t,
+      comm: user ? `synth-user-${t}` : `synth-kthread-${t}`,
+      frames: chain,
+    });
   }
   return {
     release: `klpsim-synthetic-${options.tasks}`,

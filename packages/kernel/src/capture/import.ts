@@ -2,15 +2,27 @@ import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { type Addr, pacKernelMask, pacUserMask, parseAddr } from '@klpsim/arm64';
-import { type InputError, type Result, fail, ok } from '../errors.js';
+import { fail, type InputError, ok, type Result } from '../errors.js';
 import { Kallsyms, type KernelSymbol } from '../kallsyms.js';
-import type { Cpu, CpuStack, KernelConfig, Machine, SkippedTask, SpecialAddresses } from '../machine.js';
+import type {
+  Cpu,
+  CpuStack,
+  KernelConfig,
+  Machine,
+  SkippedTask,
+  SpecialAddresses,
+} from '../machine.js';
 import { Memory } from '../memory.js';
-import { SymCodeFunctions, deriveSymCodeFunctions } from '../symcode.js';
+import { deriveSymCodeFunctions, SymCodeFunctions } from '../symcode.js';
 import type { KretprobeInstance, RetStack, Task } from '../task.js';
 import { KernelText, type TextRange } from '../text.js';
 import { validate } from '../validate.js';
-import { type CaptureDocument, type CaptureTask, type CaptureTraceEntry, captureSchema } from './schema.js';
+import {
+  type CaptureDocument,
+  type CaptureTask,
+  type CaptureTraceEntry,
+  captureSchema,
+} from './schema.js';
 
 /** What the real kernel itself said about one task, kept beside the machine for comparison. */
 export interface KernelOracle {
@@ -40,13 +52,21 @@ export function loadCapture(file: string, options: LoadCaptureOptions = {}): Res
   try {
     raw = readFileSync(file, 'utf8');
   } catch (e) {
-    return fail({ code: 'KLPSIM_FILE_UNREADABLE', message: `cannot read: ${(e as Error).message}`, file });
+    return fail({
+      code: 'KLPSIM_FILE_UNREADABLE',
+      message: `cannot read: ${(e as Error).message}`,
+      file,
+    });
   }
   let json: unknown;
   try {
     json = JSON.parse(raw);
   } catch (e) {
-    return fail({ code: 'KLPSIM_INPUT_INVALID', message: `not JSON: ${(e as Error).message}`, file });
+    return fail({
+      code: 'KLPSIM_INPUT_INVALID',
+      message: `not JSON: ${(e as Error).message}`,
+      file,
+    });
   }
   const doc = validate(captureSchema, json, file);
   if (!doc.ok) return doc;
@@ -99,7 +119,13 @@ export function importCapture(
   const at = (s: string, field: string): Result<Addr> => {
     const a = parseAddr(s);
     if (a === null || Number.isNaN(a)) {
-      return fail({ code: 'KLPSIM_INPUT_INVALID', message: `${s} is not a canonical address`, file, field, expected: 'a kernel or user address' });
+      return fail({
+        code: 'KLPSIM_INPUT_INVALID',
+        message: `${s} is not a canonical address`,
+        file,
+        field,
+        expected: 'a kernel or user address',
+      });
     }
     return ok(a);
   };
@@ -117,9 +143,10 @@ export function importCapture(
     const s = doc.symbols[i]!;
     const a = at(s.address, `symbols[${i}].address`);
     if (!a.ok) return a;
-    const sym: KernelSymbol = s.module !== undefined
-      ? { name: s.name, address: a.value, type: s.type, module: s.module }
-      : { name: s.name, address: a.value, type: s.type };
+    const sym: KernelSymbol =
+      s.module !== undefined
+        ? { name: s.name, address: a.value, type: s.type, module: s.module }
+        : { name: s.name, address: a.value, type: s.type };
     if (s.module === undefined) core.push(sym);
     else {
       const list = bymod.get(s.module) ?? [];
@@ -259,7 +286,11 @@ function specialAddresses(
   };
   return {
     returnToHandler: addr('return_to_handler'),
-    kretprobeTrampoline: addr('__kretprobe_trampoline', 'kretprobe_trampoline', 'arch_rethook_trampoline'),
+    kretprobeTrampoline: addr(
+      '__kretprobe_trampoline',
+      'kretprobe_trampoline',
+      'arch_rethook_trampoline',
+    ),
     retFromFork: addr('ret_from_fork'),
     switchTo: symbolRange('__switch_to'),
     schedule: symbolRange('__schedule'),
@@ -283,22 +314,43 @@ function importCpus(k: CaptureDocument['kernel']): Cpu[] {
     cpus.push({
       id,
       online: id < online,
-      irqStack: per !== undefined ? stackAt(per.irqStack, per.irqStackSize) : irq !== undefined ? stackAt(irq.base, (parseAddr(irq.top) ?? 0) - (parseAddr(irq.base) ?? 0)) : null,
-      overflowStack: per !== undefined ? stackAt(per.overflowStack, per.overflowStackSize) : ovf !== undefined ? stackAt(ovf.base, ovf.size) : null,
+      irqStack:
+        per !== undefined
+          ? stackAt(per.irqStack, per.irqStackSize)
+          : irq !== undefined
+            ? stackAt(irq.base, (parseAddr(irq.top) ?? 0) - (parseAddr(irq.base) ?? 0))
+            : null,
+      overflowStack:
+        per !== undefined
+          ? stackAt(per.overflowStack, per.overflowStackSize)
+          : ovf !== undefined
+            ? stackAt(ovf.base, ovf.size)
+            : null,
       sdeiNormalStack: per !== undefined ? stackAt(per.sdeiStackNormal, per.sdeiStackSize) : null,
-      sdeiCriticalStack: per !== undefined ? stackAt(per.sdeiStackCritical, per.sdeiStackSize) : null,
+      sdeiCriticalStack:
+        per !== undefined ? stackAt(per.sdeiStackCritical, per.sdeiStackSize) : null,
       efiStack: null,
     });
   }
   return cpus;
 }
 
-function importTask(t: CaptureTask, i: number, memory: Memory, file: string): Result<Task, InputError> {
+function importTask(
+  t: CaptureTask,
+  i: number,
+  memory: Memory,
+  file: string,
+): Result<Task, InputError> {
   const field = (f: string) => `tasks[${i}].${f}`;
   const addr = (s: string, f: string): Result<Addr> => {
     const a = parseAddr(s);
     if (a === null || Number.isNaN(a)) {
-      return fail({ code: 'KLPSIM_INPUT_INVALID', message: `${s} is not a canonical address`, file, field: field(f) });
+      return fail({
+        code: 'KLPSIM_INPUT_INVALID',
+        message: `${s} is not a canonical address`,
+        file,
+        field: field(f),
+      });
     }
     return ok(a);
   };
@@ -352,7 +404,11 @@ function importTask(t: CaptureTask, i: number, memory: Memory, file: string): Re
       entries.push({ pos, ret: ret.value, func: func.value, retp: rp.value });
     }
     entries.sort((a, b) => a.pos - b.pos);
-    retStack = { layout: t.fgraph.layout === 'shadow' ? 'shadow' : 'array', curr: t.fgraph.curr, entries };
+    retStack = {
+      layout: t.fgraph.layout === 'shadow' ? 'shadow' : 'array',
+      curr: t.fgraph.curr,
+      entries,
+    };
   }
   const kretprobes: KretprobeInstance[] = [];
   for (const [j, kr] of (t.kretprobes ?? []).entries()) {
@@ -385,7 +441,10 @@ function oracleOf(doc: CaptureDocument): Map<number, KernelOracle> {
     out.set(t.pid, {
       traceFull: t.kernelTraceFull ?? null,
       trace: t.kernelTrace ?? null,
-      reliable: t.kernelReliable !== undefined ? { ret: t.kernelReliable.ret, trace: t.kernelReliable.trace } : null,
+      reliable:
+        t.kernelReliable !== undefined
+          ? { ret: t.kernelReliable.ret, trace: t.kernelReliable.trace }
+          : null,
     });
   }
   return out;

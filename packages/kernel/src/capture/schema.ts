@@ -6,9 +6,9 @@ import { z } from 'zod';
  * as the format asks of readers.
  */
 
-export const hex64 = z
-  .string()
-  .regex(/^0x[0-9a-fA-F]{1,16}$/, { message: 'expected a "0x..." hex string of at most 16 digits' });
+export const hex64 = z.string().regex(/^0x[0-9a-fA-F]{1,16}$/, {
+  message: 'expected a "0x..." hex string of at most 16 digits',
+});
 
 const range = z.looseObject({ start: hex64.nullable(), end: hex64.nullable() });
 
@@ -38,13 +38,21 @@ const kernel = z.looseObject({
   }),
   sections: z.record(z.string(), range.nullable()),
   specialAddresses: z.record(z.string(), hex64.nullable()),
-  cpus: z.looseObject({ nrCpuIds: z.number().int().positive(), online: z.number().int().nonnegative() }).optional(),
+  cpus: z
+    .looseObject({ nrCpuIds: z.number().int().positive(), online: z.number().int().nonnegative() })
+    .optional(),
   irqStacks: z
     .array(z.looseObject({ cpu: z.number().int().nonnegative(), base: hex64, top: hex64 }))
     .nullable()
     .optional(),
   overflowStacks: z
-    .array(z.looseObject({ cpu: z.number().int().nonnegative(), base: hex64, size: z.number().int().positive() }))
+    .array(
+      z.looseObject({
+        cpu: z.number().int().nonnegative(),
+        base: hex64,
+        size: z.number().int().positive(),
+      }),
+    )
     .nullable()
     .optional(),
   perCpuStacks: z
@@ -69,7 +77,9 @@ const kernel = z.looseObject({
     sha256: z.string().regex(/^[0-9a-f]{64}$/, { message: 'expected 64 lowercase hex digits' }),
   }),
   modules: z
-    .array(z.looseObject({ name: z.string(), textStart: hex64, textEnd: hex64, textBase64: z.string() }))
+    .array(
+      z.looseObject({ name: z.string(), textStart: hex64, textEnd: hex64, textBase64: z.string() }),
+    )
     .optional(),
 });
 
@@ -90,7 +100,12 @@ const task = z.looseObject({
   state: z.string(),
   cpu: z.number().int().nonnegative(),
   cpuContext: z.looseObject({ fp: hex64, sp: hex64, pc: hex64 }),
-  stack: z.looseObject({ low: hex64, high: hex64, size: z.number().int().positive(), base64: z.string() }),
+  stack: z.looseObject({
+    low: hex64,
+    high: hex64,
+    size: z.number().int().positive(),
+    base64: z.string(),
+  }),
   ptRegs: hex64,
   finalFrame: hex64,
   fgraph: z
@@ -114,7 +129,12 @@ const task = z.looseObject({
   kernelTraceFull: z.array(traceEntry).optional(),
   kernelTrace: z.array(traceEntry).optional(),
   kernelReliable: z
-    .looseObject({ ret: z.number().int(), entries: z.number().int().optional(), size: z.number().int().optional(), trace: z.array(traceEntry) })
+    .looseObject({
+      ret: z.number().int(),
+      entries: z.number().int().optional(),
+      size: z.number().int().optional(),
+      trace: z.array(traceEntry),
+    })
     .optional(),
 });
 
@@ -124,7 +144,14 @@ export const captureSchema = z.looseObject({
   symbols: z.array(symbol),
   tasks: z.array(task),
   skippedTasks: z
-    .array(z.looseObject({ pid: z.number().int(), comm: z.string(), cpu: z.number().int().optional(), reason: z.string() }))
+    .array(
+      z.looseObject({
+        pid: z.number().int(),
+        comm: z.string(),
+        cpu: z.number().int().optional(),
+        reason: z.string(),
+      }),
+    )
     .optional(),
 });
 

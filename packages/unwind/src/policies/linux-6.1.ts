@@ -2,7 +2,14 @@ import { stripInsnPac } from '@klpsim/arm64';
 import { consumeEntry } from '../checks.js';
 import { FAST_PREV_FP, RESUME_AT_NEXT, walkPlainFrames } from '../fastpath.js';
 import { ftraceGraphRetAddrFromBottom, kretprobeFindRetAddr } from '../recover.js';
-import { EINVAL, ENOENT, FLAG_FGRAPH, FLAG_KRETPROBE, type UnwindState, ZERO_ADDR } from '../state.js';
+import {
+  EINVAL,
+  ENOENT,
+  FLAG_FGRAPH,
+  FLAG_KRETPROBE,
+  type UnwindState,
+  ZERO_ADDR,
+} from '../state.js';
 import { nextFrameRecordPrevFp } from '../step.js';
 import type { TraceBuffer } from '../trace.js';
 import type { Policy } from './policy.js';
@@ -42,7 +49,10 @@ function next(st: UnwindState): number {
 /** `unwind` of 6.1: consume, step, stop at the first error or the end. */
 function unwind(st: UnwindState, trace: TraceBuffer): number {
   for (;;) {
-    const resumeAtNext = st.fastPath && st.checks === 0 && walkPlainFrames(st, trace, FAST_PREV_FP, 'before-next', false) === RESUME_AT_NEXT;
+    const resumeAtNext =
+      st.fastPath &&
+      st.checks === 0 &&
+      walkPlainFrames(st, trace, FAST_PREV_FP, 'before-next', false) === RESUME_AT_NEXT;
     if (!resumeAtNext && !consumeEntry(st, trace)) break;
     if (next(st) < 0) break;
   }

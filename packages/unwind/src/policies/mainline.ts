@@ -32,7 +32,9 @@ function next(st: UnwindState): number {
   // stripKernelInsnPac, written out: the result is always a kernel address.
   st.pc = (((st.recLrHi | st.kernelMask) >>> 0) - KERNEL_HI_BASE) * TWO_32 + st.recLrLo;
   // Only a trampoline address needs recovering; test for one before calling out.
-  return st.pc === st.returnToHandler || st.pc === st.kretprobeTrampoline ? recoverReturnAddress(st) : 0;
+  return st.pc === st.returnToHandler || st.pc === st.kretprobeTrampoline
+    ? recoverReturnAddress(st)
+    : 0;
 }
 
 /** `do_kunwind`: recover the starting pc, then consume and step until the FINAL record. */
@@ -40,7 +42,10 @@ function unwind(st: UnwindState, trace: TraceBuffer): number {
   let ret = recoverReturnAddress(st);
   if (ret !== 0) return ret;
   for (;;) {
-    const fast = st.fastPath && st.checks === 0 ? walkPlainFrames(st, trace, FAST_CONSUMING, null, false) : RESUME_AT_CONSUME;
+    const fast =
+      st.fastPath && st.checks === 0
+        ? walkPlainFrames(st, trace, FAST_CONSUMING, null, false)
+        : RESUME_AT_CONSUME;
     if (fast === WALK_ENDED) return 0;
     if (fast === RESUME_AT_CONSUME && !consume(st, trace)) return EINVAL;
     ret = next(st);

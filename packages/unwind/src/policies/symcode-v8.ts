@@ -60,7 +60,8 @@ function next(st: UnwindState): number {
   let err = nextFrameRecordPrevFp(st);
   if (err === 0) {
     st.pc = stripInsnPac(st.recLrHi, st.recLrLo, st.kernelMask, st.userMask);
-    if (st.pc === st.returnToHandler || st.pc === st.kretprobeTrampoline) err = recoverReturnAddress(st);
+    if (st.pc === st.returnToHandler || st.pc === st.kretprobeTrampoline)
+      err = recoverReturnAddress(st);
   }
   if (err !== 0) st.failed = true;
   return err;
@@ -69,7 +70,11 @@ function next(st: UnwindState): number {
 function unwind(st: UnwindState, trace: TraceBuffer): number {
   for (;;) {
     // `unwind_consume` refuses once `unwind_next` has failed; the fast path must too.
-    const resumeAtNext = !st.failed && st.fastPath && st.checks === 0 && walkPlainFrames(st, trace, FAST_PREV_FP, 'before-consume', true) === RESUME_AT_NEXT;
+    const resumeAtNext =
+      !st.failed &&
+      st.fastPath &&
+      st.checks === 0 &&
+      walkPlainFrames(st, trace, FAST_PREV_FP, 'before-consume', true) === RESUME_AT_NEXT;
     if (!resumeAtNext && !consume(st, trace)) break;
     next(st);
   }
@@ -78,7 +83,8 @@ function unwind(st: UnwindState, trace: TraceBuffer): number {
 
 export const symcodeV8: Policy = {
   name: 'symcode-v8',
-  summary: 'the 2021 "reliability checks" series: __kernel_text_address and sym_code_functions on every return address but the last',
+  summary:
+    'the 2021 "reliability checks" series: __kernel_text_address and sym_code_functions on every return address but the last',
   hasReliableWalk: true,
   checkLayout: () => null,
   consume,

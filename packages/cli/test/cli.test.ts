@@ -1,0 +1,166 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it, vi } from 'vitest';
+import { main } from '../src/main.js';
+
+const CAP61 = fileURLToPath(
+  new URL('../../../fixtures/captures/linux-6.1-arm64-plain/capture.json', import.meta.url),
+);
+const CAP72 = fileURLToPath(
+  new URL('../../../fixtures/captures/linux-7.2-arm64-plain/capture.json', import.meta.url),
+);
+
+/** Runs the CLI in-process: exit code, stdout, stderr. */
+async function run(...argv: string[]): Promise<{ code: number; out: string; err: string }> {
+  const out: string[] = [];
+  let err = '';
+  const spy = vi.spyOn(process.stderr, 'write').mockImplementation((s) => {
+    err += String(s);
+    return true;
+  });
+  try {
+    const code = await main(argv, (s) => out.push(s));
+    return { code, out: out.join('\n'), err };
+  } finally {
+    spy.mockRestore();
+  }
+}
+
+interface Doc {
+  policy: string;
+  checks: string[];
+  tasks: {
+    pid: number;
+    comm: string;
+    reliable: boolean | null;
+    error: string | null;
+    reason: unknown;
+    trace: { address: string; symbol: string; source: string; stack: string | null }[];
+  }[];
+}
+
+describe('klpsim walk --json', () => {
+  it('6.1 under linux-6.1: every task, 476 frames, no verdict', async () => {
+    const r = await run('walk', CAP61, '--all', '--policy', 'linux-6.1', '--json');
+    expect(r.code).toBe(0);
+    const doc = JSON.parse(r.out) as Doc;
+    expect(doc.policy).toBe('linux-6.1');
+    expect(doc.tasks).toHaveLength(63);
+    expect(doc.tasks.every((t) => t.reliable === null && t.error === null)).toBe(true);
+    expect(doc.tasks.reduce((a, t) => a + t.trace.length, 0)).toBe(476);
+    expect(doc.tasks[0]!.trace[0]).toEqual({
+      address: '0xffff800008baedb8',
+      symbol: '__switch_to+0xe8/0x120',
+      source: 'T',
+      stack: null,
+    });
+  });
+
+  it('7.2 under mainline with --compare: every verdict and entry agrees with the kernel', async () => {
+    const r = await run('walk', CAP72, '--all', '--policy', 'mainline', '--compare', '--json');
+    const doc = JSON.parse(r.out) as Doc & {
+      tasks: { kernel: { traceMatches: boolean; verdictMatches: boolean } }[];
+    };
+    expect(doc.tasks).toHaveLength(71);
+    expect(
+      doc.tasks.every(
+        (t) => t.reliable === true && t.kernel.traceMatches && t.kernel.verdictMatches,
+      ),
+    ).toBe(true);
+  });
+
+  it('--best-effort gives the debug walk', async () => {
+    const doc = JSON.parse(
+      (await run('walk', CAP72, '--pid', '1', '--best-effort', '--json')).out,
+    ) as Doc;
+    expect(doc.tasks[0]!.reliable).toBeNull();
+    expect(doc.tasks[0]!.trace).toHaveLength(13);
+  });
+
+  it('--check call-site passes every return address of both captures', async () => {
+    for (const [cap, policy] of [
+      [CAP61, 'symcode-v8'],
+      [CAP72, 'mainline'],
+      [CAP72, 'symcode-v8'],
+    ] as const) {
+      const doc = JSON.parse(
+        (
+          await run(
+            'walk',
+            cap,
+            '--policy',
+            policy,
+            '--check',
+            'call-site',
+            '--check',
+            'start-in-schedule',
+            '--json',
+          )
+        ).out,
+      ) as Doc;
+      expect(doc.checks).toEqual(['call-site', 'start-in-schedule']);
+      for (const t of doc.tasks) expect(t.reason, `${cap} ${t.comm}`).toBeNull();
+    }
+    const debug = JSON.parse(
+      (await run('walk', CAP61, '--policy', 'linux-6.1', '--check', 'call-site', '--json')).out,
+    ) as Doc;
+    for (const t of debug.tasks) expect(t.reason, t.comm).toBeNull();
+  });
+});
+
+describe('bad input never crashes', () => {
+  it('a missing file: one line naming it, exit 2', async () => {
+    const r = await run('walk', '/nonexistent/capture.json');
+    expect(r.code).toBe(2);
+    expect(r.err).toMatch(/^klpsim: \/nonexistent\/capture.json: cannot read/);
+  });
+
+  it('an invalid capture: the file, the field and what was expected', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'klpsim-'));
+    const bad = join(dir, 'bad.json');
+    writeFileSync(
+      bad,
+      JSON.stringify({ format: 'arm64-stack-capture/v1', kernel: { release: 7 } }),
+    );
+    const r = await run('walk', bad);
+    expect(r.code).toBe(2);
+    expect(r.err).toContain(`${bad}: kernel.release:`);
+    expect(r.err).toContain('expected string');
+    writeFileSync(bad, '{ not json');
+    expect((await run('walk', bad)).err).toContain('not JSON');
+  });
+
+  it('a text dump that does not match the capture', async () => {
+    const r = await run('walk', CAP72, '--text', CAP61);
+    expect(r.code).toBe(2);
+    expect(r.err).toContain('kernel.textDump.size');
+  });
+
+  it('a policy that does not fit the kernel refuses rather than guess', async () => {
+    const r = await run('walk', CAP61, '--policy', 'mainline');
+    expect(r.code).toBe(2);
+    expect(r.err).toContain('meta frame records');
+  });
+
+  it('bad arguments', async () => {
+    expect((await run('walk', CAP72, '--policy', 'nope')).code).toBe(2);
+    expect((await run('walk', CAP72, '--check', 'nope')).code).toBe(2);
+    expect((await run('walk', CAP72, '--pid', 'x')).code).toBe(2);
+    expect((await run('walk', CAP72, '--pid', '126')).err).toContain('was not captured');
+    expect((await run('walk', CAP72, '--frobnicate')).code).toBe(2);
+    expect((await run('frobnicate')).code).toBe(2);
+  });
+});
+
+describe('the main job', () => {
+  it('walks both bundled captures and agrees with the kernels', async () => {
+    const r = await run();
+    expect(r.code).toBe(0);
+    expect(r.out).toContain('kernel agreement: 63/63 tasks, 476/476 entries');
+    expect(r.out).toContain(
+      '71 reliable, 0 unreliable; kernel agreement: 71/71 tasks, 532/532 entries',
+    );
+  });
+});

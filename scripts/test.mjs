@@ -1,0 +1,47 @@
+#!/usr/bin/env node
+// Every check a fresh clone must pass, in order: lint and format (biome),
+// types (tsc), tests (vitest, per package through turbo). Ends with one line,
+// "tests: N passed, M failed", summed over the packages' vitest reports.
+import { spawnSync } from 'node:child_process';
+import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+
+const env = { ...process.env, TURBO_TELEMETRY_DISABLED: '1' };
+const packages = readdirSync('packages').map((p) => join('packages', p));
+for (const p of packages) rmSync(join(p, '.vitest'), { recursive: true, force: true });
+
+function step(name, cmd, args) {
+  console.log(`\n== ${name}: ${cmd} ${args.join(' ')}`);
+  const r = spawnSync(cmd, args, { stdio: 'inherit', env });
+  return r.status === 0;
+}
+
+let ok = step('lint', 'biome', ['check', '.']);
+ok =
+  step('types and tests', 'turbo', [
+    'run',
+    'typecheck',
+    'test',
+    '--output-logs=new-only',
+    '--continue',
+  ]) && ok;
+
+let passed = 0;
+let failed = 0;
+const missing = [];
+for (const p of packages) {
+  const f = join(p, '.vitest', 'results.json');
+  if (!existsSync(f)) {
+    missing.push(p);
+    continue;
+  }
+  const r = JSON.parse(readFileSync(f, 'utf8'));
+  passed += r.numPassedTests;
+  failed += r.numFailedTests;
+}
+if (missing.length > 0) {
+  console.log(`no test report from: ${missing.join(', ')}`);
+  ok = false;
+}
+console.log(`\ntests: ${passed} passed, ${failed} failed`);
+process.exit(ok && failed === 0 && passed > 0 ? 0 : 1);
