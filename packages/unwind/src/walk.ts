@@ -296,3 +296,40 @@ export function stackTraceSaveTskReliable(
 }
 
 export { EINVAL };
+
+/*
+ * The 2021 series' step API, over a Walker's state, for tools that drive a
+ * walk themselves:
+ *
+ *     unwindStart(walker, task, { reliable: true });
+ *     while (unwindConsume(walker)) unwindNext(walker);
+ *     const ok = !unwindFailed(walker);
+ *
+ * The policy supplies each step, so the same loop runs any policy.
+ */
+
+/** `unwind_start`: empties the trace and initialises the walk of `task`; false if `from` cannot be read. */
+export function unwindStart(walker: Walker, task: Task, options: WalkOptions): boolean {
+  walker.trace.reset(options.size ?? (options.reliable ? 100 : DEBUG_SIZE));
+  return walker.unwindStart(task, { ...options, fastPath: false });
+}
+
+/** `unwind_consume`: hands the current pc to the trace; false when the walk must stop. */
+export function unwindConsume(walker: Walker): boolean {
+  return walker.policy.consume(walker.st, walker.trace);
+}
+
+/** `unwind_next`: one step; 0, -ENOENT at the end of the stack, or -EINVAL. */
+export function unwindNext(walker: Walker): number {
+  return walker.policy.next(walker.st);
+}
+
+/** `unwind_failed`: whether a rule failed (the series' `failed`, or any reason recorded). */
+export function unwindFailed(walker: Walker): boolean {
+  return walker.st.failed || walker.st.reason !== null;
+}
+
+/** `unwind_is_reliable`: may the walk continue reliably from the current pc? */
+export function unwindIsReliable(walker: Walker): boolean {
+  return walker.policy.isReliable(walker.st);
+}
