@@ -101,12 +101,11 @@ export function walkPlainFrames(
   let stacksDone = st.stacksDone;
   let afterConsume = false;
   let ended = false;
-  const meta = st.machine.config.ptRegs.meta;
-  const typeWord = meta === null ? -1 : meta.typeOffset >>> 2;
-  const typeFinal = meta === null ? -1 : meta.typeFinal;
-  const metaSize = meta === null ? 0 : meta.size;
-  const text0 = text.core.start;
-  const text1 = text.core.end;
+  const typeWord = st.metaTypeWord;
+  const typeFinal = st.metaTypeFinal;
+  const metaSize = st.metaSize;
+  const text0 = st.coreTextStart;
+  const text1 = st.coreTextEnd;
 
   for (;;) {
     // consume: anything but a plain store goes back to the policy's consume.

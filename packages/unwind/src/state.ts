@@ -90,6 +90,13 @@ export class UnwindState {
   kretprobeTrampoline: Addr = Number.NaN;
   finalFrame: Addr = Number.NaN;
   hasRetStack = false;
+  /** `[_stext, _etext)`, the common case of every text check. */
+  coreTextStart: Addr = 0;
+  coreTextEnd: Addr = 0;
+  /** The meta record layout, in words (-1: the kernel has none). */
+  metaTypeWord = -1;
+  metaTypeFinal = -1;
+  metaSize = 0;
 
   /** Scratch for the record just read (raw halves), so reads return nothing. */
   recFpHi = 0;

@@ -89,6 +89,12 @@ export class Walker {
     st.userMask = machine.config.pacUserMask;
     st.returnToHandler = machine.special.returnToHandler ?? Number.NaN;
     st.kretprobeTrampoline = machine.special.kretprobeTrampoline ?? Number.NaN;
+    st.coreTextStart = machine.text.core.start;
+    st.coreTextEnd = machine.text.core.end;
+    const meta = machine.config.ptRegs.meta;
+    st.metaTypeWord = meta === null ? -1 : meta.typeOffset >>> 2;
+    st.metaTypeFinal = meta === null ? -1 : meta.typeFinal;
+    st.metaSize = meta === null ? 0 : meta.size;
   }
 
   /** `unwindStart`: initialises the state for `task` as `kunwind_stack_walk` does; false if `from` cannot be read. */
