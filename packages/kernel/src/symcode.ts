@@ -61,11 +61,22 @@ export const SYM_CODE_SYMBOLS: ReadonlyArray<{ name: string; source: string }> =
   { name: 'cpu_resume', source: 'arch/arm64/kernel/sleep.S' },
 ];
 
+const PAGE = 4096;
+const MAX_MAPPED = 2 ** 32;
+
 /** A sorted, non-overlapping set of SYM_CODE ranges with a fast membership test. */
 export class SymCodeFunctions {
   readonly ranges: readonly SymCodeRange[];
   private readonly starts: Float64Array;
   private readonly ends: Float64Array;
+  /**
+   * One byte per 4 KiB page of [mapLo, mapHi): 1 where some range touches
+   * the page. Most return addresses are in pages with no SYM_CODE at all,
+   * and one load settles them without a search.
+   */
+  private readonly pages: Uint8Array;
+  private readonly mapLo: number;
+  private readonly mapHi: number;
 
   constructor(ranges: readonly SymCodeRange[]) {
     const sorted = ranges.filter((r) => r.end > r.start).sort((a, b) => a.start - b.start);
@@ -83,10 +94,23 @@ export class SymCodeFunctions {
     }
     this.starts = Float64Array.from(starts);
     this.ends = Float64Array.from(ends);
+    const lo = starts.length > 0 ? Math.floor(starts[0]! / PAGE) * PAGE : 0;
+    const hi = ends.length > 0 ? ends[ends.length - 1]! : 0;
+    // Ranges spread over more than 4 GiB (modules far from the kernel) get no map.
+    const npages = hi > lo && hi - lo <= MAX_MAPPED ? Math.ceil((hi - lo) / PAGE) : 0;
+    this.pages = new Uint8Array(npages);
+    this.mapLo = npages > 0 ? lo : 0;
+    this.mapHi = npages > 0 ? lo + npages * PAGE : 0;
+    for (let i = 0; i < starts.length && npages > 0; i++) {
+      for (let p = Math.floor((starts[i]! - lo) / PAGE); p * PAGE + lo < ends[i]!; p++)
+        this.pages[p] = 1;
+    }
   }
 
   /** True when `pc` lies in some SYM_CODE range (a binary search over their union). */
   contains(pc: Addr): boolean {
+    if (pc >= this.mapLo && pc < this.mapHi && this.pages[(pc - this.mapLo) >>> 12] === 0)
+      return false;
     const starts = this.starts;
     let lo = 0;
     let hi = starts.length;

@@ -1,7 +1,7 @@
 import { KERNEL_HI_BASE, TWO_32 } from '@klpsim/arm64';
 import type { MemoryRegion } from '@klpsim/kernel';
 import { Source, type UnwindState } from './state.js';
-import type { TraceBuffer } from './trace.js';
+import { entryKind, type TraceBuffer } from './trace.js';
 
 /**
  * The common case of every walk, with the hot state in locals.
@@ -22,6 +22,9 @@ import type { TraceBuffer } from './trace.js';
 /** Which bounds rule the policy uses. */
 export const FAST_CONSUMING = 0;
 export const FAST_PREV_FP = 1;
+
+/** "No stack yet": an empty word array keeps `words` one type for the optimiser. */
+const NO_WORDS = new Uint32Array(0);
 
 /** What `walkPlainFrames` leaves to the policy. */
 export const RESUME_AT_CONSUME = 0;
@@ -53,7 +56,7 @@ export function walkPlainFrames(
   // words === null: no stack yet (the first step enters one from the list).
   let low: number;
   let high: number;
-  let words: Uint32Array | null = null;
+  let words: Uint32Array = NO_WORDS;
   let base = 0;
   let type: number;
   if (rule === FAST_CONSUMING) {
@@ -85,9 +88,7 @@ export function walkPlainFrames(
   const text = st.machine.text;
   const symCode = st.machine.symCode;
   const pcs = trace.pcs;
-  const sources = trace.sources;
-  const flagsOut = trace.flags;
-  const stacks = trace.stacks;
+  const kinds = trace.kinds;
   const last = trace.size - 1;
   let n = trace.len;
   let fp = st.fp;
@@ -107,31 +108,35 @@ export function walkPlainFrames(
   const text0 = st.coreTextStart;
   const text1 = st.coreTextEnd;
 
+  // Loop invariants, decided once per call rather than per frame.
+  const consuming = rule === FAST_CONSUMING;
+  const refuseRegsPc = reliable && consuming;
+  const finalBeforeConsume = endAtFinal === 'before-consume';
+  const finalBeforeNext = endAtFinal === 'before-next';
+  const textChecked = checkText && reliable;
   for (;;) {
     // consume: anything but a plain store goes back to the policy's consume.
     if (n >= last) break;
-    if (reliable && source === Source.REGS_PC && rule === FAST_CONSUMING) break;
-    if (endAtFinal === 'before-consume' && fp === finalFrame) break;
+    if (refuseRegsPc && source === Source.REGS_PC) break;
+    if (finalBeforeConsume && fp === finalFrame) break;
     if (
-      checkText &&
-      reliable &&
+      textChecked &&
       (!((pc >= text0 && pc < text1) || text.kernelTextAddressOrInit(pc)) || symCode.contains(pc))
-    )
+    ) {
       break;
+    }
     pcs[n] = pc;
-    sources[n] = source;
-    flagsOut[n] = flags;
-    stacks[n] = type;
+    kinds[n] = entryKind(source, flags, type);
     n++;
     afterConsume = true;
 
     // next: one record on the same stack, a kernel fp and a kernel return address.
-    if (endAtFinal === 'before-next' && fp === finalFrame) break;
+    if (finalBeforeNext && fp === finalFrame) break;
     if ((fpLo & 7) !== 0) break;
-    if (!(fp >= low && fp + 16 <= high) || words === null) {
+    if (!(fp >= low && fp + 16 <= high) || words === NO_WORDS) {
       // The first record of the walk: enter the stack that holds it, as the
       // reference code would; any later change of stack is not plain.
-      if (rule === FAST_CONSUMING ? words !== null : prevType !== 0) break;
+      if (rule === FAST_CONSUMING ? words !== NO_WORDS : prevType !== 0) break;
       const k = stackHolding(st, fp, rule === FAST_CONSUMING);
       if (k < 0) break;
       const region = st.stackRegion[k]!;
@@ -159,7 +164,7 @@ export function walkPlainFrames(
     const nfpHi = words[i + 1]!;
     const lrLo = words[i + 2]!;
     const lrHi = words[i + 3]!;
-    if ((nfpHi | nfpLo | lrHi | lrLo) === 0 && rule === FAST_CONSUMING) {
+    if ((nfpHi | nfpLo | lrHi | lrLo) === 0 && consuming) {
       // A meta record: only the task's own FINAL one (on this stack) is plain, and ends the walk.
       if (
         fp === finalFrame &&
@@ -175,7 +180,7 @@ export function walkPlainFrames(
     if ((lrHi & 0x00800000) === 0) break;
     const npc = (((lrHi | kmask) >>> 0) - KERNEL_HI_BASE) * TWO_32 + lrLo;
     if (npc === rth || npc === kr) break;
-    if (rule === FAST_CONSUMING) low = fp + 16;
+    if (consuming) low = fp + 16;
     else {
       prevFp = fp;
       low = fp + 1;
@@ -201,7 +206,7 @@ export function walkPlainFrames(
     st.curLow = low;
     st.curHigh = high;
     st.curType = type;
-    if (words !== null && st.curRegion === null) st.curRegion = regionOfType(st, type);
+    if (words !== NO_WORDS && st.curRegion === null) st.curRegion = regionOfType(st, type);
   } else {
     st.prevFp = prevFp;
     st.prevType = prevType;

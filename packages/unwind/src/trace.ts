@@ -10,20 +10,14 @@ export class TraceBuffer {
   size = 0;
   len = 0;
   pcs: Float64Array = new Float64Array(0);
-  /** `Source` of each entry. */
-  sources: Uint8Array = new Uint8Array(0);
-  /** FLAG_FGRAPH / FLAG_KRETPROBE of each entry. */
-  flags: Uint8Array = new Uint8Array(0);
-  /** `StackType` of the stack the entry's record was read from (0 for the starting pc). */
-  stacks: Uint8Array = new Uint8Array(0);
+  /** Each entry's `Source`, flags and stack type in one byte (`entryKind`): one store per entry. */
+  kinds: Uint8Array = new Uint8Array(0);
 
   /** Empties the buffer, growing it to `size` slots if needed. */
   reset(size: number): void {
     if (this.pcs.length < size) {
       this.pcs = new Float64Array(size);
-      this.sources = new Uint8Array(size);
-      this.flags = new Uint8Array(size);
-      this.stacks = new Uint8Array(size);
+      this.kinds = new Uint8Array(size);
     }
     this.size = size;
     this.len = 0;
@@ -34,10 +28,32 @@ export class TraceBuffer {
     const n = this.len;
     if (n >= this.size) return false;
     this.pcs[n] = pc;
-    this.sources[n] = source;
-    this.flags[n] = flags;
-    this.stacks[n] = stack;
+    this.kinds[n] = entryKind(source, flags, stack);
     this.len = n + 1;
     return n + 1 < this.size;
   }
+}
+
+/**
+ * One byte for an entry's `Source` (bits 0-2), FLAG_FGRAPH / FLAG_KRETPROBE
+ * (bits 3-4) and the `StackType` its record was read from (bits 5-7; 0 for
+ * the starting pc).
+ */
+export function entryKind(source: number, flags: number, stack: number): number {
+  return source | (flags << 3) | (stack << 5);
+}
+
+/** The `Source` of entry `i`. */
+export function entrySource(t: TraceBuffer, i: number): number {
+  return t.kinds[i]! & 7;
+}
+
+/** The flags of entry `i`. */
+export function entryFlags(t: TraceBuffer, i: number): number {
+  return (t.kinds[i]! >> 3) & 3;
+}
+
+/** The `StackType` of entry `i`. */
+export function entryStack(t: TraceBuffer, i: number): number {
+  return t.kinds[i]! >> 5;
 }

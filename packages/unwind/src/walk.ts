@@ -12,7 +12,7 @@ import type { Policy, PolicyMismatch, PolicyName } from './policies/policy.js';
 import { REASON_TEXT, type WalkReason } from './reason.js';
 import { initStacks, type StackContext } from './stackinfo.js';
 import { EINVAL, FLAG_FGRAPH, FLAG_KRETPROBE, Source, UnwindState } from './state.js';
-import { TraceBuffer } from './trace.js';
+import { entryFlags, entrySource, entryStack, TraceBuffer } from './trace.js';
 
 /** Where a walk starts (`kunwind_stack_walk`'s three cases). */
 export type WalkFrom =
@@ -187,13 +187,16 @@ export class Walker {
     const entries: TraceEntry[] = [];
     for (let i = 0; i < trace.len; i++) {
       const pc = trace.pcs[i]!;
-      const flags = trace.flags[i]!;
-      const src = SOURCE_MARK[trace.sources[i]!] ?? 'U';
+      const flags = entryFlags(trace, i);
+      const src = SOURCE_MARK[entrySource(trace, i)] ?? 'U';
       entries.push({
         address: formatAddr(pc),
         symbol: machine.kallsyms.formatS(pc),
         source: `${src}${flags & FLAG_FGRAPH ? 'F' : ''}${flags & FLAG_KRETPROBE ? 'K' : ''}`,
-        stack: trace.stacks[i] === StackType.UNKNOWN ? null : STACK_TYPE_NAMES[trace.stacks[i]!]!,
+        stack:
+          entryStack(trace, i) === StackType.UNKNOWN
+            ? null
+            : STACK_TYPE_NAMES[entryStack(trace, i)]!,
       });
     }
     const failed = this.lastRet < 0;
