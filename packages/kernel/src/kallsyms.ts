@@ -76,6 +76,13 @@ export class Kallsyms {
     for (const s of syms) if (!this.byName.has(s.name)) this.byName.set(s.name, s.address);
   }
 
+  /** A module's symbols (mapping symbols excluded), to detach and re-add it. */
+  moduleSymbols(name: string): { name: string; address: Addr; type: string; module: string }[] {
+    const m = this.modules.find((x) => x.name === name);
+    if (m === undefined) return [];
+    return m.names.map((n, i) => ({ name: n, address: m.addrs[i]!, type: 't', module: name }));
+  }
+
   removeModule(name: string): void {
     this.modules = this.modules.filter((m) => m.name !== name);
   }
@@ -83,6 +90,14 @@ export class Kallsyms {
   /** The address of the first symbol called `name`, or undefined. */
   addressOf(name: string): Addr | undefined {
     return this.byName.get(name);
+  }
+
+  /** Every core-kernel address of a symbol called `name`, in kallsyms order (for `sympos`). */
+  addressesOf(name: string): Addr[] {
+    const out: Addr[] = [];
+    for (let i = 0; i < this.names.length; i++)
+      if (this.names[i] === name) out.push(this.addrs[i]!);
+    return out;
   }
 
   /** `is_ksym_addr`: whether the core table may name this address at all. */

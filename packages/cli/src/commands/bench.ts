@@ -30,7 +30,8 @@ export function measureWalks(
   const tasks = machine.tasks;
   // Warm up (a tenth of the time, at least 20 passes) so the figure is the optimised code's.
   const warm = performance.now();
-  for (let i = 0; i < 20 || performance.now() - warm < seconds * 100; i++) for (const t of tasks) walker.walk(t, options);
+  for (let i = 0; i < 20 || performance.now() - warm < seconds * 100; i++)
+    for (const t of tasks) walker.walk(t, options);
   let frames = 0;
   let walks = 0;
   let passes = 0;

@@ -1,0 +1,598 @@
+import type { Addr } from '@klpsim/arm64';
+import { type Machine, mulberry32, type Task } from '@klpsim/kernel';
+import type { Policy } from '@klpsim/unwind';
+import {
+  klpEnabledStore,
+  klpEnablePatch,
+  klpForceStore,
+  klpModuleComing,
+  klpModuleGoing,
+} from '../core.js';
+import { KLP_TRANSITION_IDLE, type KlpPatch, type LpTask, resolvePatch } from '../model.js';
+import {
+  KlpCore,
+  type KlpObserver,
+  klpCheckStackFunc,
+  klpCopyProcess,
+  klpTryCompleteTransition,
+  klpUpdatePatchState,
+  type SwitchBlock,
+  type SwitchVia,
+} from '../transition.js';
+import { EventQueue } from './queue.js';
+import type { Behaviour, Duration, Scenario } from './schema.js';
+
+/**
+ * The discrete-event simulation of a transition: tasks sleep in call chains,
+ * wake, run, return to user space and fork as their behaviours say, while
+ * the engine retries `klp_try_complete_transition` with the kernel's timing
+ * (the first attempt synchronous at enable, then about once a second rounded
+ * to whole seconds, signals every 15 retries). Same scenario and seed, same
+ * log, byte for byte.
+ */
+
+/** A call chain a task can sleep in: the stack image the walker reads and the true pcs. */
+export interface ChainTemplate {
+  readonly task: Task;
+  readonly chain: readonly Addr[];
+}
+
+export interface SimEnvironment {
+  readonly machine: Machine;
+  readonly policy: Policy;
+  /** Resolves a behaviour's chain reference. */
+  chainOf(ref: Behaviour['chains'][number]['from']): ChainTemplate | null;
+  /** The idle tasks' chain, or null (an idle task then always switches at the idle loop). */
+  readonly idleChain: ChainTemplate | null;
+}
+
+export interface BlockedBy {
+  readonly reason: 'running' | 'unreliable stack' | 'sleeping on function';
+  readonly function: string | null;
+  readonly count: number;
+}
+
+export interface TaskReport {
+  readonly pid: number;
+  readonly comm: string;
+  /** Simulated seconds, or null if it never switched. */
+  readonly switchedAt: number | null;
+  readonly via: SwitchVia | null;
+  readonly blockedBy: readonly BlockedBy[];
+}
+
+export interface TimelineEntry {
+  readonly t: number;
+  readonly event: string;
+  readonly text: string;
+}
+
+export interface Violation {
+  readonly t: number;
+  readonly pid: number;
+  readonly comm: string;
+  readonly function: string;
+  readonly via: SwitchVia;
+}
+
+export interface TransitionLog {
+  readonly scenario: string;
+  readonly policy: Policy['name'];
+  readonly seed: number;
+  readonly completed: boolean;
+  readonly completedAt: number | null;
+  readonly attempts: number;
+  readonly signalsSent: number;
+  readonly forced: boolean;
+  readonly violations: readonly Violation[];
+  readonly tasks: readonly TaskReport[];
+  readonly timeline: readonly TimelineEntry[];
+}
+
+/** Thrown only for a broken scenario the schema cannot see (a chain that does not exist). */
+export class ScenarioError extends Error {
+  readonly code = 'KLPSIM_SCENARIO_INVALID';
+}
+
+interface SimTask {
+  readonly lp: LpTask;
+  readonly behaviour: Behaviour;
+  generation: number;
+  sleeping: boolean;
+  switchedAt: number | null;
+  via: SwitchVia | null;
+  blocked: Map<string, number> | null;
+}
+
+/** `round_jiffies_relative(HZ)` from `now`: a second later, rounded to a whole second (down if within 250 ms). */
+export function retryTime(now: number): number {
+  const t = now + 1000;
+  const r = t % 1000;
+  return r < 250 ? t - r : t - r + 1000;
+}
+
+/** Runs a scenario; the machine's text and kallsyms gain the patches' modules. */
+export function simulate(scenario: Scenario, env: SimEnvironment): TransitionLog {
+  return new Simulation(scenario, env).run();
+}
+
+class Simulation {
+  private readonly rand: () => number;
+  private readonly queue = new EventQueue();
+  private readonly core: KlpCore;
+  private readonly tasks: SimTask[] = [];
+  private readonly idle: SimTask[] = [];
+  private readonly patches = new Map<string, KlpPatch>();
+  private readonly timeline: TimelineEntry[] = [];
+  private readonly violations: Violation[] = [];
+  private readonly templates: ChainTemplate[][];
+  private readonly weights: number[][];
+  private now = 0;
+  private attempts = 0;
+  private signalsSent = 0;
+  private forced = false;
+  private retryPending = false;
+  private completedAt: number | null = null;
+  private nextPid = 1000;
+
+  constructor(
+    private readonly scenario: Scenario,
+    private readonly env: SimEnvironment,
+  ) {
+    this.rand = mulberry32(scenario.seed);
+    const observer: KlpObserver = {
+      message: (text, level) => {
+        if (level !== 'debug')
+          this.timeline.push({
+            t: this.now / 1000,
+            event: level === 'warn' ? 'warning' : 'message',
+            text,
+          });
+      },
+      switched: (task, via) => this.onSwitched(task, via),
+      blocked: (task, why) => this.onBlocked(task, why),
+    };
+    this.core = new KlpCore(env.machine, env.policy, observer);
+    const offline = new Set(scenario.machine.offlineCpus);
+    for (let cpu = 0; cpu < scenario.machine.cpus; cpu++)
+      this.core.cpuOnline.push(!offline.has(cpu));
+    this.templates = scenario.tasks.map((g, gi) =>
+      g.behaviour.chains.map((c, ci) => {
+        const t = env.chainOf(c.from);
+        if (t === null)
+          throw new ScenarioError(
+            `tasks[${gi}].behaviour.chains[${ci}]: no such chain ${JSON.stringify(c.from)}`,
+          );
+        return t;
+      }),
+    );
+    this.weights = scenario.tasks.map((g) => g.behaviour.chains.map((c) => c.weight));
+    for (const [i, spec] of scenario.patches.entries()) {
+      const r = resolvePatch(env.machine, spec, i);
+      if (!r.ok)
+        throw new ScenarioError(`patches[${i}].${r.error.field ?? ''}: ${r.error.message}`);
+      this.patches.set(spec.name, r.value);
+    }
+  }
+
+  private draw(d: Duration): number {
+    if (d === 'forever') return Number.POSITIVE_INFINITY;
+    if ('const' in d) return d.const;
+    if ('exp' in d) return -Math.log(1 - this.rand()) * d.exp;
+    return d.uniform[0] + this.rand() * (d.uniform[1] - d.uniform[0]);
+  }
+
+  private pickChain(group: number): ChainTemplate {
+    const w = this.weights[group]!;
+    let total = 0;
+    for (const x of w) total += x;
+    let r = this.rand() * total;
+    for (let i = 0; i < w.length; i++) {
+      r -= w[i]!;
+      if (r < 0) return this.templates[group]![i]!;
+    }
+    return this.templates[group]![w.length - 1]!;
+  }
+
+  private newTask(comm: string, kthread: boolean, cpu: number, behaviour: Behaviour): SimTask {
+    const lp: LpTask = {
+      pid: this.nextPid++,
+      comm,
+      kthread,
+      idle: false,
+      cpu,
+      patchState: KLP_TRANSITION_IDLE,
+      pending: false,
+      running: false,
+      inUser: false,
+      stack: null,
+      chain: null,
+      interruptible: behaviour.interruptible,
+    };
+    const t: SimTask = {
+      lp,
+      behaviour,
+      generation: 0,
+      sleeping: false,
+      switchedAt: null,
+      via: null,
+      blocked: null,
+    };
+    this.tasks.push(t);
+    this.lpIndex.set(lp, t);
+    this.core.tasks.push(lp);
+    return t;
+  }
+
+  /** The task blocks in a chain drawn from its behaviour, until its wake-up (if any). */
+  private sleep(t: SimTask, group: number, duration = this.draw(t.behaviour.sleep)): void {
+    const c = this.pickChain(group);
+    t.lp.stack = c.task;
+    t.lp.chain = c.chain;
+    t.lp.running = false;
+    t.lp.inUser = false;
+    t.sleeping = true;
+    t.generation++;
+    if (Number.isFinite(duration)) this.at(this.now + duration, 'wake', t);
+  }
+
+  private at(
+    time: number,
+    kind: 'wake' | 'finish-run' | 'syscall' | 'fork' | 'idle-loop',
+    t: SimTask,
+    action = -1,
+  ): void {
+    this.queue.push({
+      time: Math.round(time),
+      kind,
+      task: this.indexOf(t),
+      generation: t.generation,
+      action,
+    });
+  }
+
+  private readonly index = new Map<SimTask, number>();
+  private indexOf(t: SimTask): number {
+    let i = this.index.get(t);
+    if (i === undefined) {
+      i = this.index.size;
+      this.index.set(t, i);
+      this.byIndex.push(t);
+    }
+    return i;
+  }
+  private readonly byIndex: SimTask[] = [];
+
+  run(): TransitionLog {
+    const sc = this.scenario;
+    // Tasks, each starting asleep part-way through one of its sleeps.
+    const groupOf = new Map<SimTask, number>();
+    for (const [g, group] of sc.tasks.entries()) {
+      for (let i = 0; i < group.count; i++) {
+        const t = this.newTask(
+          group.count > 1 ? `${group.comm}/${i}` : group.comm,
+          group.kthread,
+          i % sc.machine.cpus,
+          group.behaviour,
+        );
+        groupOf.set(t, g);
+        const full = this.draw(group.behaviour.sleep);
+        this.sleep(t, g, Number.isFinite(full) ? full * this.rand() : full);
+        if (group.behaviour.forkEvery !== undefined)
+          this.at(this.draw(group.behaviour.forkEvery), 'fork', t);
+      }
+    }
+    this.groupOf = groupOf;
+    // One idle task per CPU: it runs whenever its CPU has nothing else to do.
+    for (let cpu = 0; cpu < sc.machine.cpus; cpu++) {
+      const lp: LpTask = {
+        pid: 0,
+        comm: `swapper/${cpu}`,
+        kthread: true,
+        idle: true,
+        cpu,
+        patchState: KLP_TRANSITION_IDLE,
+        pending: false,
+        running: this.core.cpuOnline[cpu]!,
+        inUser: false,
+        stack: this.env.idleChain?.task ?? null,
+        chain: this.env.idleChain?.chain ?? null,
+        interruptible: false,
+      };
+      this.core.idleTasks.push(lp);
+      const t: SimTask = {
+        lp,
+        behaviour: sc.tasks[0]!.behaviour,
+        generation: 0,
+        sleeping: false,
+        switchedAt: null,
+        via: null,
+        blocked: null,
+      };
+      this.idle.push(t);
+      this.lpIndex.set(lp, t);
+    }
+    for (const [i, a] of sc.actions.entries())
+      this.queue.push({
+        time: Math.round(a.at * 1000),
+        kind: 'action',
+        task: -1,
+        generation: 0,
+        action: i,
+      });
+    this.detachLateModules();
+
+    const limit = sc.timeLimit * 1000;
+    for (;;) {
+      const e = this.queue.pop();
+      if (e === undefined || e.time > limit) break;
+      this.now = e.time;
+      if (e.kind === 'action') this.doAction(e.action);
+      else if (e.kind === 'retry') this.retry();
+      else this.onTaskEvent(e.kind, this.byIndex[e.task]!, e.generation);
+    }
+    return this.report();
+  }
+
+  private groupOf = new Map<SimTask, number>();
+
+  private onTaskEvent(kind: string, t: SimTask, generation: number): void {
+    const g = this.groupOf.get(t)!;
+    const b = t.behaviour;
+    switch (kind) {
+      case 'wake':
+        if (generation !== t.generation || !t.sleeping) return;
+        t.sleeping = false;
+        t.lp.running = true;
+        this.at(this.now + this.draw(b.run), 'finish-run', t);
+        return;
+      case 'finish-run':
+        t.lp.running = false;
+        if (b.user) {
+          // Back to user space: the kernel-exit switch point.
+          t.lp.stack = null;
+          t.lp.chain = null;
+          t.lp.inUser = true;
+          klpUpdatePatchState(this.core, t.lp, 'kernel-exit');
+          this.at(this.now + this.draw(b.userTime), 'syscall', t);
+        } else {
+          this.sleep(t, g);
+        }
+        return;
+      case 'syscall':
+        this.sleep(t, g);
+        return;
+      case 'fork': {
+        const child = this.newTask(`${t.lp.comm}-child`, t.lp.kthread, t.lp.cpu, b);
+        this.groupOf.set(child, g);
+        klpCopyProcess(t.lp, child.lp);
+        if (
+          child.lp.patchState === this.core.targetState &&
+          this.core.targetState !== KLP_TRANSITION_IDLE
+        )
+          this.onSwitched(child.lp, 'fork');
+        this.sleep(child, g);
+        if (b.forkEvery !== undefined) this.at(this.now + this.draw(b.forkEvery), 'fork', t);
+        return;
+      }
+      case 'idle-loop': {
+        klpUpdatePatchState(this.core, t.lp, 'idle-loop');
+        return;
+      }
+    }
+  }
+
+  /** A signal or kthread wake-up: an interruptible sleeper wakes now. */
+  private wake = (lp: LpTask): void => {
+    const t = this.lpIndex.get(lp);
+    this.signalsSent++;
+    if (t === undefined || !t.sleeping || !lp.interruptible) return;
+    t.generation++;
+    this.at(this.now, 'wake', t);
+  };
+
+  private wakeIdle = (cpu: number): void => {
+    this.at(this.now + 1, 'idle-loop', this.idle[cpu]!);
+  };
+
+  private retry(): void {
+    this.retryPending = false;
+    if (this.core.transitionPatch === null) return;
+    this.attempt();
+  }
+
+  /** One `klp_try_complete_transition`, and the delayed work if it did not complete. */
+  private attempt(): void {
+    this.attempts++;
+    const signalsBefore = this.signalsSent;
+    const done = klpTryCompleteTransition(this.core, { wake: this.wake, wakeIdle: this.wakeIdle });
+    if (this.signalsSent > signalsBefore) {
+      this.timeline.push({
+        t: this.now / 1000,
+        event: 'signals',
+        text: `${this.signalsSent - signalsBefore} tasks signalled`,
+      });
+    }
+    if (done) {
+      this.completedAt = this.now;
+      this.timeline.push({
+        t: this.now / 1000,
+        event: 'complete',
+        text: `transition complete after ${this.attempts} attempts`,
+      });
+    } else if (!this.retryPending) {
+      this.retryPending = true;
+      this.queue.push({
+        time: retryTime(this.now),
+        kind: 'retry',
+        task: -1,
+        generation: 0,
+        action: -1,
+      });
+    }
+  }
+
+  private doAction(i: number): void {
+    const a = this.scenario.actions[i]!;
+    const patch = a.patch === undefined ? undefined : this.patches.get(a.patch);
+    const label = `${a.do}${a.patch !== undefined ? ` ${a.patch}` : ''}${a.module !== undefined ? ` ${a.module}` : ''}`;
+    let ret = 0;
+    switch (a.do) {
+      case 'enable':
+        if (patch === undefined)
+          throw new ScenarioError(`actions[${i}].patch: no patch "${a.patch}"`);
+        this.completedAt = null;
+        ret = klpEnablePatch(this.core, patch);
+        if (ret === 0) this.attempt();
+        break;
+      case 'disable': {
+        if (patch === undefined)
+          throw new ScenarioError(`actions[${i}].patch: no patch "${a.patch}"`);
+        const reversing = patch === this.core.transitionPatch;
+        ret = klpEnabledStore(this.core, patch, false);
+        if (ret === 0 && !reversing) {
+          this.completedAt = null;
+          this.attempt();
+        }
+        break;
+      }
+      case 'force':
+        if (patch === undefined)
+          throw new ScenarioError(`actions[${i}].patch: no patch "${a.patch}"`);
+        ret = klpForceStore(this.core, patch);
+        if (ret === 0) this.forced = true;
+        break;
+      case 'load-module': {
+        const m = this.lateModules.get(a.module ?? '');
+        if (m === undefined)
+          throw new ScenarioError(`actions[${i}].module: no module "${a.module}" waiting to load`);
+        this.env.machine.text.addModule(m.range);
+        this.env.machine.kallsyms.addModule(m.range.name, m.range.start, m.range.end, m.symbols);
+        const r = klpModuleComing(this.core, m.range.name);
+        if (!r.ok) throw new ScenarioError(r.error.message);
+        break;
+      }
+      case 'unload-module':
+        klpModuleGoing(this.core, a.module ?? '');
+        this.env.machine.text.removeModule(a.module ?? '');
+        this.env.machine.kallsyms.removeModule(a.module ?? '');
+        break;
+    }
+    this.timeline.push({
+      t: this.now / 1000,
+      event: 'action',
+      text: ret === 0 ? label : `${label}: ${ret}`,
+    });
+  }
+
+  /** Modules a scenario loads later start out unloaded. */
+  private readonly lateModules = new Map<
+    string,
+    {
+      range: { name: string; start: Addr; end: Addr };
+      symbols: { name: string; address: Addr; type: string; module: string }[];
+    }
+  >();
+  private detachLateModules(): void {
+    for (const a of this.scenario.actions) {
+      if (a.do !== 'load-module' || a.module === undefined) continue;
+      const range = this.env.machine.text.loadedModules().find((m) => m.name === a.module);
+      if (range === undefined) continue;
+      const symbols = this.env.machine.kallsyms.moduleSymbols(a.module);
+      this.lateModules.set(a.module, { range: { ...range }, symbols });
+      this.env.machine.text.removeModule(a.module);
+      this.env.machine.kallsyms.removeModule(a.module);
+      for (const p of this.patches.values())
+        for (const o of p.objects)
+          if (o.name === a.module) for (const f of o.funcs) f.oldFunc = Number.NaN;
+    }
+  }
+
+  /** Every task's simulation record, by its livepatch task. */
+  private readonly lpIndex = new Map<LpTask, SimTask>();
+
+  private onSwitched(lp: LpTask, via: SwitchVia): void {
+    const t = this.lpIndex.get(lp);
+    if (t !== undefined) {
+      t.switchedAt = this.now;
+      t.via = via;
+    }
+    if (via === 'force' || lp.chain === null) return;
+    // The consistency guarantee: no task takes the new state while a changed function is really on its stack.
+    const patch = this.core.transitionPatch;
+    if (patch === null) return;
+    const chain = Float64Array.from(lp.chain);
+    for (const obj of patch.objects) {
+      if (!obj.patched) continue;
+      for (const f of obj.funcs) {
+        if (klpCheckStackFunc(this.core, f, chain, chain.length)) {
+          this.violations.push({
+            t: this.now / 1000,
+            pid: lp.pid,
+            comm: lp.comm,
+            function: f.oldName,
+            via,
+          });
+          this.timeline.push({
+            t: this.now / 1000,
+            event: 'VIOLATION',
+            text: `${lp.comm}:${lp.pid} switched (${via}) while ${f.oldName} was on its stack`,
+          });
+          return;
+        }
+      }
+    }
+  }
+
+  private onBlocked(lp: LpTask, why: SwitchBlock): void {
+    const t = this.lpIndex.get(lp);
+    if (t === undefined) return;
+    const key =
+      why.kind === 'running'
+        ? 'running|'
+        : why.kind === 'unreliable'
+          ? `unreliable stack|${why.code ?? ''}`
+          : `sleeping on function|${why.function}`;
+    t.blocked ??= new Map();
+    t.blocked.set(key, (t.blocked.get(key) ?? 0) + 1);
+  }
+
+  private report(): TransitionLog {
+    const all = [...this.tasks, ...this.idle];
+    const tasks: TaskReport[] = all.map((t) => ({
+      pid: t.lp.pid,
+      comm: t.lp.comm,
+      switchedAt: t.switchedAt === null ? null : t.switchedAt / 1000,
+      via: t.via,
+      blockedBy: [...(t.blocked ?? new Map<string, number>())]
+        .map(([k, count]) => {
+          const [reason, fn] = k.split('|') as [string, string];
+          return {
+            reason: reason as BlockedBy['reason'],
+            function:
+              reason === 'sleeping on function'
+                ? fn
+                : reason === 'unreliable stack' && fn !== ''
+                  ? fn
+                  : null,
+            count,
+          };
+        })
+        .sort((a, b) => b.count - a.count || a.reason.localeCompare(b.reason)),
+    }));
+    const completed = this.completedAt !== null && this.core.transitionPatch === null;
+    return {
+      scenario: this.scenario.name,
+      policy: this.env.policy.name,
+      seed: this.scenario.seed,
+      completed,
+      completedAt: completed ? this.completedAt! / 1000 : null,
+      attempts: this.attempts,
+      signalsSent: this.signalsSent,
+      forced: this.forced,
+      violations: this.violations,
+      tasks,
+      timeline: this.timeline,
+    };
+  }
+}
