@@ -1,6 +1,8 @@
 import { readFileSync } from 'node:fs';
 import { BENCH_USAGE, runBench } from './commands/bench.js';
 import { runDefault } from './commands/default.js';
+import { PREDICT_USAGE, runPredict } from './commands/predict.js';
+import { runTransition, TRANSITION_USAGE } from './commands/transition.js';
 import { runWalk, WALK_USAGE } from './commands/walk.js';
 import { CliError, EXIT_OK, EXIT_USAGE } from './errors.js';
 import { createLogger } from './log.js';
@@ -8,15 +10,22 @@ import { createLogger } from './log.js';
 const USAGE = `klpsim: the arm64 reliable stack walk and livepatch consistency model, simulated
 
 usage:
-  klpsim                      walk every task of the bundled real captures (6.1, 7.2) and
-                              compare with the kernels' own traces and verdicts
+  klpsim                      walk every task of the bundled real captures (6.1, 7.2),
+                              compare with the kernels' own traces and verdicts, then
+                              simulate the built-in livepatch transition
   klpsim walk <capture.json>  walk tasks of a capture under a policy
-  klpsim bench walk [capture] frames per second of the walk
+  klpsim transition [file]    simulate a livepatch transition over time
+  klpsim predict <capture>    which tasks a patch would let switch right now
+  klpsim bench walk|transition  figures
   klpsim --version | --help
 
 options for every command: --log-level LEVEL (diagnostics on stderr; default warn)
 
 ${WALK_USAGE}
+
+${TRANSITION_USAGE}
+
+${PREDICT_USAGE}
 
 ${BENCH_USAGE}`;
 
@@ -48,6 +57,10 @@ export async function main(
         return runWalk(rest, log, print);
       case 'bench':
         return runBench(rest, log, print);
+      case 'transition':
+        return runTransition(rest, log, print);
+      case 'predict':
+        return runPredict(rest, log, print);
       case '--version':
         print(version());
         return EXIT_OK;

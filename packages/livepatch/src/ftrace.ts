@@ -14,6 +14,6 @@ export function klpFtraceHandler(core: KlpCore, task: LpTask, oldFunc: Addr): Kl
   if (stack === undefined || stack.length === 0) return null;
   let func: KlpFunc | null = stack[0]!;
   if (func.transition && task.patchState === KLP_TRANSITION_UNPATCHED) func = stack[1] ?? null;
-  if (func !== null && func.nop) return null;
+  if (func?.nop) return null;
   return func;
 }

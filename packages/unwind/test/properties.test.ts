@@ -144,7 +144,7 @@ describe('properties', () => {
             reliableAfterCorruption++;
             expect(followable.has(kind), `${name} called a ${kind} stack reliable`).toBe(true);
             expect(Array.from(w.trace.pcs.subarray(0, w.trace.len), formatAddr)).toEqual(
-              t.chain.map(formatAddr),
+              t.debugTrace.map((e) => formatAddr(e.pc)),
             );
           } else {
             expect(w.result().reason).not.toBeNull();

@@ -3,6 +3,7 @@ import { POLICIES, Walker } from '@klpsim/unwind';
 import { bundledCaptures } from '../bundled.js';
 import type { Logger } from '../log.js';
 import { openCapture } from '../select.js';
+import { loadScenario, renderTransition, runScenario } from './transition.js';
 import { renderReport, walkCapture } from './walk.js';
 
 /**
@@ -24,8 +25,13 @@ export function runDefault(log: Logger, print: (s: string) => void): number {
   print(`  ${'capture'.padEnd(24)}${'mainline'.padEnd(26)}${'symcode-v8'.padEnd(16)}linux-6.1`);
   for (const row of table) print(`  ${row}`);
   print('');
-  print('See klpsim --help for walk and bench options.');
-  return 0;
+  print('');
+  print('== the built-in livepatch transition (klpsim transition) ==');
+  const t = runScenario(loadScenario(null), null, log);
+  print(renderTransition(t));
+  print('');
+  print('See klpsim --help for every command and option.');
+  return t.violations.length > 0 ? 3 : 0;
 }
 
 function verdictRow(file: string): string {

@@ -66,9 +66,9 @@ export interface ExpectedEntry {
 export interface BuiltTask {
   readonly task: Task;
   readonly from: BuiltStart;
-  /** The true call chain, innermost first: every frame's pc, including ones no walk can see. */
+  /** The true call chain, innermost first: every frame's pc, including ones no walk can see (a corrupted LR does not change it). */
   readonly chain: readonly Addr[];
-  /** What a walk that crosses exceptions reads from the bytes (mainline markers), for an uncorrupted chain. */
+  /** What a walk that crosses exceptions reads from the bytes (mainline markers): the chain as its records hold it. */
   readonly debugTrace: readonly ExpectedEntry[];
   /** Corruptions applied (empty for a clean chain). */
   readonly corruptions: readonly CorruptionKind[];
@@ -575,7 +575,9 @@ class Builder {
       this.writeRecord(record[k]!, record[k + 1]!, saved[k + 1]!, record[k]! + frameSize[k]!, key);
     }
 
-    // Corruptions, on the finished bytes.
+    // Corruptions, on the finished bytes. The true chain stays what was called;
+    // `pcs` becomes what the records hold.
+    const chain = pcs.slice();
     const hidden = new Set<number>();
     for (let k = 1; k < n; k++)
       if (frames[k]!.exception?.lr === 'unsaved' && k + 1 < n) hidden.add(k + 1);
@@ -646,7 +648,7 @@ class Builder {
     return ok({
       task,
       from,
-      chain: pcs,
+      chain,
       debugTrace,
       corruptions: corrupt.map((c) => c.kind),
       hasException: frames.some((f) => f.exception !== undefined),

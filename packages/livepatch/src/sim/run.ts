@@ -226,7 +226,10 @@ class Simulation {
 
   /** The task blocks in a chain drawn from its behaviour, until its wake-up (if any). */
   private sleep(t: SimTask, group: number, duration = this.draw(t.behaviour.sleep)): void {
-    const c = this.pickChain(group);
+    this.sleepIn(t, this.pickChain(group), duration);
+  }
+
+  private sleepIn(t: SimTask, c: ChainTemplate, duration: number): void {
     t.lp.stack = c.task;
     t.lp.chain = c.chain;
     t.lp.running = false;
@@ -276,8 +279,18 @@ class Simulation {
           group.behaviour,
         );
         groupOf.set(t, g);
-        const full = this.draw(group.behaviour.sleep);
-        this.sleep(t, g, Number.isFinite(full) ? full * this.rand() : full);
+        const initial = group.behaviour.initial;
+        if (initial !== undefined) {
+          const c = this.env.chainOf(initial.chain);
+          if (c === null)
+            throw new ScenarioError(
+              `tasks[${g}].behaviour.initial.chain: no such chain ${JSON.stringify(initial.chain)}`,
+            );
+          this.sleepIn(t, c, initial.until);
+        } else {
+          const full = this.draw(group.behaviour.sleep);
+          this.sleep(t, g, Number.isFinite(full) ? full * this.rand() : full);
+        }
         if (group.behaviour.forkEvery !== undefined)
           this.at(this.draw(group.behaviour.forkEvery), 'fork', t);
       }

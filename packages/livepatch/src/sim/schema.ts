@@ -39,6 +39,10 @@ export const behaviourSchema = z.strictObject({
   userTime: durationSchema.default({ const: 5 }),
   /** TASK_INTERRUPTIBLE: the fake signal (user) or wake-up (kthread) ends the sleep. */
   interruptible: z.boolean().default(true),
+  /** Where the task starts: asleep in this chain until `until` ms (the busy kthread of the selftests). */
+  initial: z
+    .strictObject({ chain: chainRefSchema.shape.from, until: z.number().nonnegative() })
+    .optional(),
   /** Forks a child with the same behaviour this often (ms). */
   forkEvery: durationSchema.optional(),
 });

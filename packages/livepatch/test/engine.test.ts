@@ -1,0 +1,129 @@
+import { fileURLToPath } from 'node:url';
+import { buildMachine, loadCapture } from '@klpsim/kernel';
+import { POLICIES } from '@klpsim/unwind';
+import { describe, expect, it } from 'vitest';
+import {
+  KLP_TRANSITION_PATCHED,
+  KLP_TRANSITION_UNPATCHED,
+  KlpCore,
+  type KlpObserver,
+  klpCheckStackFunc,
+  klpEnablePatch,
+  klpFtraceHandler,
+  klpTryCompleteTransition,
+  type LpTask,
+  predictTransition,
+  resolvePatch,
+} from '../src/index.js';
+
+const CAP72 = fileURLToPath(
+  new URL('../../../fixtures/captures/linux-7.2-arm64-plain/capture.json', import.meta.url),
+);
+const silent: KlpObserver = { message: () => {}, switched: () => {}, blocked: () => {} };
+
+describe('klpsim predict on the real 7.2 capture', () => {
+  it('patching do_nanosleep blocks exactly the tasks whose reliable trace holds it', () => {
+    const cap = loadCapture(CAP72);
+    if (!cap.ok) throw new Error(cap.error.message);
+    const r = predictTransition(
+      cap.value.machine,
+      POLICIES.mainline,
+      { name: 'p', funcs: [{ oldName: 'do_nanosleep' }] },
+      false,
+    );
+    if (!r.ok) throw new Error(r.error.message);
+    const expected = [...cap.value.oracle]
+      .filter(([, o]) => o.reliable!.trace.some((e) => e.symbol.startsWith('do_nanosleep+')))
+      .map(([pid]) => pid)
+      .sort((a, b) => a - b);
+    expect(expected.length).toBeGreaterThan(0);
+    const sleeping = r.value.tasks.filter((t) => t.result === 'sleeping');
+    expect(sleeping.map((t) => t.pid)).toEqual(expected);
+    expect(sleeping.every((t) => t.function === 'do_nanosleep')).toBe(true);
+    // The reader was running when captured.
+    expect(r.value.tasks.filter((t) => t.result === 'running').map((t) => t.comm)).toEqual(['cat']);
+    expect(r.value.tasks.filter((t) => t.result === 'switches')).toHaveLength(71 - expected.length);
+  });
+
+  it('unpatching checks the new function, which no captured task is in', () => {
+    const cap = loadCapture(CAP72);
+    if (!cap.ok) throw new Error(cap.error.message);
+    const r = predictTransition(
+      cap.value.machine,
+      POLICIES.mainline,
+      { name: 'p', funcs: [{ oldName: 'do_nanosleep' }] },
+      true,
+    );
+    if (!r.ok) throw new Error(r.error.message);
+    expect(r.value.tasks.filter((t) => t.result === 'sleeping')).toEqual([]);
+  });
+});
+
+describe('which range klp_check_stack_func checks', () => {
+  const built = buildMachine({
+    tasks: [
+      { frames: [{ fn: '__switch_to' }, { fn: 'f' }, { fn: 'kthread' }, { fn: 'ret_from_fork' }] },
+    ],
+  });
+  if (!built.ok) throw new Error(built.error.message);
+  const m = built.value.machine;
+  const core = new KlpCore(m, POLICIES.mainline, silent);
+  const task: LpTask = {
+    pid: 1,
+    comm: 't',
+    kthread: true,
+    idle: false,
+    cpu: 0,
+    patchState: -1,
+    pending: false,
+    running: false,
+    inUser: false,
+    stack: null,
+    chain: null,
+    interruptible: true,
+  };
+  core.tasks.push(task);
+  const hooks = { wake: () => {}, wakeIdle: () => {} };
+  const at = (a: number) => Float64Array.of(a + 4);
+  const a = resolvePatch(m, { name: 'a', funcs: [{ oldName: 'f' }] }, 0);
+  const b = resolvePatch(m, { name: 'b', funcs: [{ oldName: 'f' }] }, 1);
+  const c = resolvePatch(m, { name: 'c', funcs: [{ oldName: 'kthread' }], replace: true }, 2);
+  if (!a.ok || !b.ok || !c.ok) throw new Error('resolve');
+  const fA = a.value.objects[0]!.funcs[0]!;
+  const fB = b.value.objects[0]!.funcs[0]!;
+  const old = fA.oldFunc;
+
+  it('patching the first patch: the original function', () => {
+    klpEnablePatch(core, a.value);
+    expect(klpCheckStackFunc(core, fA, at(old), 1)).toBe(true);
+    expect(klpCheckStackFunc(core, fA, at(fA.newFunc), 1)).toBe(false);
+    // The ftrace handler: a task not yet switched runs the original, a switched one the new code.
+    task.patchState = KLP_TRANSITION_UNPATCHED;
+    expect(klpFtraceHandler(core, task, old)).toBeNull();
+    task.patchState = KLP_TRANSITION_PATCHED;
+    expect(klpFtraceHandler(core, task, old)).toBe(fA);
+    expect(klpTryCompleteTransition(core, hooks)).toBe(true);
+  });
+
+  it("stacked patches: the previous patch's new function", () => {
+    klpEnablePatch(core, b.value);
+    expect(klpCheckStackFunc(core, fB, at(fA.newFunc), 1)).toBe(true);
+    expect(klpCheckStackFunc(core, fB, at(old), 1)).toBe(false);
+    task.patchState = KLP_TRANSITION_UNPATCHED;
+    expect(klpFtraceHandler(core, task, old)).toBe(fA);
+    expect(klpTryCompleteTransition(core, hooks)).toBe(true);
+  });
+
+  it('atomic replace: a nop for every function the older patches changed, checking their new code', () => {
+    klpEnablePatch(core, c.value);
+    const nop = c.value.objects.flatMap((o) => o.funcs).find((f) => f.nop && f.oldName === 'f')!;
+    expect(nop.newFunc).toBe(old);
+    expect(klpCheckStackFunc(core, nop, at(fB.newFunc), 1)).toBe(true);
+    task.patchState = KLP_TRANSITION_PATCHED;
+    expect(klpFtraceHandler(core, task, old)).toBeNull();
+    expect(klpTryCompleteTransition(core, hooks)).toBe(true);
+    expect(core.patches).toEqual([c.value]);
+    expect(c.value.objects.flatMap((o) => o.funcs).some((f) => f.nop)).toBe(false);
+    expect(core.funcStacks.get(old)).toBeUndefined();
+  });
+});

@@ -1,0 +1,379 @@
+import type { FrameDesc, KernelDesc } from '@klpsim/kernel';
+import { describe, expect, it } from 'vitest';
+import {
+  type ScenarioInput,
+  scenarioEnvironment,
+  scenarioSchema,
+  simulate,
+  type TransitionLog,
+} from '../src/index.js';
+
+/**
+ * The kernel's livepatch selftests (tools/testing/selftests/livepatch),
+ * rebuilt as simulations on a built kernel whose tasks are the chains below.
+ */
+
+const TOP: FrameDesc[] = [{ fn: '__switch_to' }, { fn: '__schedule' }, { fn: 'schedule' }];
+const KTHREAD: FrameDesc[] = [{ fn: 'kthread' }, { fn: 'ret_from_fork' }];
+const SYSCALL: FrameDesc[] = [
+  { fn: 'invoke_syscall' },
+  { fn: 'el0_svc_common' },
+  { fn: 'do_el0_svc' },
+  { fn: 'el0_svc' },
+  { fn: 'el0t_64_sync_handler' },
+  { fn: 'el0t_64_sync' },
+];
+const NANOSLEEP: FrameDesc[] = [
+  ...TOP,
+  { fn: 'do_nanosleep' },
+  { fn: 'hrtimer_nanosleep' },
+  { fn: '__arm64_sys_clock_nanosleep' },
+  ...SYSCALL,
+];
+
+/** Chains, by index: the builder tasks a behaviour refers to. */
+const CHAINS = {
+  busy: 0, // a kthread asleep in busymod_work_func (patched)
+  idleKthread: 1, // a kthread asleep in worker_thread
+  nanosleep: 2, // a user task asleep in do_nanosleep
+  pipe: 3, // a user task asleep in pipe_read
+  idle: 4, // the idle task
+  hiddenNanosleep: 5, // do_nanosleep on the stack, but a corrupted LR hides it
+} as const;
+
+const KERNEL: KernelDesc = {
+  functions: [{ name: 'mod_worker', section: 'module', module: 'klp_mod' }],
+  tasks: [
+    {
+      frames: [
+        ...TOP,
+        { fn: 'busymod_work_func' },
+        { fn: 'process_one_work' },
+        { fn: 'worker_thread' },
+        ...KTHREAD,
+      ],
+    },
+    { frames: [...TOP, { fn: 'worker_thread' }, ...KTHREAD] },
+    { frames: NANOSLEEP },
+    { frames: [...TOP, { fn: 'pipe_read' }, { fn: 'vfs_read' }, { fn: 'ksys_read' }, ...SYSCALL] },
+    {
+      frames: [
+        ...TOP.slice(0, 2),
+        { fn: 'schedule_idle' },
+        { fn: 'do_idle' },
+        { fn: 'cpu_startup_entry' },
+        { fn: 'rest_init' },
+        { fn: 'start_kernel' },
+        { fn: '__primary_switched' },
+      ],
+    },
+    { frames: NANOSLEEP, corrupt: [{ kind: 'lr-not-text', frame: 2 }] },
+  ],
+};
+
+const chain = (i: number) => ({ from: { builderTask: i } });
+
+function run(
+  input: Omit<ScenarioInput, 'machine'> & { machine?: Partial<ScenarioInput['machine']> },
+): TransitionLog {
+  const sc = scenarioSchema.parse({
+    ...input,
+    machine: { cpus: 2, kernel: KERNEL, idleChain: chain(CHAINS.idle), ...input.machine },
+  });
+  const env = scenarioEnvironment(sc, () => {
+    throw new Error('no captures here');
+  });
+  if (!env.ok) throw new Error(env.error.message);
+  return simulate(sc, env.value);
+}
+
+const quiet = [
+  {
+    comm: 'kworker',
+    count: 20,
+    kthread: true,
+    behaviour: { chains: [chain(CHAINS.idleKthread)], sleep: { exp: 500 } },
+  },
+  {
+    comm: 'reader',
+    count: 20,
+    behaviour: { chains: [chain(CHAINS.pipe)], sleep: { exp: 2000 }, user: true },
+  },
+];
+const patchOn = (name: string, ...fns: string[]) => ({
+  name,
+  funcs: fns.map((oldName) => ({ oldName })),
+});
+const messages = (t: TransitionLog) =>
+  t.timeline.filter((e) => e.event === 'message' || e.event === 'warning').map((e) => e.text);
+
+describe('livepatch selftests as simulations', () => {
+  it('basic: a patch no task sleeps on completes at the second attempt', () => {
+    // The first, synchronous attempt finds every online CPU's idle task running
+    // (-EBUSY) and wakes it; it switches in the idle loop, and the retry a second
+    // later completes, as on a real SMP machine.
+    const t = run({
+      tasks: quiet,
+      patches: [patchOn('p', 'busymod_work_func')],
+      actions: [{ at: 1, do: 'enable', patch: 'p' }],
+    });
+    expect(t.completed).toBe(true);
+    expect(t.completedAt).toBe(2);
+    expect(t.attempts).toBe(2);
+    expect(messages(t)).toEqual([
+      "enabling patch 'p'",
+      "'p': starting patching transition",
+      "'p': patching complete",
+    ]);
+    expect(t.violations).toEqual([]);
+  });
+
+  it('busy kthread (test_klp_callbacks_busy): the transition waits until it leaves the patched function', () => {
+    const busy = {
+      comm: 'busy',
+      count: 1,
+      kthread: true,
+      behaviour: {
+        chains: [chain(CHAINS.idleKthread)],
+        sleep: 'forever' as const,
+        interruptible: false,
+        initial: { chain: chain(CHAINS.busy).from, until: 10_000 },
+      },
+    };
+    const t = run({
+      tasks: [...quiet, busy],
+      patches: [patchOn('p', 'busymod_work_func')],
+      actions: [{ at: 1, do: 'enable', patch: 'p' }],
+    });
+    const task = t.tasks.find((x) => x.comm === 'busy')!;
+    expect(task.blockedBy[0]).toMatchObject({
+      reason: 'sleeping on function',
+      function: 'busymod_work_func',
+    });
+    expect(t.completedAt).toBe(11);
+    expect(task.switchedAt).toBe(11);
+    expect(task.via).toBe('stack-check');
+  });
+
+  it('signals unblock sleeping user tasks at the 15th retry', () => {
+    const sleeper = {
+      comm: 'sleeper',
+      count: 3,
+      behaviour: { chains: [chain(CHAINS.nanosleep)], sleep: 'forever' as const, user: true },
+    };
+    const t = run({
+      tasks: [...quiet, sleeper],
+      patches: [patchOn('p', 'do_nanosleep')],
+      actions: [{ at: 1, do: 'enable', patch: 'p' }],
+    });
+    expect(messages(t)).toContain('signaling remaining tasks');
+    expect(t.timeline.find((e) => e.event === 'signals')?.t).toBe(16);
+    expect(t.completedAt).toBe(17);
+    for (const s of t.tasks.filter((x) => x.comm.startsWith('sleeper')))
+      expect(s.via).toBe('kernel-exit');
+  });
+
+  it('force: every task takes the target state; the checker reports no violation for forced switches', () => {
+    const stuck = {
+      comm: 'stuck',
+      count: 1,
+      kthread: true,
+      behaviour: { chains: [chain(CHAINS.busy)], sleep: 'forever' as const, interruptible: false },
+    };
+    const t = run({
+      tasks: [...quiet, stuck],
+      patches: [patchOn('p', 'busymod_work_func')],
+      actions: [
+        { at: 1, do: 'enable', patch: 'p' },
+        { at: 5.5, do: 'force', patch: 'p' },
+      ],
+    });
+    expect(t.forced).toBe(true);
+    expect(messages(t)).toContain('forcing remaining tasks to the patched state');
+    expect(t.completedAt).toBe(6);
+    expect(t.tasks.find((x) => x.comm === 'stuck')!.via).toBe('force');
+    expect(t.violations).toEqual([]);
+  });
+
+  it('reverse: writing enabled=0 mid-transition flips the target and completes the unpatching', () => {
+    const stuck = {
+      comm: 'stuck',
+      count: 1,
+      kthread: true,
+      behaviour: { chains: [chain(CHAINS.busy)], sleep: 'forever' as const, interruptible: false },
+    };
+    const t = run({
+      tasks: [...quiet, stuck],
+      patches: [patchOn('p', 'busymod_work_func')],
+      actions: [
+        { at: 1, do: 'enable', patch: 'p' },
+        { at: 3.5, do: 'disable', patch: 'p' },
+      ],
+    });
+    expect(messages(t)).toEqual([
+      "enabling patch 'p'",
+      "'p': starting patching transition",
+      "'p': starting unpatching transition",
+      "'p': unpatching complete",
+    ]);
+    // The retry at 4 s finds the idle tasks (switched at 1 s, pending again) running; 5 s completes.
+    expect(t.completedAt).toBe(5);
+  });
+
+  it('a module loaded during the transition is patched as it comes', () => {
+    const busy = {
+      comm: 'busy',
+      count: 1,
+      kthread: true,
+      behaviour: {
+        chains: [chain(CHAINS.idleKthread)],
+        sleep: 'forever' as const,
+        initial: { chain: chain(CHAINS.busy).from, until: 6000 },
+      },
+    };
+    const t = run({
+      tasks: [...quiet, busy],
+      patches: [
+        {
+          name: 'p',
+          funcs: [{ oldName: 'busymod_work_func' }, { oldName: 'mod_worker', object: 'klp_mod' }],
+        },
+      ],
+      actions: [
+        { at: 1, do: 'enable', patch: 'p' },
+        { at: 3, do: 'load-module', module: 'klp_mod' },
+      ],
+    });
+    expect(messages(t)).toContain("applying patch 'p' to loading module 'klp_mod'");
+    expect(t.completed).toBe(true);
+    expect(t.completedAt).toBe(7);
+  });
+
+  it('atomic replace: the replaced patch is unpatched, nops are discarded', () => {
+    const t = run({
+      tasks: quiet,
+      patches: [
+        patchOn('a', 'busymod_work_func'),
+        { ...patchOn('b', 'do_nanosleep'), replace: true },
+      ],
+      actions: [
+        { at: 1, do: 'enable', patch: 'a' },
+        { at: 3, do: 'enable', patch: 'b' },
+      ],
+    });
+    expect(messages(t)).toEqual([
+      "enabling patch 'a'",
+      "'a': starting patching transition",
+      "'a': patching complete",
+      "enabling patch 'b'",
+      "'b': starting patching transition",
+      "'b': patching complete",
+    ]);
+    expect(t.completedAt).toBe(4);
+  });
+
+  it("fork during a transition: children inherit the parent's state", () => {
+    const busy = {
+      comm: 'busy',
+      count: 1,
+      kthread: true,
+      behaviour: {
+        chains: [chain(CHAINS.idleKthread)],
+        sleep: 'forever' as const,
+        interruptible: false,
+        initial: { chain: chain(CHAINS.busy).from, until: 4000 },
+      },
+    };
+    const forker = {
+      comm: 'forker',
+      count: 2,
+      behaviour: {
+        chains: [chain(CHAINS.pipe)],
+        sleep: { const: 50 },
+        user: true,
+        userTime: { const: 10 },
+        forkEvery: { const: 700 },
+      },
+    };
+    const t = run({
+      tasks: [...quiet, busy, forker],
+      patches: [patchOn('p', 'busymod_work_func')],
+      actions: [{ at: 1, do: 'enable', patch: 'p' }],
+      timeLimit: 8,
+    });
+    expect(t.completed).toBe(true);
+    expect(t.tasks.filter((x) => x.via === 'fork').length).toBeGreaterThan(0);
+    expect(t.violations).toEqual([]);
+  });
+
+  it("offline CPUs' idle tasks switch at once; online ones at the idle loop", () => {
+    const t = run({
+      machine: { cpus: 4, offlineCpus: [2, 3] },
+      tasks: quiet,
+      patches: [patchOn('p', 'busymod_work_func')],
+      actions: [{ at: 1, do: 'enable', patch: 'p' }],
+    });
+    const idle = t.tasks.filter((x) => x.comm.startsWith('swapper/'));
+    expect(idle.map((x) => x.via)).toEqual(['idle-loop', 'idle-loop', 'idle-loop', 'idle-loop']);
+    expect(idle.map((x) => x.switchedAt)).toEqual([1.001, 1.001, 1, 1]);
+    expect(idle[0]!.blockedBy).toEqual([{ reason: 'running', function: null, count: 1 }]);
+    expect(t.completedAt).toBe(2);
+  });
+});
+
+describe('the consistency checker', () => {
+  it('catches mainline switching a task whose corrupted LR hid a patched function; symcode-v8 refuses the stack', () => {
+    const hidden = {
+      comm: 'hidden',
+      count: 1,
+      behaviour: {
+        chains: [chain(CHAINS.hiddenNanosleep)],
+        sleep: 'forever' as const,
+        interruptible: false,
+        user: true,
+      },
+    };
+    const base = {
+      tasks: [...quiet, hidden],
+      patches: [patchOn('p', 'do_nanosleep')],
+      actions: [{ at: 1, do: 'enable' as const, patch: 'p' }],
+      timeLimit: 5,
+    };
+    const ml = run({ ...base, policy: 'mainline' });
+    expect(ml.violations).toEqual([
+      {
+        t: 1,
+        pid: ml.tasks.find((x) => x.comm === 'hidden')!.pid,
+        comm: 'hidden',
+        function: 'do_nanosleep',
+        via: 'stack-check',
+      },
+    ]);
+    const v8 = run({ ...base, policy: 'symcode-v8' });
+    expect(v8.violations).toEqual([]);
+    expect(v8.tasks.find((x) => x.comm === 'hidden')!.blockedBy[0]).toMatchObject({
+      reason: 'unreliable stack',
+      function: 'NOT_KERNEL_TEXT',
+    });
+  });
+});
+
+describe('determinism', () => {
+  it('the same scenario and seed give byte-identical JSON', () => {
+    const input = {
+      seed: 7,
+      tasks: [
+        ...quiet,
+        {
+          comm: 'sleeper',
+          count: 5,
+          behaviour: { chains: [chain(CHAINS.nanosleep)], sleep: { exp: 9000 }, user: true },
+        },
+      ],
+      patches: [patchOn('p', 'do_nanosleep')],
+      actions: [{ at: 1, do: 'enable' as const, patch: 'p' }],
+    };
+    expect(JSON.stringify(run(input))).toBe(JSON.stringify(run(input)));
+    expect(JSON.stringify(run(input))).not.toBe(JSON.stringify(run({ ...input, seed: 8 })));
+  });
+});
