@@ -1,3 +1,4 @@
+export { measurePass, scaleScenario } from './bench.js';
 export {
   klpEnabledStore,
   klpEnablePatch,

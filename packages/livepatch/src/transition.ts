@@ -34,6 +34,8 @@ export type SwitchVia = 'stack-check' | 'kernel-exit' | 'idle-loop' | 'fork' | '
 
 /** What the engine tells its observer (the simulation, predict): kernel messages and switches. */
 export interface KlpObserver {
+  /** Whether pr_debug messages are wanted (they are built per task per retry, so only if asked). */
+  readonly debug?: boolean;
   /** A kernel message; `debug` ones are pr_debug (per-task, per-retry). */
   message(text: string, level?: 'notice' | 'debug' | 'warn'): void;
   switched(task: LpTask, via: SwitchVia): void;
@@ -53,6 +55,8 @@ export class KlpCore {
   readonly idleTasks: LpTask[] = [];
   readonly cpuOnline: boolean[] = [];
   private readonly walker: Walker;
+  /** The ranges a pass checks (see `checkedRanges`), valid during one `klpTryCompleteTransition`. */
+  passRanges: CheckedRanges | null = null;
   /** The name of the function the last `klpCheckStack` found, and the walk's reason. */
   lastOldName = '';
   lastReason: ReasonCode | null = null;
@@ -101,6 +105,42 @@ export function klpCheckStackFunc(
   return false;
 }
 
+/** Every range a stack check must not find an entry in, flattened, with the func each belongs to. */
+export interface CheckedRanges {
+  readonly bounds: Float64Array;
+  readonly names: readonly string[];
+}
+
+/**
+ * The ranges of every func of every patched object, as `klp_check_stack_func`
+ * chooses them. They cannot change during a pass, so a pass computes them
+ * once instead of looking up each func's func_stack for every task.
+ */
+export function checkedRanges(core: KlpCore): CheckedRanges {
+  const bounds: number[] = [];
+  const names: string[] = [];
+  const patch = core.transitionPatch;
+  if (patch !== null) {
+    for (const obj of patch.objects) {
+      if (!obj.patched) continue;
+      for (const func of obj.funcs) {
+        const [start, size] = checkedRange(core, func);
+        bounds.push(start, start + size);
+        names.push(func.oldName);
+      }
+    }
+  }
+  return { bounds: Float64Array.from(bounds), names };
+}
+
+function checkedRange(core: KlpCore, func: KlpFunc): [Addr, number] {
+  if (core.targetState === KLP_TRANSITION_UNPATCHED) return [func.newFunc, func.newSize];
+  const stack = core.funcStacks.get(func.oldFunc);
+  const i = stack === undefined ? -1 : stack.indexOf(func);
+  const prev = stack !== undefined && i >= 0 && i + 1 < stack.length ? stack[i + 1]! : null;
+  return prev === null ? [func.oldFunc, func.oldSize] : [prev.newFunc, prev.newSize];
+}
+
 /**
  * `klp_check_stack`: a reliable walk of at most 100 entries with the chosen
  * policy (no shortcut), then the range check of every func of every patched
@@ -115,12 +155,16 @@ export function klpCheckStack(core: KlpCore, task: LpTask): number {
     core.lastReason = w.st.reason;
     return EINVAL;
   }
-  const patch = core.transitionPatch!;
-  for (const obj of patch.objects) {
-    if (!obj.patched) continue;
-    for (const func of obj.funcs) {
-      if (klpCheckStackFunc(core, func, w.trace.pcs, n)) {
-        core.lastOldName = func.oldName;
+  const ranges = core.passRanges ?? checkedRanges(core);
+  const b = ranges.bounds;
+  const pcs = w.trace.pcs;
+  for (let r = 0; r < b.length; r += 2) {
+    const start = b[r]!;
+    const end = b[r + 1]!;
+    for (let i = 0; i < n; i++) {
+      const a = pcs[i]!;
+      if (a >= start && a < end) {
+        core.lastOldName = ranges.names[r >> 1]!;
         return EADDRINUSE;
       }
     }
@@ -142,7 +186,8 @@ export function klpTrySwitchTask(core: KlpCore, task: LpTask): boolean {
   }
   const ret = klpCheckStack(core, task);
   if (ret === EINVAL) {
-    core.observer.message(`${task.comm}:${task.pid} has an unreliable stack`, 'debug');
+    if (core.observer.debug === true)
+      core.observer.message(`${task.comm}:${task.pid} has an unreliable stack`, 'debug');
     core.observer.blocked(task, { kind: 'unreliable', code: core.lastReason });
     return false;
   }
@@ -215,6 +260,7 @@ export function klpTryCompleteTransition(
   hooks: { wake(task: LpTask): void; wakeIdle(cpu: number): void },
 ): boolean {
   let complete = true;
+  core.passRanges = checkedRanges(core);
   for (const t of core.tasks) if (!klpTrySwitchTask(core, t)) complete = false;
   for (const idle of core.idleTasks) {
     if (core.cpuOnline[idle.cpu] !== false) {
@@ -228,6 +274,7 @@ export function klpTryCompleteTransition(
       core.observer.switched(idle, 'idle-loop');
     }
   }
+  core.passRanges = null;
   if (!complete) {
     if (core.signalsCnt !== 0 && core.signalsCnt % SIGNALS_TIMEOUT === 0)
       klpSendSignals(core, hooks.wake);

@@ -1,14 +1,28 @@
 import { parseArgs } from 'node:util';
 import { buildMachine, type Machine, syntheticKernelDesc } from '@klpsim/kernel';
+import {
+  defaultScenario,
+  measurePass,
+  type Scenario,
+  scaleScenario,
+  scenarioSchema,
+} from '@klpsim/livepatch';
 import { type CheckName, type Policy, Walker } from '@klpsim/unwind';
-import { DEFAULT_BENCH_CAPTURE } from '../bundled.js';
+import { BUNDLED_CAPTURES, DEFAULT_BENCH_CAPTURE } from '../bundled.js';
 import { CliError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { chooseChecks, choosePolicy, openCapture } from '../select.js';
+import { runScenario } from './transition.js';
 import { parsePositiveInt } from './walk.js';
 
 export const BENCH_USAGE = `klpsim bench walk [capture.json] [--policy P] [--check C]... [--seconds S]
                   [--tasks N] [--depth D] [--text FILE]
+klpsim bench transition [--tasks N,N...] [--policy P]
+
+bench transition: for 100000 and 1000000 tasks (or --tasks), the wall-clock time of one
+klp_try_complete_transition pass over tasks asleep in the bundled 7.2 capture's stacks,
+and of the whole built-in scenario scaled to that many tasks; peak memory after each.
+
 
 Prints frames per second of the reliable walk (the debug walk for linux-6.1, which
 has no other), repeating every task of a capture (default: the bundled 6.1 one),
@@ -71,6 +85,8 @@ export function runBench(argv: string[], log: Logger, print: (s: string) => void
       text: { type: 'string' },
     },
   });
+  if (positionals[0] === 'transition' && positionals.length === 1)
+    return runBenchTransition(values, log, print);
   if (positionals[0] !== 'walk' || positionals.length > 2) {
     print(BENCH_USAGE);
     return 2;
@@ -115,5 +131,41 @@ export function runBench(argv: string[], log: Logger, print: (s: string) => void
   );
   print(`peak memory (max RSS): ${(process.resourceUsage().maxRSS / 1024).toFixed(0)} MiB`);
   log.debug({ cap, syn }, 'bench done');
+  return 0;
+}
+
+const rssMiB = () => `${(process.resourceUsage().maxRSS / 1024).toFixed(0)} MiB`;
+
+function runBenchTransition(
+  values: { tasks?: string | undefined; policy?: string | undefined },
+  log: Logger,
+  print: (s: string) => void,
+): number {
+  const sizes = (values.tasks ?? '100000,1000000')
+    .split(',')
+    .map((s) => parsePositiveInt('--tasks', s.trim()));
+  for (const n of sizes) {
+    const { machine } = openCapture(BUNDLED_CAPTURES[1], undefined);
+    const policy = choosePolicy(machine, values.policy);
+    const pass = measurePass(machine, policy, n, {
+      name: 'bench',
+      funcs: [{ oldName: 'do_nanosleep' }, { oldName: 'kthread_worker_fn' }],
+    });
+    print(`${n} tasks, policy ${policy.name}:`);
+    print(
+      `  one klp_try_complete_transition pass: ${pass.seconds.toFixed(3)} s (${mega(n / pass.seconds)}tasks/s; ${pass.switched} switched, ${pass.blocked} blocked); peak memory ${rssMiB()}`,
+    );
+    const sc = scenarioSchema.parse(scaleScenario(defaultScenario(), n));
+    const t0 = performance.now();
+    const t = runScenario(
+      values.policy === undefined ? sc : { ...sc, policy: values.policy as Scenario['policy'] },
+      null,
+      log,
+    );
+    const wall = (performance.now() - t0) / 1000;
+    print(
+      `  whole simulated transition (built-in scenario scaled to ${t.tasks.length} tasks): ${wall.toFixed(1)} s wall, ${t.completed ? `completed at ${t.completedAt} s simulated` : 'not completed'}, ${t.attempts} attempts; peak memory ${rssMiB()}`,
+    );
+  }
   return 0;
 }

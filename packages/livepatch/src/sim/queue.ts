@@ -1,60 +1,119 @@
 /**
- * A binary min-heap of events ordered by (time, sequence): equal times keep
- * the order they were scheduled in, so a run is the same on every machine.
+ * The event queue: a binary min-heap ordered by (time, sequence), so equal
+ * times keep the order they were scheduled in and a run is the same on every
+ * machine. Events live in parallel typed arrays (a struct of arrays): a
+ * simulation of a million tasks schedules tens of millions of events, and
+ * an object per event would keep the garbage collector busy.
  */
-export interface SimEvent {
-  readonly time: number;
-  readonly seq: number;
-  readonly kind: 'action' | 'retry' | 'wake' | 'finish-run' | 'syscall' | 'idle-loop' | 'fork';
-  readonly task: number;
-  /** For `wake`: the sleep it ends (a later sleep makes an older wake stale). */
-  readonly generation: number;
-  readonly action: number;
-}
+
+export const EventKind = {
+  ACTION: 0,
+  RETRY: 1,
+  WAKE: 2,
+  FINISH_RUN: 3,
+  SYSCALL: 4,
+  IDLE_LOOP: 5,
+  FORK: 6,
+} as const;
+export type EventKind = (typeof EventKind)[keyof typeof EventKind];
 
 export class EventQueue {
-  private readonly heap: SimEvent[] = [];
-  private seq = 0;
+  private time = new Float64Array(1024);
+  private seq = new Float64Array(1024);
+  private kind = new Uint8Array(1024);
+  /** The task index, or the action index for ACTION events. */
+  private arg = new Int32Array(1024);
+  private generation = new Int32Array(1024);
+  private n = 0;
+  private nextSeq = 0;
+
+  /** Where `pop` leaves the event it removed. */
+  outTime = 0;
+  outKind: EventKind = EventKind.ACTION;
+  outArg = 0;
+  outGeneration = 0;
 
   get size(): number {
-    return this.heap.length;
+    return this.n;
   }
 
-  push(e: Omit<SimEvent, 'seq'>): void {
-    const h = this.heap;
-    h.push({ ...e, seq: this.seq++ });
-    let i = h.length - 1;
+  push(time: number, kind: EventKind, arg: number, generation: number): void {
+    if (this.n === this.time.length) this.grow();
+    const s = this.nextSeq++;
+    let i = this.n++;
     while (i > 0) {
       const p = (i - 1) >> 1;
-      if (!before(h[i]!, h[p]!)) break;
-      [h[i], h[p]] = [h[p]!, h[i]!];
+      if (!(time < this.time[p]! || (time === this.time[p] && s < this.seq[p]!))) break;
+      this.move(p, i);
       i = p;
     }
+    this.time[i] = time;
+    this.seq[i] = s;
+    this.kind[i] = kind;
+    this.arg[i] = arg;
+    this.generation[i] = generation;
   }
 
-  pop(): SimEvent | undefined {
-    const h = this.heap;
-    if (h.length === 0) return undefined;
-    const top = h[0]!;
-    const last = h.pop()!;
-    if (h.length > 0) {
-      h[0] = last;
+  /** Removes the earliest event into the out fields; false when empty. */
+  pop(): boolean {
+    if (this.n === 0) return false;
+    this.outTime = this.time[0]!;
+    this.outKind = this.kind[0]! as EventKind;
+    this.outArg = this.arg[0]!;
+    this.outGeneration = this.generation[0]!;
+    const last = --this.n;
+    if (last > 0) {
+      const t = this.time[last]!;
+      const s = this.seq[last]!;
       let i = 0;
       for (;;) {
         const l = 2 * i + 1;
+        if (l >= last) break;
         const r = l + 1;
-        let m = i;
-        if (l < h.length && before(h[l]!, h[m]!)) m = l;
-        if (r < h.length && before(h[r]!, h[m]!)) m = r;
-        if (m === i) break;
-        [h[i], h[m]] = [h[m]!, h[i]!];
-        i = m;
+        const c = r < last && this.before(r, l) ? r : l;
+        if (!(this.time[c]! < t || (this.time[c] === t && this.seq[c]! < s))) break;
+        this.move(c, i);
+        i = c;
       }
+      this.move(last, i);
     }
-    return top;
+    return true;
   }
-}
 
-function before(a: SimEvent, b: SimEvent): boolean {
-  return a.time < b.time || (a.time === b.time && a.seq < b.seq);
+  /** The earliest event's time, or +Infinity. */
+  peekTime(): number {
+    return this.n === 0 ? Number.POSITIVE_INFINITY : this.time[0]!;
+  }
+
+  private before(a: number, b: number): boolean {
+    return (
+      this.time[a]! < this.time[b]! ||
+      (this.time[a] === this.time[b] && this.seq[a]! < this.seq[b]!)
+    );
+  }
+
+  private move(from: number, to: number): void {
+    this.time[to] = this.time[from]!;
+    this.seq[to] = this.seq[from]!;
+    this.kind[to] = this.kind[from]!;
+    this.arg[to] = this.arg[from]!;
+    this.generation[to] = this.generation[from]!;
+  }
+
+  private grow(): void {
+    const size = this.time.length * 2;
+    const grow = <T extends Float64Array | Uint8Array | Int32Array>(
+      a: T,
+      make: (n: number) => T,
+    ): T => {
+      const b = make(size);
+      b.set(a);
+      return b;
+    };
+    this.time = grow(this.time, (k) => new Float64Array(k));
+    this.seq = grow(this.seq, (k) => new Float64Array(k));
+    this.kind = grow(this.kind, (k) => new Uint8Array(k));
+    this.arg = grow(this.arg, (k) => new Int32Array(k));
+    this.generation = grow(this.generation, (k) => new Int32Array(k));
+  }
 }

@@ -19,7 +19,7 @@ import {
   type SwitchBlock,
   type SwitchVia,
 } from '../transition.js';
-import { EventQueue } from './queue.js';
+import { EventKind, EventQueue } from './queue.js';
 import type { Behaviour, Duration, Scenario } from './schema.js';
 
 /**
@@ -95,6 +95,10 @@ export class ScenarioError extends Error {
 }
 
 interface SimTask {
+  /** Index in `byIndex`: what events carry. */
+  readonly id: number;
+  /** The task group (the behaviour's index in the scenario). */
+  readonly group: number;
   readonly lp: LpTask;
   readonly behaviour: Behaviour;
   generation: number;
@@ -194,7 +198,13 @@ class Simulation {
     return this.templates[group]![w.length - 1]!;
   }
 
-  private newTask(comm: string, kthread: boolean, cpu: number, behaviour: Behaviour): SimTask {
+  private newTask(
+    comm: string,
+    kthread: boolean,
+    cpu: number,
+    behaviour: Behaviour,
+    group: number,
+  ): SimTask {
     const lp: LpTask = {
       pid: this.nextPid++,
       comm,
@@ -210,6 +220,8 @@ class Simulation {
       interruptible: behaviour.interruptible,
     };
     const t: SimTask = {
+      id: this.byIndex.length,
+      group,
       lp,
       behaviour,
       generation: 0,
@@ -218,6 +230,7 @@ class Simulation {
       via: null,
       blocked: null,
     };
+    this.byIndex.push(t);
     this.tasks.push(t);
     this.lpIndex.set(lp, t);
     this.core.tasks.push(lp);
@@ -236,40 +249,19 @@ class Simulation {
     t.lp.inUser = false;
     t.sleeping = true;
     t.generation++;
-    if (Number.isFinite(duration)) this.at(this.now + duration, 'wake', t);
+    if (Number.isFinite(duration)) this.at(this.now + duration, EventKind.WAKE, t);
   }
 
-  private at(
-    time: number,
-    kind: 'wake' | 'finish-run' | 'syscall' | 'fork' | 'idle-loop',
-    t: SimTask,
-    action = -1,
-  ): void {
-    this.queue.push({
-      time: Math.round(time),
-      kind,
-      task: this.indexOf(t),
-      generation: t.generation,
-      action,
-    });
+  private at(time: number, kind: EventKind, t: SimTask): void {
+    this.queue.push(Math.round(time), kind, t.id, t.generation);
   }
 
-  private readonly index = new Map<SimTask, number>();
-  private indexOf(t: SimTask): number {
-    let i = this.index.get(t);
-    if (i === undefined) {
-      i = this.index.size;
-      this.index.set(t, i);
-      this.byIndex.push(t);
-    }
-    return i;
-  }
+  /** Every task (idle tasks included) by id: what events carry. */
   private readonly byIndex: SimTask[] = [];
 
   run(): TransitionLog {
     const sc = this.scenario;
     // Tasks, each starting asleep part-way through one of its sleeps.
-    const groupOf = new Map<SimTask, number>();
     for (const [g, group] of sc.tasks.entries()) {
       for (let i = 0; i < group.count; i++) {
         const t = this.newTask(
@@ -277,8 +269,8 @@ class Simulation {
           group.kthread,
           i % sc.machine.cpus,
           group.behaviour,
+          g,
         );
-        groupOf.set(t, g);
         const initial = group.behaviour.initial;
         if (initial !== undefined) {
           const c = this.env.chainOf(initial.chain);
@@ -292,10 +284,9 @@ class Simulation {
           this.sleep(t, g, Number.isFinite(full) ? full * this.rand() : full);
         }
         if (group.behaviour.forkEvery !== undefined)
-          this.at(this.draw(group.behaviour.forkEvery), 'fork', t);
+          this.at(this.draw(group.behaviour.forkEvery), EventKind.FORK, t);
       }
     }
-    this.groupOf = groupOf;
     // One idle task per CPU: it runs whenever its CPU has nothing else to do.
     for (let cpu = 0; cpu < sc.machine.cpus; cpu++) {
       const lp: LpTask = {
@@ -314,6 +305,8 @@ class Simulation {
       };
       this.core.idleTasks.push(lp);
       const t: SimTask = {
+        id: this.byIndex.length,
+        group: -1,
         lp,
         behaviour: sc.tasks[0]!.behaviour,
         generation: 0,
@@ -322,44 +315,36 @@ class Simulation {
         via: null,
         blocked: null,
       };
+      this.byIndex.push(t);
       this.idle.push(t);
       this.lpIndex.set(lp, t);
     }
     for (const [i, a] of sc.actions.entries())
-      this.queue.push({
-        time: Math.round(a.at * 1000),
-        kind: 'action',
-        task: -1,
-        generation: 0,
-        action: i,
-      });
+      this.queue.push(Math.round(a.at * 1000), EventKind.ACTION, i, 0);
     this.detachLateModules();
 
     const limit = sc.timeLimit * 1000;
-    for (;;) {
-      const e = this.queue.pop();
-      if (e === undefined || e.time > limit) break;
-      this.now = e.time;
-      if (e.kind === 'action') this.doAction(e.action);
-      else if (e.kind === 'retry') this.retry();
-      else this.onTaskEvent(e.kind, this.byIndex[e.task]!, e.generation);
+    const q = this.queue;
+    while (q.peekTime() <= limit && q.pop()) {
+      this.now = q.outTime;
+      if (q.outKind === EventKind.ACTION) this.doAction(q.outArg);
+      else if (q.outKind === EventKind.RETRY) this.retry();
+      else this.onTaskEvent(q.outKind, this.byIndex[q.outArg]!, q.outGeneration);
     }
     return this.report();
   }
 
-  private groupOf = new Map<SimTask, number>();
-
-  private onTaskEvent(kind: string, t: SimTask, generation: number): void {
-    const g = this.groupOf.get(t)!;
+  private onTaskEvent(kind: EventKind, t: SimTask, generation: number): void {
+    const g = t.group;
     const b = t.behaviour;
     switch (kind) {
-      case 'wake':
+      case EventKind.WAKE:
         if (generation !== t.generation || !t.sleeping) return;
         t.sleeping = false;
         t.lp.running = true;
-        this.at(this.now + this.draw(b.run), 'finish-run', t);
+        this.at(this.now + this.draw(b.run), EventKind.FINISH_RUN, t);
         return;
-      case 'finish-run':
+      case EventKind.FINISH_RUN:
         t.lp.running = false;
         if (b.user) {
           // Back to user space: the kernel-exit switch point.
@@ -367,17 +352,16 @@ class Simulation {
           t.lp.chain = null;
           t.lp.inUser = true;
           klpUpdatePatchState(this.core, t.lp, 'kernel-exit');
-          this.at(this.now + this.draw(b.userTime), 'syscall', t);
+          this.at(this.now + this.draw(b.userTime), EventKind.SYSCALL, t);
         } else {
           this.sleep(t, g);
         }
         return;
-      case 'syscall':
+      case EventKind.SYSCALL:
         this.sleep(t, g);
         return;
-      case 'fork': {
-        const child = this.newTask(`${t.lp.comm}-child`, t.lp.kthread, t.lp.cpu, b);
-        this.groupOf.set(child, g);
+      case EventKind.FORK: {
+        const child = this.newTask(`${t.lp.comm}-child`, t.lp.kthread, t.lp.cpu, b, g);
         klpCopyProcess(t.lp, child.lp);
         if (
           child.lp.patchState === this.core.targetState &&
@@ -385,10 +369,11 @@ class Simulation {
         )
           this.onSwitched(child.lp, 'fork');
         this.sleep(child, g);
-        if (b.forkEvery !== undefined) this.at(this.now + this.draw(b.forkEvery), 'fork', t);
+        if (b.forkEvery !== undefined)
+          this.at(this.now + this.draw(b.forkEvery), EventKind.FORK, t);
         return;
       }
-      case 'idle-loop': {
+      case EventKind.IDLE_LOOP: {
         klpUpdatePatchState(this.core, t.lp, 'idle-loop');
         return;
       }
@@ -401,11 +386,11 @@ class Simulation {
     this.signalsSent++;
     if (t === undefined || !t.sleeping || !lp.interruptible) return;
     t.generation++;
-    this.at(this.now, 'wake', t);
+    this.at(this.now, EventKind.WAKE, t);
   };
 
   private wakeIdle = (cpu: number): void => {
-    this.at(this.now + 1, 'idle-loop', this.idle[cpu]!);
+    this.at(this.now + 1, EventKind.IDLE_LOOP, this.idle[cpu]!);
   };
 
   private retry(): void {
@@ -435,13 +420,7 @@ class Simulation {
       });
     } else if (!this.retryPending) {
       this.retryPending = true;
-      this.queue.push({
-        time: retryTime(this.now),
-        kind: 'retry',
-        task: -1,
-        generation: 0,
-        action: -1,
-      });
+      this.queue.push(retryTime(this.now), EventKind.RETRY, -1, 0);
     }
   }
 

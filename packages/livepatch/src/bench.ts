@@ -1,0 +1,69 @@
+import type { Machine } from '@klpsim/kernel';
+import type { Policy } from '@klpsim/unwind';
+import { klpEnablePatch } from './core.js';
+import { KLP_TRANSITION_IDLE, type LpTask, type PatchSpec, resolvePatch } from './model.js';
+import type { Scenario, ScenarioInput } from './sim/schema.js';
+import { KlpCore, type KlpObserver, klpTryCompleteTransition } from './transition.js';
+
+const silent: KlpObserver = { message: () => {}, switched: () => {}, blocked: () => {} };
+let patchIndex = 100;
+
+/**
+ * Times one `klp_try_complete_transition` pass over `n` tasks asleep in the
+ * machine's captured stacks (task i in stack i mod the number captured):
+ * every task's reliable walk and range check, as the kernel does it.
+ */
+export function measurePass(
+  machine: Machine,
+  policy: Policy,
+  n: number,
+  patch: PatchSpec,
+): { seconds: number; switched: number; blocked: number } {
+  const stacks = machine.tasks.filter((t) => !t.onCpu);
+  const core = new KlpCore(machine, policy, silent);
+  for (let i = 0; i < n; i++) {
+    const stack = stacks[i % stacks.length]!;
+    const lp: LpTask = {
+      pid: 1000 + i,
+      comm: stack.comm,
+      kthread: stack.kthread,
+      idle: false,
+      cpu: i % 64,
+      patchState: KLP_TRANSITION_IDLE,
+      pending: false,
+      running: false,
+      inUser: false,
+      stack,
+      chain: null,
+      interruptible: true,
+    };
+    core.tasks.push(lp);
+  }
+  const p = resolvePatch(machine, { ...patch, name: `${patch.name}_${patchIndex}` }, patchIndex++);
+  if (!p.ok) throw new Error(p.error.message);
+  klpEnablePatch(core, p.value);
+  const t0 = performance.now();
+  klpTryCompleteTransition(core, { wake: () => {}, wakeIdle: () => {} });
+  const seconds = (performance.now() - t0) / 1000;
+  let switched = 0;
+  for (const t of core.tasks) if (!t.pending) switched++;
+  return { seconds, switched, blocked: n - switched };
+}
+
+/**
+ * A scenario with its groups scaled so the total is about `n` tasks. Groups
+ * of fewer than ten tasks ("a few kthreads") stay as they are: a bigger
+ * system does not have proportionally more of them.
+ */
+export function scaleScenario(sc: ScenarioInput | Scenario, n: number): ScenarioInput {
+  const fixed = sc.tasks.reduce((a, g) => a + (g.count < 10 ? g.count : 0), 0);
+  const total = sc.tasks.reduce((a, g) => a + (g.count < 10 ? 0 : g.count), 0);
+  return {
+    ...(sc as ScenarioInput),
+    name: `${sc.name ?? 'scenario'} scaled to ${n} tasks`,
+    tasks: sc.tasks.map((g) => ({
+      ...g,
+      count: g.count < 10 ? g.count : Math.max(1, Math.round((g.count * (n - fixed)) / total)),
+    })) as ScenarioInput['tasks'],
+  };
+}
