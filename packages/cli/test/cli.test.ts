@@ -2,8 +2,8 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { describe, expect, it, vi } from 'vitest';
-import { main } from '../src/main.js';
+import { describe, expect, it } from 'vitest';
+import { run } from './run.js';
 
 const CAP61 = fileURLToPath(
   new URL('../../../fixtures/captures/linux-6.1-arm64-plain/capture.json', import.meta.url),
@@ -11,22 +11,6 @@ const CAP61 = fileURLToPath(
 const CAP72 = fileURLToPath(
   new URL('../../../fixtures/captures/linux-7.2-arm64-plain/capture.json', import.meta.url),
 );
-
-/** Runs the CLI in-process: exit code, stdout, stderr. */
-async function run(...argv: string[]): Promise<{ code: number; out: string; err: string }> {
-  const out: string[] = [];
-  let err = '';
-  const spy = vi.spyOn(process.stderr, 'write').mockImplementation((s) => {
-    err += String(s);
-    return true;
-  });
-  try {
-    const code = await main(argv, (s) => out.push(s));
-    return { code, out: out.join('\n'), err };
-  } finally {
-    spy.mockRestore();
-  }
-}
 
 interface Doc {
   policy: string;

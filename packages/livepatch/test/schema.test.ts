@@ -5,7 +5,12 @@ import { defaultScenario, scenarioJsonSchema, scenarioSchema } from '../src/inde
 
 describe('the scenario format', () => {
   it('the published JSON Schema is the one the zod schema gives (regenerate: node scripts/gen-schemas.mjs)', () => {
-    const published = JSON.parse(readFileSync(fileURLToPath(new URL('../../../docs/scenario.schema.json', import.meta.url)), 'utf8'));
+    const published = JSON.parse(
+      readFileSync(
+        fileURLToPath(new URL('../../../docs/scenario.schema.json', import.meta.url)),
+        'utf8',
+      ),
+    );
     expect(published).toEqual(JSON.parse(JSON.stringify(scenarioJsonSchema())));
   });
 
@@ -16,6 +21,8 @@ describe('the scenario format', () => {
   it('a bad scenario names the field', () => {
     const r = scenarioSchema.safeParse({ machine: { cpus: 0 }, tasks: [] });
     expect(r.success).toBe(false);
-    expect(r.error?.issues.map((i) => i.path.join('.'))).toEqual(expect.arrayContaining(['machine.cpus', 'tasks']));
+    expect(r.error?.issues.map((i) => i.path.join('.'))).toEqual(
+      expect.arrayContaining(['machine.cpus', 'tasks']),
+    );
   });
 });

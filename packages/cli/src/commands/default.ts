@@ -1,8 +1,8 @@
 import { basename, dirname } from 'node:path';
+import type { Machine } from '@klpsim/kernel';
 import { POLICIES, Walker } from '@klpsim/unwind';
 import { bundledCaptures } from '../bundled.js';
 import type { Logger } from '../log.js';
-import { openCapture } from '../select.js';
 import { loadScenario, renderTransition, runScenario } from './transition.js';
 import { renderReport, walkCapture } from './walk.js';
 
@@ -19,7 +19,7 @@ export function runDefault(log: Logger, print: (s: string) => void): number {
     print(`== ${basename(dirname(file))} ==`);
     print(renderReport(report, machine));
     print('');
-    table.push(verdictRow(file));
+    table.push(verdictRow(file, machine));
   }
   print('reliable tasks by policy (arch_stack_walk_reliable):');
   print(`  ${'capture'.padEnd(24)}${'mainline'.padEnd(26)}${'symcode-v8'.padEnd(16)}linux-6.1`);
@@ -34,8 +34,7 @@ export function runDefault(log: Logger, print: (s: string) => void): number {
   return t.violations.length > 0 ? 3 : 0;
 }
 
-function verdictRow(file: string): string {
-  const { machine } = openCapture(file, undefined);
+function verdictRow(file: string, machine: Machine): string {
   const cell = (name: 'mainline' | 'symcode-v8'): string => {
     const policy = POLICIES[name];
     if (policy.checkLayout(machine) !== null) return 'refuses: no meta records';

@@ -46,6 +46,21 @@ export interface LoadCaptureOptions {
   readonly textFile?: string;
 }
 
+/** A canonical address from a validated hex field, or an error naming the field. */
+function addressField(s: string, file: string, field: string): Result<Addr> {
+  const a = parseAddr(s);
+  if (a === null || Number.isNaN(a)) {
+    return fail({
+      code: 'KLPSIM_INPUT_INVALID',
+      message: `${s} is not a canonical address`,
+      file,
+      field,
+      expected: 'a kernel or user address',
+    });
+  }
+  return ok(a);
+}
+
 /** Reads, validates and imports a capture and its text dump; fails naming file, field and expectation. */
 export function loadCapture(file: string, options: LoadCaptureOptions = {}): Result<LoadedCapture> {
   let raw: string;
@@ -116,19 +131,7 @@ export function importCapture(
     });
   }
 
-  const at = (s: string, field: string): Result<Addr> => {
-    const a = parseAddr(s);
-    if (a === null || Number.isNaN(a)) {
-      return fail({
-        code: 'KLPSIM_INPUT_INVALID',
-        message: `${s} is not a canonical address`,
-        file,
-        field,
-        expected: 'a kernel or user address',
-      });
-    }
-    return ok(a);
-  };
+  const at = (s: string, field: string): Result<Addr> => addressField(s, file, field);
 
   const memory = new Memory();
   const textStart = at(td.start, 'kernel.textDump.start');
@@ -342,18 +345,7 @@ function importTask(
   file: string,
 ): Result<Task, InputError> {
   const field = (f: string) => `tasks[${i}].${f}`;
-  const addr = (s: string, f: string): Result<Addr> => {
-    const a = parseAddr(s);
-    if (a === null || Number.isNaN(a)) {
-      return fail({
-        code: 'KLPSIM_INPUT_INVALID',
-        message: `${s} is not a canonical address`,
-        file,
-        field: field(f),
-      });
-    }
-    return ok(a);
-  };
+  const addr = (s: string, f: string): Result<Addr> => addressField(s, file, field(f));
   const fields = {
     fp: addr(t.cpuContext.fp, 'cpuContext.fp'),
     sp: addr(t.cpuContext.sp, 'cpuContext.sp'),

@@ -219,6 +219,14 @@ class Simulation {
       chain: null,
       interruptible: behaviour.interruptible,
     };
+    const t = this.register(lp, group, behaviour);
+    this.tasks.push(t);
+    this.core.tasks.push(lp);
+    return t;
+  }
+
+  /** A task's simulation record, indexed by id (what events carry) and by its livepatch task. */
+  private register(lp: LpTask, group: number, behaviour: Behaviour): SimTask {
     const t: SimTask = {
       id: this.byIndex.length,
       group,
@@ -231,9 +239,7 @@ class Simulation {
       blocked: null,
     };
     this.byIndex.push(t);
-    this.tasks.push(t);
     this.lpIndex.set(lp, t);
-    this.core.tasks.push(lp);
     return t;
   }
 
@@ -304,20 +310,7 @@ class Simulation {
         interruptible: false,
       };
       this.core.idleTasks.push(lp);
-      const t: SimTask = {
-        id: this.byIndex.length,
-        group: -1,
-        lp,
-        behaviour: sc.tasks[0]!.behaviour,
-        generation: 0,
-        sleeping: false,
-        switchedAt: null,
-        via: null,
-        blocked: null,
-      };
-      this.byIndex.push(t);
-      this.idle.push(t);
-      this.lpIndex.set(lp, t);
+      this.idle.push(this.register(lp, -1, sc.tasks[0]!.behaviour));
     }
     for (const [i, a] of sc.actions.entries())
       this.queue.push(Math.round(a.at * 1000), EventKind.ACTION, i, 0);
