@@ -27,6 +27,7 @@ export * from './sim/schema.js';
 export {
   KlpCore,
   type KlpObserver,
+  klpCancelTransition,
   klpCheckStack,
   klpCheckStackFunc,
   klpCompleteTransition,

@@ -317,6 +317,20 @@ export function klpCompleteTransition(core: KlpCore): void {
   core.transitionPatch = null;
 }
 
+/**
+ * `klp_cancel_transition`: an enable that failed after `klp_init_transition`
+ * (a pre-patch callback, say) goes straight back: target UNPATCHED, complete.
+ */
+export function klpCancelTransition(core: KlpCore): void {
+  if (core.targetState !== KLP_TRANSITION_PATCHED) return;
+  core.observer.message(
+    `'${core.transitionPatch!.name}': canceling patching transition, going to unpatch`,
+    'debug',
+  );
+  core.targetState = KLP_TRANSITION_UNPATCHED;
+  klpCompleteTransition(core);
+}
+
 /** `klp_reverse_transition`: clear every flag, flip the target, start again. */
 export function klpReverseTransition(core: KlpCore): void {
   const patch = core.transitionPatch!;

@@ -7,9 +7,11 @@ import {
   KLP_TRANSITION_UNPATCHED,
   KlpCore,
   type KlpObserver,
+  klpCancelTransition,
   klpCheckStackFunc,
   klpEnablePatch,
   klpFtraceHandler,
+  klpInitTransition,
   klpTryCompleteTransition,
   type LpTask,
   predictTransition,
@@ -125,5 +127,37 @@ describe('which range klp_check_stack_func checks', () => {
     expect(core.patches).toEqual([c.value]);
     expect(c.value.objects.flatMap((o) => o.funcs).some((f) => f.nop)).toBe(false);
     expect(core.funcStacks.get(old)).toBeUndefined();
+  });
+});
+
+describe('cancel', () => {
+  it('an enable that fails after init goes back to unpatched and leaves no trace', () => {
+    const built = buildMachine({
+      tasks: [
+        {
+          frames: [{ fn: '__switch_to' }, { fn: 'g' }, { fn: 'kthread' }, { fn: 'ret_from_fork' }],
+        },
+      ],
+    });
+    if (!built.ok) throw new Error(built.error.message);
+    const messages: string[] = [];
+    const core = new KlpCore(built.value.machine, POLICIES.mainline, {
+      debug: true,
+      message: (m) => messages.push(m),
+      switched: () => {},
+      blocked: () => {},
+    });
+    const p = resolvePatch(built.value.machine, { name: 'p', funcs: [{ oldName: 'g' }] }, 0);
+    if (!p.ok) throw new Error(p.error.message);
+    core.patches.push(p.value);
+    klpInitTransition(core, p.value, KLP_TRANSITION_PATCHED);
+    klpCancelTransition(core);
+    expect(messages).toEqual([
+      "'p': canceling patching transition, going to unpatch",
+      "'p': unpatching complete",
+    ]);
+    expect(core.transitionPatch).toBeNull();
+    expect(core.patches).toEqual([]);
+    expect(p.value.objects[0]!.funcs[0]!.transition).toBe(false);
   });
 });

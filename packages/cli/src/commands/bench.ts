@@ -155,7 +155,8 @@ function runBenchTransition(
     print(
       `  one klp_try_complete_transition pass: ${pass.seconds.toFixed(3)} s (${mega(n / pass.seconds)}tasks/s; ${pass.switched} switched, ${pass.blocked} blocked); peak memory ${rssMiB()}`,
     );
-    const sc = scenarioSchema.parse(scaleScenario(defaultScenario(), n));
+    // Ten simulated minutes: time for the busy kthread workers to leave, whatever the task count.
+    const sc = scenarioSchema.parse({ ...scaleScenario(defaultScenario(), n), timeLimit: 600 });
     const t0 = performance.now();
     const t = runScenario(
       values.policy === undefined ? sc : { ...sc, policy: values.policy as Scenario['policy'] },

@@ -318,11 +318,18 @@ class Simulation {
 
     const limit = sc.timeLimit * 1000;
     const q = this.queue;
+    let actionsLeft = sc.actions.length;
     while (q.peekTime() <= limit && q.pop()) {
       this.now = q.outTime;
-      if (q.outKind === EventKind.ACTION) this.doAction(q.outArg);
-      else if (q.outKind === EventKind.RETRY) this.retry();
+      if (q.outKind === EventKind.ACTION) {
+        this.doAction(q.outArg);
+        actionsLeft--;
+      } else if (q.outKind === EventKind.RETRY) this.retry();
       else this.onTaskEvent(q.outKind, this.byIndex[q.outArg]!, q.outGeneration);
+      // Once the last transition has completed and nothing else is scheduled to
+      // happen to the patches, no later event can change the log.
+      if (actionsLeft === 0 && this.completedAt !== null && this.core.transitionPatch === null)
+        break;
     }
     return this.report();
   }
