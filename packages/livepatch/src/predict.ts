@@ -81,17 +81,17 @@ export function predictTransition(
 ): Result<Prediction, InputError> {
   const outcome = new Map<
     LpTask,
-    { kind: SwitchBlock['kind'] | 'switches'; fn: string | null; reason: WalkReason | null }
+    { kind: SwitchBlock | 'switches'; fn: string | null; reason: WalkReason | null }
   >();
   let core: KlpCore;
   const observer: KlpObserver = {
     message: () => {},
     switched: (task) => outcome.set(task, { kind: 'switches', fn: null, reason: null }),
-    blocked: (task, why) =>
+    blocked: (task, why, detail) =>
       outcome.set(task, {
-        kind: why.kind,
-        fn: why.kind === 'sleeping' ? why.function : null,
-        reason: why.kind === 'unreliable' ? core.stackWalker.result().reason : null,
+        kind: why,
+        fn: why === 'sleeping' ? detail : null,
+        reason: why === 'unreliable' ? core.stackWalker.result().reason : null,
       }),
   };
   core = new KlpCore(machine, policy, observer);

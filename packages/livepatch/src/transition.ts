@@ -24,10 +24,7 @@ export const EINVAL = -22;
 export const EADDRINUSE = -98;
 
 /** Why a task could not switch in one `klp_try_switch_task`. */
-export type SwitchBlock =
-  | { readonly kind: 'running' }
-  | { readonly kind: 'unreliable'; readonly code: ReasonCode | null }
-  | { readonly kind: 'sleeping'; readonly function: string };
+export type SwitchBlock = 'running' | 'unreliable' | 'sleeping';
 
 /** How a task took the target state. */
 export type SwitchVia = 'stack-check' | 'kernel-exit' | 'idle-loop' | 'fork' | 'force';
@@ -39,7 +36,12 @@ export interface KlpObserver {
   /** A kernel message; `debug` ones are pr_debug (per-task, per-retry). */
   message(text: string, level?: 'notice' | 'debug' | 'warn'): void;
   switched(task: LpTask, via: SwitchVia): void;
-  blocked(task: LpTask, why: SwitchBlock): void;
+  /**
+   * A task could not switch; `detail` is the walk's reason code (unreliable)
+   * or the function (sleeping). Called per task per attempt, so it takes no
+   * object: the pass allocates nothing.
+   */
+  blocked(task: LpTask, why: SwitchBlock, detail: ReasonCode | string | null): void;
 }
 
 /** The livepatch core's state for one kernel: `klp_patches`, `klp_transition_patch`, `klp_target_state`. */
@@ -141,6 +143,20 @@ function checkedRange(core: KlpCore, func: KlpFunc): [Addr, number] {
   return prev === null ? [func.oldFunc, func.oldSize] : [prev.newFunc, prev.newSize];
 }
 
+/** The index of the first range holding one of `pcs[0..n)`, or -1. */
+export function rangeHit(ranges: CheckedRanges, pcs: ArrayLike<number>, n: number): number {
+  const b = ranges.bounds;
+  for (let r = 0; r < b.length; r += 2) {
+    const start = b[r]!;
+    const end = b[r + 1]!;
+    for (let i = 0; i < n; i++) {
+      const a = pcs[i]!;
+      if (a >= start && a < end) return r >> 1;
+    }
+  }
+  return -1;
+}
+
 /**
  * `klp_check_stack`: a reliable walk of at most 100 entries with the chosen
  * policy (no shortcut), then the range check of every func of every patched
@@ -156,20 +172,10 @@ export function klpCheckStack(core: KlpCore, task: LpTask): number {
     return EINVAL;
   }
   const ranges = core.passRanges ?? checkedRanges(core);
-  const b = ranges.bounds;
-  const pcs = w.trace.pcs;
-  for (let r = 0; r < b.length; r += 2) {
-    const start = b[r]!;
-    const end = b[r + 1]!;
-    for (let i = 0; i < n; i++) {
-      const a = pcs[i]!;
-      if (a >= start && a < end) {
-        core.lastOldName = ranges.names[r >> 1]!;
-        return EADDRINUSE;
-      }
-    }
-  }
-  return 0;
+  const hit = rangeHit(ranges, w.trace.pcs, n);
+  if (hit < 0) return 0;
+  core.lastOldName = ranges.names[hit]!;
+  return EADDRINUSE;
 }
 
 /**
@@ -181,14 +187,14 @@ export function klpTrySwitchTask(core: KlpCore, task: LpTask): boolean {
   // klp_have_reliable_stack(): without one, tasks switch only at the other switch points.
   if (!core.policy.hasReliableWalk) return false;
   if (task.running) {
-    core.observer.blocked(task, { kind: 'running' });
+    core.observer.blocked(task, 'running', null);
     return false;
   }
   const ret = klpCheckStack(core, task);
   if (ret === EINVAL) {
     if (core.observer.debug === true)
       core.observer.message(`${task.comm}:${task.pid} has an unreliable stack`, 'debug');
-    core.observer.blocked(task, { kind: 'unreliable', code: core.lastReason });
+    core.observer.blocked(task, 'unreliable', core.lastReason);
     return false;
   }
   if (ret === EADDRINUSE) {
@@ -196,7 +202,7 @@ export function klpTrySwitchTask(core: KlpCore, task: LpTask): boolean {
       `${task.comm}:${task.pid} is sleeping on function ${core.lastOldName}`,
       'debug',
     );
-    core.observer.blocked(task, { kind: 'sleeping', function: core.lastOldName });
+    core.observer.blocked(task, 'sleeping', core.lastOldName);
     return false;
   }
   task.pending = false;

@@ -87,6 +87,14 @@ function run(
   return simulate(sc, env.value);
 }
 
+/** A kthread asleep in the patched function that never wakes: only force or reverse end its wait. */
+const stuck = {
+  comm: 'stuck',
+  count: 1,
+  kthread: true,
+  behaviour: { chains: [chain(CHAINS.busy)], sleep: 'forever' as const, interruptible: false },
+};
+
 const quiet = [
   {
     comm: 'kworker',
@@ -174,12 +182,6 @@ describe('livepatch selftests as simulations', () => {
   });
 
   it('force: every task takes the target state; the checker reports no violation for forced switches', () => {
-    const stuck = {
-      comm: 'stuck',
-      count: 1,
-      kthread: true,
-      behaviour: { chains: [chain(CHAINS.busy)], sleep: 'forever' as const, interruptible: false },
-    };
     const t = run({
       tasks: [...quiet, stuck],
       patches: [patchOn('p', 'busymod_work_func')],
@@ -196,12 +198,6 @@ describe('livepatch selftests as simulations', () => {
   });
 
   it('reverse: writing enabled=0 mid-transition flips the target and completes the unpatching', () => {
-    const stuck = {
-      comm: 'stuck',
-      count: 1,
-      kthread: true,
-      behaviour: { chains: [chain(CHAINS.busy)], sleep: 'forever' as const, interruptible: false },
-    };
     const t = run({
       tasks: [...quiet, stuck],
       patches: [patchOn('p', 'busymod_work_func')],

@@ -10,12 +10,13 @@ import {
 } from '../core.js';
 import { KLP_TRANSITION_IDLE, type KlpPatch, type LpTask, resolvePatch } from '../model.js';
 import {
+  checkedRanges,
   KlpCore,
   type KlpObserver,
-  klpCheckStackFunc,
   klpCopyProcess,
   klpTryCompleteTransition,
   klpUpdatePatchState,
+  rangeHit,
   type SwitchBlock,
   type SwitchVia,
 } from '../transition.js';
@@ -105,7 +106,10 @@ interface SimTask {
   sleeping: boolean;
   switchedAt: number | null;
   via: SwitchVia | null;
-  blocked: Map<string, number> | null;
+  /** Attempts that found it running, and counts by walk reason code and by function. */
+  blockedRunning: number;
+  unreliable: Map<string, number> | null;
+  sleepingOn: Map<string, number> | null;
 }
 
 /** `round_jiffies_relative(HZ)` from `now`: a second later, rounded to a whole second (down if within 250 ms). */
@@ -154,7 +158,7 @@ class Simulation {
           });
       },
       switched: (task, via) => this.onSwitched(task, via),
-      blocked: (task, why) => this.onBlocked(task, why),
+      blocked: (task, why, detail) => this.onBlocked(task, why, detail),
     };
     this.core = new KlpCore(env.machine, env.policy, observer);
     const offline = new Set(scenario.machine.offlineCpus);
@@ -236,7 +240,9 @@ class Simulation {
       sleeping: false,
       switchedAt: null,
       via: null,
-      blocked: null,
+      blockedRunning: 0,
+      unreliable: null,
+      sleepingOn: null,
     };
     this.byIndex.push(t);
     this.lpIndex.set(lp, t);
@@ -511,42 +517,31 @@ class Simulation {
     }
     if (via === 'force' || lp.chain === null) return;
     // The consistency guarantee: no task takes the new state while a changed function is really on its stack.
-    const patch = this.core.transitionPatch;
-    if (patch === null) return;
-    const chain = Float64Array.from(lp.chain);
-    for (const obj of patch.objects) {
-      if (!obj.patched) continue;
-      for (const f of obj.funcs) {
-        if (klpCheckStackFunc(this.core, f, chain, chain.length)) {
-          this.violations.push({
-            t: this.now / 1000,
-            pid: lp.pid,
-            comm: lp.comm,
-            function: f.oldName,
-            via,
-          });
-          this.timeline.push({
-            t: this.now / 1000,
-            event: 'VIOLATION',
-            text: `${lp.comm}:${lp.pid} switched (${via}) while ${f.oldName} was on its stack`,
-          });
-          return;
-        }
-      }
-    }
+    if (this.core.transitionPatch === null) return;
+    const ranges = this.core.passRanges ?? checkedRanges(this.core);
+    const hit = rangeHit(ranges, lp.chain, lp.chain.length);
+    if (hit < 0) return;
+    const fn = ranges.names[hit]!;
+    this.violations.push({ t: this.now / 1000, pid: lp.pid, comm: lp.comm, function: fn, via });
+    this.timeline.push({
+      t: this.now / 1000,
+      event: 'VIOLATION',
+      text: `${lp.comm}:${lp.pid} switched (${via}) while ${fn} was on its stack`,
+    });
   }
 
-  private onBlocked(lp: LpTask, why: SwitchBlock): void {
+  /** Counts by the interned reason or function string: nothing is allocated after a task's first block. */
+  private onBlocked(lp: LpTask, why: SwitchBlock, detail: string | null): void {
     const t = this.lpIndex.get(lp);
     if (t === undefined) return;
-    const key =
-      why.kind === 'running'
-        ? 'running|'
-        : why.kind === 'unreliable'
-          ? `unreliable stack|${why.code ?? ''}`
-          : `sleeping on function|${why.function}`;
-    t.blocked ??= new Map();
-    t.blocked.set(key, (t.blocked.get(key) ?? 0) + 1);
+    if (why === 'running') {
+      t.blockedRunning++;
+      return;
+    }
+    const key = detail ?? '';
+    const counts =
+      why === 'unreliable' ? (t.unreliable ??= new Map()) : (t.sleepingOn ??= new Map());
+    counts.set(key, (counts.get(key) ?? 0) + 1);
   }
 
   private report(): TransitionLog {
@@ -556,21 +551,9 @@ class Simulation {
       comm: t.lp.comm,
       switchedAt: t.switchedAt === null ? null : t.switchedAt / 1000,
       via: t.via,
-      blockedBy: [...(t.blocked ?? new Map<string, number>())]
-        .map(([k, count]) => {
-          const [reason, fn] = k.split('|') as [string, string];
-          return {
-            reason: reason as BlockedBy['reason'],
-            function:
-              reason === 'sleeping on function'
-                ? fn
-                : reason === 'unreliable stack' && fn !== ''
-                  ? fn
-                  : null,
-            count,
-          };
-        })
-        .sort((a, b) => b.count - a.count || a.reason.localeCompare(b.reason)),
+      blockedBy: blockedByOf(t).sort(
+        (a, b) => b.count - a.count || a.reason.localeCompare(b.reason),
+      ),
     }));
     const completed = this.completedAt !== null && this.core.transitionPatch === null;
     return {
@@ -587,4 +570,15 @@ class Simulation {
       timeline: this.timeline,
     };
   }
+}
+
+function blockedByOf(t: SimTask): BlockedBy[] {
+  const out: BlockedBy[] = [];
+  if (t.blockedRunning > 0)
+    out.push({ reason: 'running', function: null, count: t.blockedRunning });
+  for (const [code, count] of t.unreliable ?? [])
+    out.push({ reason: 'unreliable stack', function: code === '' ? null : code, count });
+  for (const [fn, count] of t.sleepingOn ?? [])
+    out.push({ reason: 'sleeping on function', function: fn, count });
+  return out;
 }
