@@ -4,6 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { CALL_MNEMONICS, isCallWord } from './callsite.js';
 import { forEachInstruction } from './disasm.js';
 import {
+  BTI_C,
   encodeB,
   encodeBl,
   encodeBlr,
@@ -11,10 +12,13 @@ import {
   encodeBlraz,
   encodeBr,
   encodeLdpFramePop,
+  encodeRet,
   encodeStpFramePush,
   MOV_X29_SP,
   PACIASP,
   RET,
+  RETAA,
+  RETAB,
 } from './encode.js';
 
 const fixture = (rel: string) =>
@@ -66,6 +70,10 @@ describe('encoders', () => {
       MOV_X29_SP,
       PACIASP,
       RET,
+      RETAA,
+      RETAB,
+      encodeRet(1),
+      BTI_C,
     ];
     const bytes = new Uint8Array(new Uint32Array(words).buffer);
     const text: string[] = [];
@@ -84,6 +92,10 @@ describe('encoders', () => {
       'mov x29, sp',
       'paciasp',
       'ret',
+      'retaa',
+      'retab',
+      'ret x1',
+      'hint #0x22', // bti c, as capstone prints it
     ]);
     expect(words.slice(0, 6).every(isCallWord)).toBe(true);
     expect(words.slice(6).some(isCallWord)).toBe(false);

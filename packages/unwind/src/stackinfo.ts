@@ -110,11 +110,6 @@ export function regionOfFound(st: UnwindState, where: number): MemoryRegion | nu
   return where === ON_CURRENT ? st.curRegion : st.stackRegion[where]!;
 }
 
-/** The type of the stack `unwindFindStack` returned. */
-export function typeOfFound(st: UnwindState, where: number): number {
-  return where === ON_CURRENT ? st.curType : st.stackType[where]!;
-}
-
 /**
  * `on_accessible_stack` of the pre-6.2 unwinders: the full bounds of every
  * known stack, consumed or not (they track progress with `prev_fp` and

@@ -1,0 +1,73 @@
+import { describe, expect, it } from 'vitest';
+import {
+  addrFromBigInt,
+  addrHi,
+  addrLo,
+  addrToBigInt,
+  foldAddress,
+  formatAddr,
+  isKernelAddr,
+  parseAddr,
+} from './addr.js';
+import { pacKernelMask, pacUserMask, signPacHi, stripInsnPac, stripKernelInsnPac } from './pac.js';
+
+describe('folded addresses', () => {
+  it('round-trip kernel and user addresses exactly, and keep their order', () => {
+    for (const v of [
+      0xffff800008baedb8n,
+      0xfff0000000000000n,
+      0xffffffffffffffffn,
+      0n,
+      0x0000aaaaaaab0f24n,
+      0x000fffffffffffffn,
+    ]) {
+      const a = addrFromBigInt(v);
+      expect(addrToBigInt(a)).toBe(v);
+      expect(formatAddr(a)).toBe(`0x${v.toString(16).padStart(16, '0')}`);
+      expect(foldAddress(addrHi(a), addrLo(a))).toBe(a);
+    }
+    expect(isKernelAddr(parseAddr('0xffff800008baedb8')!)).toBe(true);
+    expect(isKernelAddr(parseAddr('0x0000aaaaaaab0f24')!)).toBe(false);
+    expect(parseAddr('0xffff800008baedb8')! > parseAddr('0xffff800008baedb0')!).toBe(true);
+    expect(parseAddr('0xffff800008baedb8')! > parseAddr('0x000fffffffffffff')!).toBe(true);
+  });
+
+  it('fold a value in neither half (a PAC still present) to NaN, and reject non-hex', () => {
+    expect(Number.isNaN(parseAddr('0x8ad8800008baf1a0')!)).toBe(true);
+    expect(formatAddr(Number.NaN)).toBe('(non-canonical)');
+    expect(parseAddr('ffff')).toBeNull();
+    expect(parseAddr('0x1ffffffffffffffff')).toBeNull();
+  });
+});
+
+describe('pointer authentication', () => {
+  it('strips the PAC of real signed return addresses (6.1: 48-bit VA, 7.2: 52-bit VA)', () => {
+    // Saved LRs read off the real captures' stacks, and what the kernel printed for them.
+    expect(
+      formatAddr(stripInsnPac(0x8ad88000, 0x08baf1a0, pacKernelMask(48), pacUserMask(48))),
+    ).toBe('0xffff800008baf1a0');
+    expect(formatAddr(stripKernelInsnPac(0xd1cf8000, 0x810cd0c0, pacKernelMask(52)))).toBe(
+      '0xffff8000810cd0c0',
+    );
+  });
+
+  it('a user pointer keeps its top byte (TBI) under the pre-6.4 strip; the mainline strip makes any value kernel', () => {
+    expect(
+      formatAddr(stripInsnPac(0x0012aaaa, 0xaab0f24, pacKernelMask(48), pacUserMask(48))),
+    ).toBe('0x0000aaaa0aab0f24');
+    expect(isKernelAddr(stripKernelInsnPac(0, 0, pacKernelMask(48)))).toBe(true);
+  });
+
+  it('signing changes the PAC field only, deterministically, and stripping undoes it', () => {
+    for (const va of [48, 52]) {
+      const hi = 0xffff8000;
+      const signed = signPacHi(hi, 0x08baf1a0, 0x09aabb00, 0x1234, va);
+      expect(signed).not.toBe(hi);
+      expect(signPacHi(hi, 0x08baf1a0, 0x09aabb00, 0x1234, va)).toBe(signed);
+      expect(signPacHi(hi, 0x08baf1a0, 0x09aabb10, 0x1234, va)).not.toBe(signed);
+      expect(formatAddr(stripKernelInsnPac(signed, 0x08baf1a0, pacKernelMask(va)))).toBe(
+        '0xffff800008baf1a0',
+      );
+    }
+  });
+});
