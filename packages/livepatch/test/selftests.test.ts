@@ -245,6 +245,40 @@ describe('livepatch selftests as simulations', () => {
     expect(t.completedAt).toBe(7);
   });
 
+  it('a module unloaded during the transition is unpatched as it goes; pr_debug messages on request', () => {
+    const busy = {
+      comm: 'busy',
+      count: 1,
+      kthread: true,
+      behaviour: {
+        chains: [chain(CHAINS.idleKthread)],
+        sleep: 'forever' as const,
+        interruptible: false,
+        initial: { chain: chain(CHAINS.busy).from, until: 3500 },
+      },
+    };
+    const t = run({
+      debug: true,
+      tasks: [...quiet, busy],
+      patches: [
+        {
+          name: 'p',
+          funcs: [{ oldName: 'busymod_work_func' }, { oldName: 'mod_worker', object: 'klp_mod' }],
+        },
+      ],
+      actions: [
+        { at: 1, do: 'enable', patch: 'p' },
+        { at: 2, do: 'unload-module', module: 'klp_mod' },
+      ],
+    });
+    expect(messages(t)).toContain("reverting patch 'p' on unloading module 'klp_mod'");
+    const debug = t.timeline.filter((e) => e.event === 'debug').map((e) => e.text);
+    expect(debug).toContain(
+      `busy:${t.tasks.find((x) => x.comm === 'busy')!.pid} is sleeping on function busymod_work_func`,
+    );
+    expect(t.completedAt).toBe(4);
+  });
+
   it('atomic replace: the replaced patch is unpatched, nops are discarded', () => {
     const t = run({
       tasks: quiet,

@@ -21,11 +21,12 @@ import { BUNDLED_CAPTURES } from '../bundled.js';
 import { CliError } from '../errors.js';
 import type { Logger } from '../log.js';
 
-export const TRANSITION_USAGE = `klpsim transition [scenario.json] [--policy P] [--seed N] [--json]
+export const TRANSITION_USAGE = `klpsim transition [scenario.json] [--policy P] [--seed N] [--debug] [--json]
 
 Simulates a livepatch transition over simulated time (without a file: the built-in
 scenario, a 64-CPU server of ~2000 tasks drawn from the bundled 7.2 capture).
 Prints time to completion, retries, signals, and the tasks that blocked longest.
+--debug also logs the kernel's pr_debug messages ("%s:%d is sleeping on function %s").
 Exit code 3 if the consistency checker saw a task switch with a changed function
 on its stack (never expected, except after force, which it reports separately).`;
 
@@ -144,7 +145,12 @@ export function runTransition(argv: string[], log: Logger, print: (s: string) =>
     args: argv,
     allowPositionals: true,
     strict: true,
-    options: { policy: { type: 'string' }, seed: { type: 'string' }, json: { type: 'boolean' } },
+    options: {
+      policy: { type: 'string' },
+      seed: { type: 'string' },
+      debug: { type: 'boolean' },
+      json: { type: 'boolean' },
+    },
   });
   if (positionals.length > 1) {
     print(TRANSITION_USAGE);
@@ -167,6 +173,7 @@ export function runTransition(argv: string[], log: Logger, print: (s: string) =>
       throw new CliError('KLPSIM_USAGE', `--seed: "${values.seed}" is not an integer`);
     sc = { ...sc, seed };
   }
+  if (values.debug === true) sc = { ...sc, debug: true };
   const t = runScenario(sc, file, log);
   print(values.json === true ? JSON.stringify(t, null, 2) : renderTransition(t));
   if (t.violations.length > 0) {

@@ -149,8 +149,10 @@ class Simulation {
   ) {
     this.rand = mulberry32(scenario.seed);
     const observer: KlpObserver = {
+      debug: scenario.debug,
       message: (text, level) => {
-        if (level !== 'debug')
+        if (level === 'debug') this.timeline.push({ t: this.now / 1000, event: 'debug', text });
+        else
           this.timeline.push({
             t: this.now / 1000,
             event: level === 'warn' ? 'warning' : 'message',

@@ -66,6 +66,8 @@ export const scenarioSchema = z.strictObject({
   name: z.string().default('scenario'),
   seed: z.number().int().default(1),
   policy: z.enum(['mainline', 'linux-6.1', 'symcode-v8']).optional(),
+  /** Also log the kernel's pr_debug messages (per task, per attempt), as dynamic debug would. */
+  debug: z.boolean().default(false),
   /** Seconds of simulated time after which the simulation stops. */
   timeLimit: z.number().positive().default(120),
   machine: z.strictObject({
