@@ -541,9 +541,13 @@ class Simulation {
       return;
     }
     const key = detail ?? '';
-    const counts =
-      why === 'unreliable' ? (t.unreliable ??= new Map()) : (t.sleepingOn ??= new Map());
-    counts.set(key, (counts.get(key) ?? 0) + 1);
+    if (why === 'unreliable') {
+      t.unreliable ??= new Map();
+      t.unreliable.set(key, (t.unreliable.get(key) ?? 0) + 1);
+    } else {
+      t.sleepingOn ??= new Map();
+      t.sleepingOn.set(key, (t.sleepingOn.get(key) ?? 0) + 1);
+    }
   }
 
   private report(): TransitionLog {
