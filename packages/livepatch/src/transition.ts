@@ -198,10 +198,12 @@ export function klpTrySwitchTask(core: KlpCore, task: LpTask): boolean {
     return false;
   }
   if (ret === EADDRINUSE) {
-    core.observer.message(
-      `${task.comm}:${task.pid} is sleeping on function ${core.lastOldName}`,
-      'debug',
-    );
+    if (core.observer.debug === true) {
+      core.observer.message(
+        `${task.comm}:${task.pid} is sleeping on function ${core.lastOldName}`,
+        'debug',
+      );
+    }
     core.observer.blocked(task, 'sleeping', core.lastOldName);
     return false;
   }

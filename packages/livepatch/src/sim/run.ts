@@ -151,8 +151,9 @@ class Simulation {
     const observer: KlpObserver = {
       debug: scenario.debug,
       message: (text, level) => {
-        if (level === 'debug') this.timeline.push({ t: this.now / 1000, event: 'debug', text });
-        else
+        if (level === 'debug') {
+          if (scenario.debug) this.timeline.push({ t: this.now / 1000, event: 'debug', text });
+        } else
           this.timeline.push({
             t: this.now / 1000,
             event: level === 'warn' ? 'warning' : 'message',
