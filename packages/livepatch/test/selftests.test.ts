@@ -154,6 +154,8 @@ describe('livepatch selftests as simulations', () => {
       actions: [{ at: 1, do: 'enable', patch: 'p' }],
     });
     const task = t.tasks.find((x) => x.comm === 'busy')!;
+    // pr_debug stays out of the log unless asked for.
+    expect(t.timeline.filter((e) => e.event === 'debug')).toEqual([]);
     expect(task.blockedBy[0]).toMatchObject({
       reason: 'sleeping on function',
       function: 'busymod_work_func',
