@@ -9,7 +9,9 @@ import { renderReport, walkCapture } from './walk.js';
 /**
  * The main job of a fresh checkout: walk every task of the bundled real
  * captures under the policy that fits each kernel, compare with what the
- * kernel itself recorded, and show how every policy judges each capture.
+ * kernel itself recorded, show how every policy judges each capture, then
+ * simulate the built-in livepatch transition. Exit code 3 if its
+ * consistency checker saw a violation.
  */
 export function runDefault(log: Logger, print: (s: string) => void): number {
   const files = bundledCaptures();
@@ -24,7 +26,6 @@ export function runDefault(log: Logger, print: (s: string) => void): number {
   print('reliable tasks by policy (arch_stack_walk_reliable):');
   print(`  ${'capture'.padEnd(24)}${'mainline'.padEnd(26)}${'symcode-v8'.padEnd(16)}linux-6.1`);
   for (const row of table) print(`  ${row}`);
-  print('');
   print('');
   print('== the built-in livepatch transition (klpsim transition) ==');
   const t = runScenario(loadScenario(null), null, log);
