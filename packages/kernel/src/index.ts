@@ -7,6 +7,7 @@ export {
 } from './builder/build.js';
 export * from './builder/describe.js';
 export { mulberry32, type SyntheticOptions, syntheticKernelDesc } from './builder/synthetic.js';
+export { exportCapture } from './capture/export.js';
 export {
   importCapture,
   type KernelOracle,

@@ -76,6 +76,11 @@ export class Kallsyms {
     for (const s of syms) if (!this.byName.has(s.name)) this.byName.set(s.name, s.address);
   }
 
+  /** The core table, in order (for writing a capture). */
+  coreSymbols(): { name: string; address: Addr }[] {
+    return this.names.map((name, i) => ({ name, address: this.addrs[i]! }));
+  }
+
   /** A module's symbols (mapping symbols excluded), to detach and re-add it. */
   moduleSymbols(name: string): { name: string; address: Addr; type: string; module: string }[] {
     const m = this.modules.find((x) => x.name === name);
