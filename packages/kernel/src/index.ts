@@ -5,6 +5,7 @@ export {
   buildMachine,
   type ExpectedEntry,
 } from './builder/build.js';
+export { KTHREAD_TAIL, SCHEDULE_TOP, SYSCALL_TAIL } from './builder/catalogue.js';
 export * from './builder/describe.js';
 export { mulberry32, type SyntheticOptions, syntheticKernelDesc } from './builder/synthetic.js';
 export { exportCapture } from './capture/export.js';

@@ -7,6 +7,8 @@ import {
   nopFunc,
 } from './model.js';
 import {
+  EBUSY,
+  EINVAL,
   type KlpCore,
   klpForceTransition,
   klpInitTransition,
@@ -21,9 +23,6 @@ import {
  * enabling a patch, writing `enabled` and `force`, atomic replace, modules
  * coming and going. Each returns 0 or a -errno, as the kernel does.
  */
-
-export const EBUSY_ = -16;
-export const EINVAL_ = -22;
 
 /** `klp_is_patch_compatible`: a cumulative patch must keep every state an enabled patch set, at no lower version. */
 function compatible(core: KlpCore, patch: KlpPatch): boolean {
@@ -64,8 +63,8 @@ function addNops(core: KlpCore, patch: KlpPatch): void {
  * first `klp_try_complete_transition` runs synchronously (by the caller).
  */
 export function klpEnablePatch(core: KlpCore, patch: KlpPatch): number {
-  if (core.transitionPatch !== null) return EBUSY_;
-  if (!compatible(core, patch)) return EINVAL_;
+  if (core.transitionPatch !== null) return EBUSY;
+  if (!compatible(core, patch)) return EINVAL;
   if (patch.replace) addNops(core, patch);
   core.observer.message(`enabling patch '${patch.name}'`);
   core.patches.push(patch);
@@ -83,15 +82,15 @@ export function klpEnablePatch(core: KlpCore, patch: KlpPatch): number {
  * it; anything else is -EINVAL (or -EBUSY while another transition runs).
  */
 export function klpEnabledStore(core: KlpCore, patch: KlpPatch, enabled: boolean): number {
-  if (patch.enabled === enabled) return EINVAL_;
+  if (patch.enabled === enabled) return EINVAL;
   if (patch === core.transitionPatch) {
     klpReverseTransition(core);
     return 0;
   }
-  if (enabled) return EINVAL_;
-  if (core.transitionPatch !== null) return EBUSY_;
+  if (enabled) return EINVAL;
+  if (core.transitionPatch !== null) return EBUSY;
   // Only the newest patch may be disabled (`klp_is_patch_stack_top` in older kernels, the stack order in newer).
-  if (core.patches[core.patches.length - 1] !== patch || patch.forced) return EINVAL_;
+  if (core.patches[core.patches.length - 1] !== patch || patch.forced) return EINVAL;
   klpInitTransition(core, patch, KLP_TRANSITION_UNPATCHED);
   klpStartTransition(core);
   patch.enabled = false;
@@ -100,7 +99,7 @@ export function klpEnabledStore(core: KlpCore, patch: KlpPatch, enabled: boolean
 
 /** Writing `force`: only during this patch's transition. */
 export function klpForceStore(core: KlpCore, patch: KlpPatch): number {
-  if (patch !== core.transitionPatch) return EINVAL_;
+  if (patch !== core.transitionPatch) return EINVAL;
   klpForceTransition(core);
   return 0;
 }
@@ -147,5 +146,3 @@ export function klpModuleGoing(core: KlpCore, module: string): void {
     }
   }
 }
-
-export { KLP_TRANSITION_PATCHED, KLP_TRANSITION_UNPATCHED };

@@ -24,16 +24,22 @@ const CAP72 = fileURLToPath(
 const silent: KlpObserver = { message: () => {}, switched: () => {}, blocked: () => {} };
 
 describe('klpsim predict on the real 7.2 capture', () => {
-  it('patching do_nanosleep blocks exactly the tasks whose reliable trace holds it', () => {
+  /** One pass over the capture as if a patch of do_nanosleep were enabled (or disabled) now. */
+  function predictNanosleep(unpatch: boolean) {
     const cap = loadCapture(CAP72);
     if (!cap.ok) throw new Error(cap.error.message);
     const r = predictTransition(
       cap.value.machine,
       POLICIES.mainline,
       { name: 'p', funcs: [{ oldName: 'do_nanosleep' }] },
-      false,
+      unpatch,
     );
     if (!r.ok) throw new Error(r.error.message);
+    return { cap, r };
+  }
+
+  it('patching do_nanosleep blocks exactly the tasks whose reliable trace holds it', () => {
+    const { cap, r } = predictNanosleep(false);
     const expected = [...cap.value.oracle]
       .filter(([, o]) => o.reliable!.trace.some((e) => e.symbol.startsWith('do_nanosleep+')))
       .map(([pid]) => pid)
@@ -48,15 +54,7 @@ describe('klpsim predict on the real 7.2 capture', () => {
   });
 
   it('unpatching checks the new function, which no captured task is in', () => {
-    const cap = loadCapture(CAP72);
-    if (!cap.ok) throw new Error(cap.error.message);
-    const r = predictTransition(
-      cap.value.machine,
-      POLICIES.mainline,
-      { name: 'p', funcs: [{ oldName: 'do_nanosleep' }] },
-      true,
-    );
-    if (!r.ok) throw new Error(r.error.message);
+    const { r } = predictNanosleep(true);
     expect(r.value.tasks.filter((t) => t.result === 'sleeping')).toEqual([]);
   });
 });

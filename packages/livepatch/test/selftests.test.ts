@@ -1,4 +1,10 @@
-import type { FrameDesc, KernelDesc } from '@klpsim/kernel';
+import {
+  type FrameDesc,
+  type KernelDesc,
+  KTHREAD_TAIL,
+  SCHEDULE_TOP,
+  SYSCALL_TAIL,
+} from '@klpsim/kernel';
 import { describe, expect, it } from 'vitest';
 import {
   type ScenarioInput,
@@ -13,22 +19,12 @@ import {
  * rebuilt as simulations on a built kernel whose tasks are the chains below.
  */
 
-const TOP: FrameDesc[] = [{ fn: '__switch_to' }, { fn: '__schedule' }, { fn: 'schedule' }];
-const KTHREAD: FrameDesc[] = [{ fn: 'kthread' }, { fn: 'ret_from_fork' }];
-const SYSCALL: FrameDesc[] = [
-  { fn: 'invoke_syscall' },
-  { fn: 'el0_svc_common' },
-  { fn: 'do_el0_svc' },
-  { fn: 'el0_svc' },
-  { fn: 'el0t_64_sync_handler' },
-  { fn: 'el0t_64_sync' },
-];
 const NANOSLEEP: FrameDesc[] = [
-  ...TOP,
+  ...SCHEDULE_TOP,
   { fn: 'do_nanosleep' },
   { fn: 'hrtimer_nanosleep' },
   { fn: '__arm64_sys_clock_nanosleep' },
-  ...SYSCALL,
+  ...SYSCALL_TAIL,
 ];
 
 /** Chains, by index: the builder tasks a behaviour refers to. */
@@ -46,19 +42,27 @@ const KERNEL: KernelDesc = {
   tasks: [
     {
       frames: [
-        ...TOP,
+        ...SCHEDULE_TOP,
         { fn: 'busymod_work_func' },
         { fn: 'process_one_work' },
         { fn: 'worker_thread' },
-        ...KTHREAD,
+        ...KTHREAD_TAIL,
       ],
     },
-    { frames: [...TOP, { fn: 'worker_thread' }, ...KTHREAD] },
+    { frames: [...SCHEDULE_TOP, { fn: 'worker_thread' }, ...KTHREAD_TAIL] },
     { frames: NANOSLEEP },
-    { frames: [...TOP, { fn: 'pipe_read' }, { fn: 'vfs_read' }, { fn: 'ksys_read' }, ...SYSCALL] },
     {
       frames: [
-        ...TOP.slice(0, 2),
+        ...SCHEDULE_TOP,
+        { fn: 'pipe_read' },
+        { fn: 'vfs_read' },
+        { fn: 'ksys_read' },
+        ...SYSCALL_TAIL,
+      ],
+    },
+    {
+      frames: [
+        ...SCHEDULE_TOP.slice(0, 2),
         { fn: 'schedule_idle' },
         { fn: 'do_idle' },
         { fn: 'cpu_startup_entry' },
@@ -72,6 +76,24 @@ const KERNEL: KernelDesc = {
 };
 
 const chain = (i: number) => ({ from: { builderTask: i } });
+
+/**
+ * The busy kthread of test_klp_callbacks_busy: asleep in busymod_work_func
+ * (patched) until `until` ms, then asleep in worker_thread for good.
+ */
+function busyUntil(until: number, interruptible = false) {
+  return {
+    comm: 'busy',
+    count: 1,
+    kthread: true,
+    behaviour: {
+      chains: [chain(CHAINS.idleKthread)],
+      sleep: 'forever' as const,
+      interruptible,
+      initial: { chain: chain(CHAINS.busy).from, until },
+    },
+  };
+}
 
 function run(
   input: Omit<ScenarioInput, 'machine'> & { machine?: Partial<ScenarioInput['machine']> },
@@ -137,17 +159,7 @@ describe('livepatch selftests as simulations', () => {
   });
 
   it('busy kthread (test_klp_callbacks_busy): the transition waits until it leaves the patched function', () => {
-    const busy = {
-      comm: 'busy',
-      count: 1,
-      kthread: true,
-      behaviour: {
-        chains: [chain(CHAINS.idleKthread)],
-        sleep: 'forever' as const,
-        interruptible: false,
-        initial: { chain: chain(CHAINS.busy).from, until: 10_000 },
-      },
-    };
+    const busy = busyUntil(10_000);
     const t = run({
       tasks: [...quiet, busy],
       patches: [patchOn('p', 'busymod_work_func')],
@@ -219,16 +231,7 @@ describe('livepatch selftests as simulations', () => {
   });
 
   it('a module loaded during the transition is patched as it comes', () => {
-    const busy = {
-      comm: 'busy',
-      count: 1,
-      kthread: true,
-      behaviour: {
-        chains: [chain(CHAINS.idleKthread)],
-        sleep: 'forever' as const,
-        initial: { chain: chain(CHAINS.busy).from, until: 6000 },
-      },
-    };
+    const busy = busyUntil(6000, true);
     const t = run({
       tasks: [...quiet, busy],
       patches: [
@@ -248,17 +251,7 @@ describe('livepatch selftests as simulations', () => {
   });
 
   it('a module unloaded during the transition is unpatched as it goes; pr_debug messages on request', () => {
-    const busy = {
-      comm: 'busy',
-      count: 1,
-      kthread: true,
-      behaviour: {
-        chains: [chain(CHAINS.idleKthread)],
-        sleep: 'forever' as const,
-        interruptible: false,
-        initial: { chain: chain(CHAINS.busy).from, until: 3500 },
-      },
-    };
+    const busy = busyUntil(3500);
     const t = run({
       debug: true,
       tasks: [...quiet, busy],
@@ -305,17 +298,7 @@ describe('livepatch selftests as simulations', () => {
   });
 
   it("fork during a transition: children inherit the parent's state", () => {
-    const busy = {
-      comm: 'busy',
-      count: 1,
-      kthread: true,
-      behaviour: {
-        chains: [chain(CHAINS.idleKthread)],
-        sleep: 'forever' as const,
-        interruptible: false,
-        initial: { chain: chain(CHAINS.busy).from, until: 4000 },
-      },
-    };
+    const busy = busyUntil(4000);
     const forker = {
       comm: 'forker',
       count: 2,

@@ -304,8 +304,6 @@ export function stackTraceSaveTskReliable(
   return ret < 0 ? ret : walker.trace.len;
 }
 
-export { EINVAL };
-
 /*
  * The 2021 series' step API, over a Walker's state, for tools that drive a
  * walk themselves:

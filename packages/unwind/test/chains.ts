@@ -1,30 +1,22 @@
-import type { FrameDesc, TaskDesc } from '@klpsim/kernel';
+import {
+  type FrameDesc,
+  KTHREAD_TAIL,
+  SCHEDULE_TOP,
+  SYSCALL_TAIL,
+  type TaskDesc,
+} from '@klpsim/kernel';
 
 /** Chains that read like real backtraces, innermost first. */
 export const USER_NANOSLEEP: FrameDesc[] = [
-  { fn: '__switch_to' },
-  { fn: '__schedule' },
-  { fn: 'schedule' },
+  ...SCHEDULE_TOP,
   { fn: 'do_nanosleep' },
   { fn: 'hrtimer_nanosleep' },
   { fn: 'common_nsleep' },
   { fn: '__arm64_sys_clock_nanosleep' },
-  { fn: 'invoke_syscall' },
-  { fn: 'el0_svc_common' },
-  { fn: 'do_el0_svc' },
-  { fn: 'el0_svc' },
-  { fn: 'el0t_64_sync_handler' },
-  { fn: 'el0t_64_sync' },
+  ...SYSCALL_TAIL,
 ];
 
-export const KWORKER: FrameDesc[] = [
-  { fn: '__switch_to' },
-  { fn: '__schedule' },
-  { fn: 'schedule' },
-  { fn: 'worker_thread' },
-  { fn: 'kthread' },
-  { fn: 'ret_from_fork' },
-];
+export const KWORKER: FrameDesc[] = [...SCHEDULE_TOP, { fn: 'worker_thread' }, ...KTHREAD_TAIL];
 
 /** A kthread preempted by an IRQ in `crc32_body`, which had pushed its frame (or not). */
 export function irqPreempted(lr: 'saved' | 'unsaved'): FrameDesc[] {

@@ -1,4 +1,24 @@
-import type { FunctionDesc } from './describe.js';
+import type { FrameDesc, FunctionDesc } from './describe.js';
+
+/** The top of every blocked task's chain: the context switch. */
+export const SCHEDULE_TOP: readonly FrameDesc[] = [
+  { fn: '__switch_to' },
+  { fn: '__schedule' },
+  { fn: 'schedule' },
+];
+
+/** The bottom of a kernel thread's chain. */
+export const KTHREAD_TAIL: readonly FrameDesc[] = [{ fn: 'kthread' }, { fn: 'ret_from_fork' }];
+
+/** The bottom of a user task's chain in a system call. */
+export const SYSCALL_TAIL: readonly FrameDesc[] = [
+  { fn: 'invoke_syscall' },
+  { fn: 'el0_svc_common' },
+  { fn: 'do_el0_svc' },
+  { fn: 'el0_svc' },
+  { fn: 'el0t_64_sync_handler' },
+  { fn: 'el0t_64_sync' },
+];
 
 /**
  * The functions every built kernel has, with the sections the real arm64

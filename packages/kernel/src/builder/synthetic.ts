@@ -1,3 +1,4 @@
+import { KTHREAD_TAIL, SCHEDULE_TOP, SYSCALL_TAIL } from './catalogue.js';
 import type { FrameDesc, KernelDesc, TaskDesc } from './describe.js';
 
 /**
@@ -26,17 +27,6 @@ export function mulberry32(seed: number): () => number {
   };
 }
 
-const SCHED_TOP: FrameDesc[] = [{ fn: '__switch_to' }, { fn: '__schedule' }, { fn: 'schedule' }];
-const KTHREAD_TAIL: FrameDesc[] = [{ fn: 'kthread' }, { fn: 'ret_from_fork' }];
-const SYSCALL_TAIL: FrameDesc[] = [
-  { fn: 'invoke_syscall' },
-  { fn: 'el0_svc_common' },
-  { fn: 'do_el0_svc' },
-  { fn: 'el0_svc' },
-  { fn: 'el0t_64_sync_handler' },
-  { fn: 'el0t_64_sync' },
-];
-
 /** The description of a synthetic kernel (build it with `buildMachine`). */
 export function syntheticKernelDesc(options: SyntheticOptions): KernelDesc {
   const rand = mulberry32(options.seed ?? 1);
@@ -56,7 +46,7 @@ export function syntheticKernelDesc(options: SyntheticOptions): KernelDesc {
     // The outermost C function is one of a few thread functions or syscalls, as in a real kernel.
     const top = Math.floor(rand() * (user ? 16 : 8));
     const topName = user ? `__arm64_sys_synth_${top}` : `synth_thread_fn_${top}`;
-    const fixed = SCHED_TOP.length + tail.length + 1;
+    const fixed = SCHEDULE_TOP.length + tail.length + 1;
     // Middle frames so that depths spread evenly around the mean.
     const middle = Math.max(1, Math.round((meanDepth - fixed) * (0.5 + rand())));
     const outward: FrameDesc[] = [];
@@ -65,7 +55,7 @@ export function syntheticKernelDesc(options: SyntheticOptions): KernelDesc {
       outward.push({ fn: names[fn]!, frameSize: 32 + 16 * Math.floor(rand() * 4) });
       fn = children[fn]![Math.floor(rand() * 4)]!;
     }
-    const chain: FrameDesc[] = [...SCHED_TOP, ...outward.reverse(), { fn: topName }, ...tail];
+    const chain: FrameDesc[] = [...SCHEDULE_TOP, ...outward.reverse(), { fn: topName }, ...tail];
     tasks.push({
       pid: 100 + t,
       comm: user ? `synth-user-${t}` : `synth-kthread-${t}`,
