@@ -15,7 +15,6 @@ export {
   type BlockedBy,
   type ChainTemplate,
   retryTime,
-  ScenarioError,
   type SimEnvironment,
   simulate,
   type TaskReport,

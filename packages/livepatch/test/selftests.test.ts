@@ -106,7 +106,9 @@ function run(
     throw new Error('no captures here');
   });
   if (!env.ok) throw new Error(env.error.message);
-  return simulate(sc, env.value);
+  const log = simulate(sc, env.value);
+  if (!log.ok) throw new Error(log.error.message);
+  return log.value;
 }
 
 /** A kthread asleep in the patched function that never wakes: only force or reverse end its wait. */
@@ -370,6 +372,38 @@ describe('the consistency checker', () => {
       reason: 'unreliable stack',
       function: 'NOT_KERNEL_TEXT',
     });
+  });
+});
+
+describe('bad scenarios fail before they run', () => {
+  it('a missing chain, function, patch or module names its field', () => {
+    const env = scenarioEnvironment(
+      scenarioSchema.parse({ machine: { cpus: 2, kernel: KERNEL }, tasks: quiet }),
+      () => {
+        throw new Error('no captures here');
+      },
+    );
+    if (!env.ok) throw new Error(env.error.message);
+    const field = (input: Partial<ScenarioInput>) => {
+      const r = simulate(
+        scenarioSchema.parse({ machine: { cpus: 2, kernel: KERNEL }, tasks: quiet, ...input }),
+        env.value,
+      );
+      return r.ok ? null : r.error.field;
+    };
+    expect(
+      field({
+        tasks: [{ comm: 'x', count: 1, behaviour: { chains: [chain(99)], sleep: 'forever' } }],
+      }),
+    ).toBe('tasks[0].behaviour.chains[0].from');
+    expect(field({ patches: [patchOn('p', 'no_such_function')] })).toBe(
+      'patches[0].funcs[0].oldName',
+    );
+    expect(field({ actions: [{ at: 1, do: 'enable', patch: 'nope' }] })).toBe('actions[0].patch');
+    expect(field({ actions: [{ at: 1, do: 'load-module', module: 'nope' }] })).toBe(
+      'actions[0].module',
+    );
+    expect(field({})).toBeNull();
   });
 });
 

@@ -11,7 +11,6 @@ import {
 import {
   defaultScenario,
   type Scenario,
-  ScenarioError,
   scenarioEnvironment,
   scenarioSchema,
   simulate,
@@ -78,15 +77,10 @@ export function runScenario(sc: Scenario, file: string | null, log: Logger): Tra
       file: env.error.file ?? file ?? '(built-in scenario)',
     });
   const t0 = performance.now();
-  try {
-    const out = simulate(sc, env.value);
-    log.debug({ ms: Math.round(performance.now() - t0) }, 'simulated');
-    return out;
-  } catch (e) {
-    if (e instanceof ScenarioError)
-      throw new CliError(e.code, `${file ?? '(built-in scenario)'}: ${e.message}`);
-    throw e;
-  }
+  const out = simulate(sc, env.value);
+  if (!out.ok) throw CliError.fromInput({ ...out.error, file: file ?? '(built-in scenario)' });
+  log.debug({ ms: Math.round(performance.now() - t0) }, 'simulated');
+  return out.value;
 }
 
 /** Human summary of a transition log. */

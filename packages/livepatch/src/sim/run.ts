@@ -1,5 +1,5 @@
 import type { Addr } from '@klpsim/arm64';
-import { type Machine, mulberry32, type Task } from '@klpsim/kernel';
+import { type InputError, type Machine, mulberry32, type Result, type Task } from '@klpsim/kernel';
 import type { Policy } from '@klpsim/unwind';
 import {
   klpEnabledStore,
@@ -8,7 +8,13 @@ import {
   klpModuleComing,
   klpModuleGoing,
 } from '../core.js';
-import { KLP_TRANSITION_IDLE, type KlpPatch, type LpTask, resolvePatch } from '../model.js';
+import {
+  findOldFunc,
+  KLP_TRANSITION_IDLE,
+  type KlpPatch,
+  type LpTask,
+  resolvePatch,
+} from '../model.js';
 import {
   checkedRanges,
   KlpCore,
@@ -90,11 +96,6 @@ export interface TransitionLog {
   readonly timeline: readonly TimelineEntry[];
 }
 
-/** Thrown only for a broken scenario the schema cannot see (a chain that does not exist). */
-export class ScenarioError extends Error {
-  readonly code = 'KLPSIM_SCENARIO_INVALID';
-}
-
 interface SimTask {
   /** Index in `byIndex`: what events carry. */
   readonly id: number;
@@ -119,9 +120,79 @@ export function retryTime(now: number): number {
   return r < 250 ? t - r : t - r + 1000;
 }
 
-/** Runs a scenario; the machine's text and kallsyms gain the patches' modules. */
-export function simulate(scenario: Scenario, env: SimEnvironment): TransitionLog {
-  return new Simulation(scenario, env).run();
+/**
+ * Runs a scenario; the machine's text and kallsyms gain the patches'
+ * modules. Fails, before anything runs, when the scenario refers to a chain,
+ * function, patch or module that does not exist: a run never fails half-way.
+ */
+export function simulate(
+  scenario: Scenario,
+  env: SimEnvironment,
+): Result<TransitionLog, InputError> {
+  const error = checkReferences(scenario, env);
+  return error === null
+    ? { ok: true, value: new Simulation(scenario, env).run() }
+    : { ok: false, error };
+}
+
+/** The first reference in `sc` to something the environment does not have, or null. */
+function checkReferences(sc: Scenario, env: SimEnvironment): InputError | null {
+  const bad = (field: string, message: string, expected?: string): InputError => ({
+    code: 'KLPSIM_INPUT_INVALID',
+    message,
+    field,
+    ...(expected !== undefined ? { expected } : {}),
+  });
+  const chainKinds = 'a capturePid of the capture or a builderTask index of machine.kernel';
+  for (const [g, group] of sc.tasks.entries()) {
+    for (const [ci, c] of group.behaviour.chains.entries()) {
+      if (env.chainOf(c.from) === null)
+        return bad(
+          `tasks[${g}].behaviour.chains[${ci}].from`,
+          `no such chain ${JSON.stringify(c.from)}`,
+          chainKinds,
+        );
+    }
+    const initial = group.behaviour.initial;
+    if (initial !== undefined && env.chainOf(initial.chain) === null) {
+      return bad(
+        `tasks[${g}].behaviour.initial.chain`,
+        `no such chain ${JSON.stringify(initial.chain)}`,
+        chainKinds,
+      );
+    }
+  }
+  const loaded = new Set(env.machine.text.loadedModules().map((m) => m.name));
+  for (const [i, p] of sc.patches.entries()) {
+    for (const [j, f] of p.funcs.entries()) {
+      const inKernel = f.object === undefined || loaded.has(f.object);
+      if (inKernel && findOldFunc(env.machine, f.oldName, f.oldSympos ?? 0) === null) {
+        return bad(
+          `patches[${i}].funcs[${j}].oldName`,
+          `no function ${f.oldName} in ${f.object ?? 'vmlinux'}`,
+          'a text symbol of the kernel',
+        );
+      }
+    }
+  }
+  const patches = new Set(sc.patches.map((p) => p.name));
+  for (const [i, a] of sc.actions.entries()) {
+    if (a.do === 'enable' || a.do === 'disable' || a.do === 'force') {
+      if (a.patch === undefined || !patches.has(a.patch))
+        return bad(
+          `actions[${i}].patch`,
+          `no patch "${a.patch ?? ''}"`,
+          `one of ${[...patches].join(', ')}`,
+        );
+    } else if (a.module === undefined || !loaded.has(a.module)) {
+      return bad(
+        `actions[${i}].module`,
+        `no module "${a.module ?? ''}" in the machine`,
+        'a module of the machine (one loaded later starts out unloaded)',
+      );
+    }
+  }
+  return null;
 }
 
 class Simulation {
@@ -167,21 +238,15 @@ class Simulation {
     const offline = new Set(scenario.machine.offlineCpus);
     for (let cpu = 0; cpu < scenario.machine.cpus; cpu++)
       this.core.cpuOnline.push(!offline.has(cpu));
-    this.templates = scenario.tasks.map((g, gi) =>
-      g.behaviour.chains.map((c, ci) => {
-        const t = env.chainOf(c.from);
-        if (t === null)
-          throw new ScenarioError(
-            `tasks[${gi}].behaviour.chains[${ci}]: no such chain ${JSON.stringify(c.from)}`,
-          );
-        return t;
-      }),
-    );
+    // checkReferences has made sure every chain exists.
+    this.templates = scenario.tasks.map((g) => g.behaviour.chains.map((c) => env.chainOf(c.from)!));
     this.weights = scenario.tasks.map((g) => g.behaviour.chains.map((c) => c.weight));
     for (const [i, spec] of scenario.patches.entries()) {
       const r = resolvePatch(env.machine, spec, i);
       if (!r.ok)
-        throw new ScenarioError(`patches[${i}].${r.error.field ?? ''}: ${r.error.message}`);
+        throw new Error(
+          `unreachable: checkReferences let patches[${i}] through: ${r.error.message}`,
+        );
       this.patches.set(spec.name, r.value);
     }
   }
@@ -288,12 +353,7 @@ class Simulation {
         );
         const initial = group.behaviour.initial;
         if (initial !== undefined) {
-          const c = this.env.chainOf(initial.chain);
-          if (c === null)
-            throw new ScenarioError(
-              `tasks[${g}].behaviour.initial.chain: no such chain ${JSON.stringify(initial.chain)}`,
-            );
-          this.sleepIn(t, c, initial.until);
+          this.sleepIn(t, this.env.chainOf(initial.chain)!, initial.until);
         } else {
           const full = this.draw(group.behaviour.sleep);
           this.sleep(t, g, Number.isFinite(full) ? full * this.rand() : full);
@@ -435,22 +495,19 @@ class Simulation {
 
   private doAction(i: number): void {
     const a = this.scenario.actions[i]!;
+    // checkReferences has made sure the patch or module exists.
     const patch = a.patch === undefined ? undefined : this.patches.get(a.patch);
     const label = `${a.do}${a.patch !== undefined ? ` ${a.patch}` : ''}${a.module !== undefined ? ` ${a.module}` : ''}`;
     let ret = 0;
     switch (a.do) {
       case 'enable':
-        if (patch === undefined)
-          throw new ScenarioError(`actions[${i}].patch: no patch "${a.patch}"`);
         this.completedAt = null;
-        ret = klpEnablePatch(this.core, patch);
+        ret = klpEnablePatch(this.core, patch!);
         if (ret === 0) this.attempt();
         break;
       case 'disable': {
-        if (patch === undefined)
-          throw new ScenarioError(`actions[${i}].patch: no patch "${a.patch}"`);
-        const reversing = patch === this.core.transitionPatch;
-        ret = klpEnabledStore(this.core, patch, false);
+        const reversing = patch! === this.core.transitionPatch;
+        ret = klpEnabledStore(this.core, patch!, false);
         if (ret === 0 && !reversing) {
           this.completedAt = null;
           this.attempt();
@@ -458,19 +515,21 @@ class Simulation {
         break;
       }
       case 'force':
-        if (patch === undefined)
-          throw new ScenarioError(`actions[${i}].patch: no patch "${a.patch}"`);
-        ret = klpForceStore(this.core, patch);
+        ret = klpForceStore(this.core, patch!);
         if (ret === 0) this.forced = true;
         break;
       case 'load-module': {
-        const m = this.lateModules.get(a.module ?? '');
-        if (m === undefined)
-          throw new ScenarioError(`actions[${i}].module: no module "${a.module}" waiting to load`);
+        const m = this.lateModules.get(a.module!);
+        // A module loaded twice, or loaded again after it was never unloaded, does nothing.
+        if (m === undefined) break;
+        this.lateModules.delete(a.module!);
         this.env.machine.text.addModule(m.range);
         this.env.machine.kallsyms.addModule(m.range.name, m.range.start, m.range.end, m.symbols);
         const r = klpModuleComing(this.core, m.range.name);
-        if (!r.ok) throw new ScenarioError(r.error.message);
+        if (!r.ok)
+          throw new Error(
+            `unreachable: the patch was resolved against ${m.range.name}: ${r.error.message}`,
+          );
         break;
       }
       case 'unload-module':
