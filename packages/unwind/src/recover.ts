@@ -68,14 +68,22 @@ export function kretprobeFindRetAddr(st: UnwindState, fp: Addr, trampoline: Addr
   return ZERO_ADDR;
 }
 
+/** Which kernel's recovery: mainline's, or 6.1's (array searched from the bottom; a kretprobe miss goes on as pc 0). */
+export const RECOVER_MAINLINE = 0;
+export const RECOVER_LINUX_61 = 1;
+
 /**
- * `kunwind_recover_return_address` (mainline): the function-graph tracer
- * first, then kretprobes, since a kretprobed function can also be traced.
- * Every reliability check afterwards sees the recovered pc, never a trampoline.
+ * `kunwind_recover_return_address` (mainline), and the same step of 6.1's
+ * `unwind_next`: the function-graph tracer first, then kretprobes, since a
+ * kretprobed function can also be traced. Every reliability check
+ * afterwards sees the recovered pc, never a trampoline.
  */
-export function recoverReturnAddress(st: UnwindState): number {
+export function recoverReturnAddress(st: UnwindState, version = RECOVER_MAINLINE): number {
   if (st.pc === st.returnToHandler && st.hasRetStack) {
-    const orig = ftraceGraphRetAddr(st, st.pc, st.fp, st.returnToHandler);
+    const orig =
+      version === RECOVER_LINUX_61
+        ? ftraceGraphRetAddrFromBottom(st.task, st.pc, st.fp)
+        : ftraceGraphRetAddr(st, st.pc, st.fp, st.returnToHandler);
     if (orig === st.pc) {
       st.setReason('FGRAPH_UNRECOVERABLE', st.fp);
       return EINVAL;
@@ -87,7 +95,7 @@ export function recoverReturnAddress(st: UnwindState): number {
     const orig = kretprobeFindRetAddr(st, st.fp, st.kretprobeTrampoline);
     if (orig === ZERO_ADDR) {
       st.setReason('KRETPROBE_UNRECOVERABLE', st.fp);
-      return EINVAL;
+      if (version === RECOVER_MAINLINE) return EINVAL;
     }
     st.pc = orig;
     st.flags |= FLAG_KRETPROBE;

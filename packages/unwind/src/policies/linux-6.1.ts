@@ -1,15 +1,8 @@
 import { stripInsnPac } from '@klpsim/arm64';
 import { consumeEntry } from '../checks.js';
 import { FAST_PREV_FP, RESUME_AT_NEXT, walkPlainFrames } from '../fastpath.js';
-import { ftraceGraphRetAddrFromBottom, kretprobeFindRetAddr } from '../recover.js';
-import {
-  EINVAL,
-  ENOENT,
-  FLAG_FGRAPH,
-  FLAG_KRETPROBE,
-  type UnwindState,
-  ZERO_ADDR,
-} from '../state.js';
+import { RECOVER_LINUX_61, recoverReturnAddress } from '../recover.js';
+import { ENOENT, type UnwindState } from '../state.js';
 import { nextFrameRecordPrevFp } from '../step.js';
 import type { TraceBuffer } from '../trace.js';
 import type { Policy } from './policy.js';
@@ -29,21 +22,8 @@ function next(st: UnwindState): number {
   const err = nextFrameRecordPrevFp(st);
   if (err !== 0) return err;
   st.pc = stripInsnPac(st.recLrHi, st.recLrLo, st.kernelMask, st.userMask);
-  if (st.pc === st.returnToHandler && st.hasRetStack) {
-    const orig = ftraceGraphRetAddrFromBottom(st.task, st.pc, st.fp);
-    if (orig === st.pc) {
-      st.setReason('FGRAPH_UNRECOVERABLE', st.fp);
-      return EINVAL;
-    }
-    st.pc = orig;
-    st.flags |= FLAG_FGRAPH;
-  }
-  if (st.pc === st.kretprobeTrampoline) {
-    st.pc = kretprobeFindRetAddr(st, st.fp, st.kretprobeTrampoline);
-    st.flags |= FLAG_KRETPROBE;
-    if (st.pc === ZERO_ADDR) st.setReason('KRETPROBE_UNRECOVERABLE', st.fp);
-  }
-  return 0;
+  if (st.pc !== st.returnToHandler && st.pc !== st.kretprobeTrampoline) return 0;
+  return recoverReturnAddress(st, RECOVER_LINUX_61);
 }
 
 /** `unwind` of 6.1: consume, step, stop at the first error or the end. */
