@@ -26,6 +26,7 @@ export * from './errors.js';
 export * from './kallsyms.js';
 export * from './machine.js';
 export * from './memory.js';
+export { cloneMachine, type KernelModule, loadModule, unloadModule } from './module.js';
 export * from './symcode.js';
 export * from './task.js';
 export * from './text.js';

@@ -44,6 +44,7 @@ interface ModuleTable {
 export class Kallsyms {
   private readonly addrs: Float64Array;
   private readonly names: readonly string[];
+  /** First address of each core name (module names are looked up in `modules`, which come and go). */
   private readonly byName = new Map<string, Addr>();
   private modules: ModuleTable[] = [];
 
@@ -73,7 +74,18 @@ export class Kallsyms {
       addrs: Float64Array.from(syms, (s) => s.address),
       names: syms.map((s) => s.name),
     });
-    for (const s of syms) if (!this.byName.has(s.name)) this.byName.set(s.name, s.address);
+  }
+
+  /** A copy sharing the core table, with a module list of its own. */
+  clone(): Kallsyms {
+    const k: Kallsyms = Object.create(Kallsyms.prototype);
+    Object.assign(k, this, { modules: [...this.modules] });
+    return k;
+  }
+
+  /** The loaded modules' names, in load order. */
+  moduleNames(): string[] {
+    return this.modules.map((m) => m.name);
   }
 
   /** The core table, in order (for writing a capture). */
@@ -92,9 +104,24 @@ export class Kallsyms {
     this.modules = this.modules.filter((m) => m.name !== name);
   }
 
-  /** The address of the first symbol called `name`, or undefined. */
+  /** The address of the first symbol called `name` (core, then loaded modules), or undefined. */
   addressOf(name: string): Addr | undefined {
-    return this.byName.get(name);
+    const core = this.byName.get(name);
+    if (core !== undefined) return core;
+    for (const m of this.modules) {
+      const i = m.names.indexOf(name);
+      if (i >= 0) return m.addrs[i];
+    }
+    return undefined;
+  }
+
+  /** Every address of `name` in one loaded module, in its symbol order (for `sympos` in a module object). */
+  moduleAddressesOf(module: string, name: string): Addr[] {
+    const m = this.modules.find((x) => x.name === module);
+    if (m === undefined) return [];
+    const out: Addr[] = [];
+    for (let i = 0; i < m.names.length; i++) if (m.names[i] === name) out.push(m.addrs[i]!);
+    return out;
   }
 
   /** Every core-kernel address of a symbol called `name`, in kallsyms order (for `sympos`). */

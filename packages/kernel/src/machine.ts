@@ -38,6 +38,12 @@ export interface KernelConfig {
   readonly kallsymsAll: boolean;
   readonly functionGraphTracer: boolean;
   readonly kretprobes: boolean;
+  /**
+   * Dynamic ftrace with a patchable function entry (`mov x9, x30; nop` at
+   * each traceable function's start): the text tells which functions have an
+   * ftrace location. False for built kernels, whose text has no such pads.
+   */
+  readonly ftracePatchableEntry: boolean;
 }
 
 /** Addresses the unwinder compares return addresses against. */

@@ -123,6 +123,17 @@ export class Memory {
     return true;
   }
 
+  /**
+   * A memory whose region list is its own but whose bytes are shared with
+   * this one: mapping and unmapping in the copy leave this one alone (a
+   * simulation loads modules and adds stack images on a copy).
+   */
+  clone(): Memory {
+    const m = new Memory();
+    m.regions.push(...this.regions);
+    return m;
+  }
+
   /** All mapped regions, lowest first. */
   list(): readonly MemoryRegion[] {
     return this.regions;

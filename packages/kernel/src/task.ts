@@ -59,6 +59,8 @@ export interface Task {
   readonly kthread: boolean;
   /** Letter as in /proc (S, D, I, R, ...). */
   readonly state: string;
+  /** `task->__state` when known (captures record it): TASK_FREEZABLE and friends are only here. */
+  readonly stateRaw: number | null;
   readonly cpu: number;
   /** Running on a CPU right now: its stack cannot be walked (livepatch: -EBUSY). */
   readonly onCpu: boolean;

@@ -57,6 +57,17 @@ export class KernelText {
     this.lockEnd = lock?.end ?? 0;
   }
 
+  /** A copy whose module and generated-code lists are its own (module loads in a simulation). */
+  clone(): KernelText {
+    const t = new KernelText({ core: this.core, init: this.init, sections: this.sections });
+    t.initFreed = this.initFreed;
+    t.modules = [...this.modules];
+    t.generated = [...this.generated];
+    t.moduleRanges = this.moduleRanges;
+    t.generatedRanges = this.generatedRanges;
+    return t;
+  }
+
   /** The named sub-section, or undefined. */
   section(name: string): TextRange | undefined {
     return this.sections.find((s) => s.name === name);

@@ -1,12 +1,12 @@
-import type { Machine } from '@klpsim/kernel';
+import { cloneMachine, loadModule, type Machine } from '@klpsim/kernel';
 import type { Policy } from '@klpsim/unwind';
 import { klpEnablePatch } from './core.js';
-import { KLP_TRANSITION_IDLE, type LpTask, type PatchSpec, resolvePatch } from './model.js';
+import { buildPatch, KLP_TRANSITION_IDLE, type LpTask, type PatchSpec } from './model.js';
+import { TASK_INTERRUPTIBLE } from './sched.js';
 import type { Scenario, ScenarioInput } from './sim/schema.js';
 import { KlpCore, type KlpObserver, klpTryCompleteTransition } from './transition.js';
 
 const silent: KlpObserver = { message: () => {}, switched: () => {}, blocked: () => {} };
-let patchIndex = 100;
 
 /**
  * Times one `klp_try_complete_transition` pass over `n` tasks asleep in the
@@ -14,11 +14,12 @@ let patchIndex = 100;
  * every task's reliable walk and range check, as the kernel does it.
  */
 export function measurePass(
-  machine: Machine,
+  original: Machine,
   policy: Policy,
   n: number,
   patch: PatchSpec,
 ): { seconds: number; switched: number; blocked: number } {
+  const machine = cloneMachine(original);
   const stacks = machine.tasks.filter((t) => !t.onCpu);
   const core = new KlpCore(machine, policy, silent);
   for (let i = 0; i < n; i++) {
@@ -35,15 +36,17 @@ export function measurePass(
       inUser: false,
       stack,
       chain: null,
-      interruptible: true,
+      state: TASK_INTERRUPTIBLE,
     };
     core.tasks.push(lp);
   }
-  const p = resolvePatch(machine, { ...patch, name: `${patch.name}_${patchIndex}` }, patchIndex++);
-  if (!p.ok) throw new Error(p.error.message);
-  klpEnablePatch(core, p.value);
+  const p = buildPatch(machine, patch, 0);
+  const loaded = loadModule(machine, p.module);
+  if (!loaded.ok) throw new Error(loaded.error.message);
+  const ret = klpEnablePatch(core, p);
+  if (ret !== 0) throw new Error(`enabling ${patch.name} failed: ${ret}`);
   const t0 = performance.now();
-  klpTryCompleteTransition(core, { wake: () => {}, wakeIdle: () => {} });
+  klpTryCompleteTransition(core, { signal: () => {}, wakeIdle: () => {} });
   const seconds = (performance.now() - t0) / 1000;
   let switched = 0;
   for (const t of core.tasks) if (!t.pending) switched++;

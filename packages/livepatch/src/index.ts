@@ -1,29 +1,43 @@
 export { measurePass, scaleScenario } from './bench.js';
 export {
+  type FtraceWorld,
   klpEnabledStore,
   klpEnablePatch,
   klpForceStore,
   klpModuleComing,
   klpModuleGoing,
 } from './core.js';
-export { klpFtraceHandler } from './ftrace.js';
+export { klpFtraceHandler, noFtraceLocation } from './ftrace.js';
 export * from './model.js';
 export { type PredictedTask, type Prediction, predictTransition, tasksOf } from './predict.js';
+export * from './sched.js';
+export { mixedVersionOn } from './sim/checker.js';
 export { defaultScenario } from './sim/default.js';
-export { scenarioEnvironment } from './sim/environment.js';
+export { type ChainTemplate, chainBase, type SimEnvironment, scenarioEnvironment } from './sim/environment.js';
 export {
   type BlockedBy,
-  type ChainTemplate,
+  KPATCH_ENABLE_WAIT,
+  KPATCH_SIGNAL_WAIT,
+  type KpatchOutcome,
+  type PendingTask,
+  patchStateAt,
   retryTime,
-  type SimEnvironment,
   simulate,
+  type SysfsPatch,
+  type SysfsSnapshot,
+  sysfsAt,
   type TaskReport,
+  type TaskSwitch,
   type TimelineEntry,
   type TransitionLog,
+  type TransitionRecord,
   type Violation,
 } from './sim/run.js';
 export * from './sim/schema.js';
 export {
+  type CallbackKind,
+  checkedRange,
+  checkedRanges,
   KlpCore,
   type KlpObserver,
   klpCancelTransition,
@@ -34,12 +48,14 @@ export {
   klpForceTransition,
   klpInitTransition,
   klpReverseTransition,
+  klpSchedTrySwitch,
   klpSendSignals,
   klpStartTransition,
   klpTryCompleteTransition,
   klpTrySwitchTask,
   klpUpdatePatchState,
   MAX_STACK_ENTRIES,
+  type MessageLevel,
   SIGNALS_TIMEOUT,
   type SwitchBlock,
   type SwitchVia,

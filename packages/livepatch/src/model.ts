@@ -1,5 +1,5 @@
 import type { Addr } from '@klpsim/arm64';
-import type { InputError, Machine, Result, Task } from '@klpsim/kernel';
+import type { KernelModule, KernelSymbol, Machine, Task } from '@klpsim/kernel';
 import { z } from 'zod';
 
 /**
@@ -14,13 +14,14 @@ export const KLP_TRANSITION_PATCHED = 1;
 
 export interface KlpFunc {
   readonly oldName: string;
-  /** Which of several same-named symbols (1-based; 0: the name is unique). */
+  /** Which of several same-named symbols (1-based; 0: the name must be unique). */
   readonly oldSympos: number;
-  /** NaN while the object's module is not loaded. */
+  /** NaN until `klp_init_object_loaded` finds it (the object's module loaded, the patch enabled). */
   oldFunc: Addr;
   oldSize: number;
-  readonly newFunc: Addr;
-  readonly newSize: number;
+  /** Where the replacement lives in the patch module's text (for a nop: the original). */
+  newFunc: Addr;
+  newSize: number;
   /** Atomic replace: restores the original code (`new_func = old_func`). */
   readonly nop: boolean;
   patched: boolean;
@@ -28,10 +29,22 @@ export interface KlpFunc {
   readonly object: KlpObject;
 }
 
+/** What an object's callback returns, when it has one (`struct klp_callbacks`). */
+export interface KlpCallbacks {
+  /** `pre_patch`'s return value: 0, or a -errno that makes the kernel refuse the patch (or the module). */
+  readonly prePatch: number | null;
+  readonly postPatch: boolean;
+  readonly preUnpatch: boolean;
+  readonly postUnpatch: boolean;
+}
+
 export interface KlpObject {
   /** null for vmlinux, else the module's name. */
   readonly name: string | null;
   readonly funcs: KlpFunc[];
+  readonly callbacks: KlpCallbacks;
+  /** `callbacks.post_unpatch_enabled`: set by a pre-patch callback that did not fail. */
+  postUnpatchEnabled: boolean;
   patched: boolean;
   readonly patch: KlpPatch;
 }
@@ -48,6 +61,8 @@ export interface KlpPatch {
   readonly objects: KlpObject[];
   readonly replace: boolean;
   readonly states: readonly KlpState[];
+  /** The patch module's text: the new functions, placed when the module is built. */
+  readonly module: KernelModule;
   enabled: boolean;
   forced: boolean;
 }
@@ -56,6 +71,7 @@ export interface KlpPatch {
 export interface LpTask {
   readonly pid: number;
   readonly comm: string;
+  /** PF_KTHREAD: no user space, so no kernel exit; `klp_send_signals` only wakes it. */
   readonly kthread: boolean;
   /** An idle ("swapper") task, one per CPU. */
   readonly idle: boolean;
@@ -63,7 +79,7 @@ export interface LpTask {
   patchState: number;
   /** TIF_PATCH_PENDING. */
   pending: boolean;
-  /** On a CPU right now (and not the caller): its stack cannot be checked (-EBUSY). */
+  /** `task_curr()`: on a CPU right now (and not the caller): its stack cannot be checked (-EBUSY). */
   running: boolean;
   /** In user space: its kernel stack is empty; it switches at its next kernel exit. */
   inUser: boolean;
@@ -71,25 +87,44 @@ export interface LpTask {
   stack: Task | null;
   /** The true call chain (pcs, innermost first) it is blocked in, for the consistency checker. */
   chain: readonly Addr[] | null;
-  /** Sleeping in TASK_INTERRUPTIBLE: signals and kthread wake-ups reach it. */
-  interruptible: boolean;
+  /** `task->__state` while it sleeps (TASK_* bits, see sched.ts); 0 while it runs. */
+  state: number;
 }
+
+/** An object's callbacks in a patch description: each present one is called; `prePatch` may fail. */
+export const callbacksSpecSchema = z.strictObject({
+  /** The pre-patch callback's return value (0: success; a negative errno refuses the patch or the module). */
+  prePatch: z.number().int().min(-4095).max(0).optional(),
+  postPatch: z.boolean().optional(),
+  preUnpatch: z.boolean().optional(),
+  postUnpatch: z.boolean().optional(),
+});
 
 /** Describes a patch: zod first. */
 export const funcSpecSchema = z.strictObject({
   oldName: z.string().min(1),
-  oldSympos: z.number().int().nonnegative().optional(),
+  oldSympos: z.number().int().nonnegative().max(1_000_000).optional(),
   /** The module the function is in; vmlinux when absent. */
-  object: z.string().optional(),
-  /** Size of the replacement in bytes (default: the original's). */
-  newSize: z.number().int().positive().optional(),
+  object: z.string().min(1).optional(),
+  /** Size of the replacement in bytes (default: 256, the size of a small function). */
+  newSize: z.number().int().positive().max(0x100000).optional(),
 });
 
 export const patchSpecSchema = z.strictObject({
   name: z.string().min(1),
-  funcs: z.array(funcSpecSchema).min(1),
+  funcs: z.array(funcSpecSchema).min(1).max(10_000),
   replace: z.boolean().optional(),
-  states: z.array(z.strictObject({ id: z.number().int(), version: z.number().int() })).optional(),
+  states: z
+    .array(
+      z.strictObject({
+        id: z.number().int().min(0).max(0xffffffff),
+        version: z.number().int().min(0).max(0xffffffff),
+      }),
+    )
+    .max(1000)
+    .optional(),
+  /** Callbacks per object: "vmlinux" or a module name. */
+  callbacks: z.record(z.string().min(1), callbacksSpecSchema).optional(),
 });
 
 export type FuncSpec = z.infer<typeof funcSpecSchema>;
@@ -97,94 +132,106 @@ export type PatchSpec = z.infer<typeof patchSpecSchema>;
 
 /** Where new functions go: above every loaded module, 1 MiB apart per patch. */
 const PATCH_AREA_STEP = 0x100000;
+/** The size of a replacement whose description gives none. */
+const DEFAULT_NEW_SIZE = 0x100;
 
 /**
- * Resolves a patch against a kernel: each old function by name (and
- * sympos) and its size from kallsyms, as `klp_find_object_symbol` and
- * `kallsyms_lookup_size_offset` do; the new functions are placed in a new
- * module's text, which becomes text and gets kallsyms names. Functions of a
- * module that is not loaded stay unresolved until it loads.
+ * Builds a patch and its module from a description, as compiling the
+ * livepatch module would: the new functions are laid out in the module's
+ * text (`livepatch_<name>` symbols); nothing is looked up in the running
+ * kernel yet. That happens at enable (`klp_init_object_loaded`), so a
+ * missing function fails there, with the kernel's message.
  */
-export function resolvePatch(
-  machine: Machine,
-  spec: PatchSpec,
-  index: number,
-): Result<KlpPatch, InputError> {
+export function buildPatch(machine: Machine, spec: PatchSpec, index: number): KlpPatch {
+  const top = Math.max(
+    machine.text.core.end,
+    ...machine.text.loadedModules().map((m) => m.end),
+  );
+  const base = Math.ceil(top / PATCH_AREA_STEP) * PATCH_AREA_STEP + PATCH_AREA_STEP * (index + 1);
+  const symbols: KernelSymbol[] = [];
+  const objects: KlpObject[] = [];
   const patch: KlpPatch = {
     name: spec.name,
-    objects: [],
+    objects,
     replace: spec.replace ?? false,
     states: spec.states ?? [],
+    module: { name: spec.name, start: base, end: base, symbols, bytes: null },
     enabled: false,
     forced: false,
   };
-  const modules = machine.text.loadedModules();
-  const top = Math.max(machine.text.core.end, ...modules.map((m) => m.end));
-  const base = Math.ceil(top / PATCH_AREA_STEP) * PATCH_AREA_STEP + PATCH_AREA_STEP * (index + 1);
   let cursor = base;
-  const syms = [];
-  for (const [i, f] of spec.funcs.entries()) {
+  for (const f of spec.funcs) {
     const objName = f.object ?? null;
-    let obj = patch.objects.find((o) => o.name === objName);
-    if (obj === undefined) {
-      obj = { name: objName, funcs: [], patched: false, patch };
-      patch.objects.push(obj);
-    }
-    const loaded = objName === null || modules.some((m) => m.name === objName);
-    let oldFunc = Number.NaN;
-    let oldSize = 0;
-    if (loaded) {
-      const r = findOldFunc(machine, f.oldName, f.oldSympos ?? 0);
-      if (r === null) {
-        return {
-          ok: false,
-          error: {
-            code: 'KLPSIM_INPUT_INVALID',
-            message: `no function ${f.oldName}${f.oldSympos ? ` (sympos ${f.oldSympos})` : ''} in ${objName ?? 'vmlinux'}`,
-            field: `funcs[${i}].oldName`,
-            expected: 'a text symbol of the kernel',
-          },
-        };
-      }
-      oldFunc = r.address;
-      oldSize = r.size;
-    }
-    const newSize = f.newSize ?? (oldSize > 0 ? oldSize : 0x100);
-    const newFunc = cursor;
-    syms.push({ name: `livepatch_${f.oldName}`, address: newFunc, type: 't', module: spec.name });
-    cursor += Math.ceil(newSize / 16) * 16;
+    const obj = objectOf(patch, objName, spec);
+    const newSize = f.newSize ?? DEFAULT_NEW_SIZE;
+    symbols.push({ name: `livepatch_${f.oldName}`, address: cursor, type: 't', module: spec.name });
     obj.funcs.push({
       oldName: f.oldName,
       oldSympos: f.oldSympos ?? 0,
-      oldFunc,
-      oldSize,
-      newFunc,
+      oldFunc: Number.NaN,
+      oldSize: 0,
+      newFunc: cursor,
       newSize,
       nop: false,
       patched: false,
       transition: false,
       object: obj,
     });
+    cursor += Math.ceil(newSize / 16) * 16;
   }
-  machine.text.addModule({ name: spec.name, start: base, end: cursor });
-  machine.kallsyms.addModule(spec.name, base, cursor, syms);
-  return { ok: true, value: patch };
+  // Objects with callbacks but no function are still objects of the patch.
+  for (const name of Object.keys(spec.callbacks ?? {}))
+    objectOf(patch, name === 'vmlinux' ? null : name, spec);
+  (patch as { module: KernelModule }).module = { ...patch.module, end: cursor };
+  return patch;
 }
 
-/** The address and kallsyms size of the `sympos`-th text symbol called `name` (0: it must be unique). */
-export function findOldFunc(
+function objectOf(patch: KlpPatch, name: string | null, spec: PatchSpec): KlpObject {
+  let obj = patch.objects.find((o) => o.name === name);
+  if (obj === undefined) {
+    const cb = spec.callbacks?.[name ?? 'vmlinux'];
+    obj = {
+      name,
+      funcs: [],
+      callbacks: {
+        prePatch: cb?.prePatch ?? null,
+        postPatch: cb?.postPatch ?? false,
+        preUnpatch: cb?.preUnpatch ?? false,
+        postUnpatch: cb?.postUnpatch ?? false,
+      },
+      postUnpatchEnabled: false,
+      patched: false,
+      patch,
+    };
+    patch.objects.push(obj);
+  }
+  return obj;
+}
+
+/** Why `klp_find_object_symbol` found nothing, as the kernel says it. */
+export type LookupFailure = 'not-found' | 'ambiguous' | 'sympos-not-found';
+
+/**
+ * `klp_find_object_symbol`: the address and kallsyms size of the
+ * `sympos`-th text symbol `name` of an object (vmlinux or a loaded module);
+ * sympos 0 requires the name to be unique.
+ */
+export function klpFindObjectSymbol(
   machine: Machine,
+  object: string | null,
   name: string,
   sympos: number,
-): { address: Addr; size: number } | null {
-  const all = machine.kallsyms.addressesOf(name);
-  const fromModule = machine.kallsyms.addressOf(name);
-  if (all.length === 0 && fromModule !== undefined) all.push(fromModule);
-  // klp_find_object_symbol: sympos 0 requires a unique name; sympos N picks the N-th.
-  if (sympos === 0 ? all.length !== 1 : sympos > all.length) return null;
+): { address: Addr; size: number } | LookupFailure {
+  const all =
+    object === null
+      ? machine.kallsyms.addressesOf(name)
+      : machine.kallsyms.moduleAddressesOf(object, name);
+  if (all.length === 0 || (sympos > 0 && sympos > all.length))
+    return all.length === 0 ? 'not-found' : 'sympos-not-found';
+  if (sympos === 0 && all.length > 1) return 'ambiguous';
   const address = all[sympos === 0 ? 0 : sympos - 1]!;
   const hit = machine.kallsyms.lookup(address);
-  return hit === null ? null : { address, size: hit.size };
+  return hit === null ? 'not-found' : { address, size: hit.size };
 }
 
 /** A nop func for atomic replace: covers a function an older patch changed, runs the original. */

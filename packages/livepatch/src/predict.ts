@@ -1,7 +1,8 @@
-import type { InputError, Machine, Result } from '@klpsim/kernel';
+import { cloneMachine, type InputError, loadModule, type Machine, type Result } from '@klpsim/kernel';
 import type { Policy, WalkReason } from '@klpsim/unwind';
 import { klpEnablePatch } from './core.js';
-import { KLP_TRANSITION_IDLE, type LpTask, type PatchSpec, resolvePatch } from './model.js';
+import { buildPatch, KLP_TRANSITION_IDLE, type LpTask, type PatchSpec } from './model.js';
+import { stateOf } from './sched.js';
 import {
   KlpCore,
   type KlpObserver,
@@ -17,10 +18,12 @@ export interface PredictedTask {
   readonly pid: number;
   readonly comm: string;
   readonly result: 'switches' | 'sleeping' | 'unreliable' | 'running';
-  /** The patched function it sleeps on, or null. */
+  /** The patched function it sleeps on (`func->old_name`, as the kernel prints it), or null. */
   readonly function: string | null;
   /** The walk's structured reason when its stack is unreliable, else null. */
   readonly reason: WalkReason | null;
+  /** Why, in words, when it does not switch. */
+  readonly why: string | null;
 }
 
 export interface Prediction {
@@ -30,6 +33,10 @@ export interface Prediction {
     readonly functions: readonly string[];
     readonly unpatch: boolean;
   };
+  /** What the kernel printed on the way (an enable that fails says why here). */
+  readonly messages: readonly string[];
+  /** 0, or the -errno the enable returned (the prediction then has no tasks). */
+  readonly enableResult: number;
   readonly tasks: readonly PredictedTask[];
 }
 
@@ -47,7 +54,7 @@ export function tasksOf(machine: Machine): LpTask[] {
     inUser: false,
     stack: t,
     chain: null,
-    interruptible: t.state === 'S' || t.state === 'I',
+    state: stateOf(t.state, t.stateRaw),
   }));
   for (const s of machine.skippedTasks) {
     tasks.push({
@@ -62,7 +69,7 @@ export function tasksOf(machine: Machine): LpTask[] {
       inUser: false,
       stack: null,
       chain: null,
-      interruptible: false,
+      state: 0,
     });
   }
   return tasks.sort((a, b) => a.pid - b.pid);
@@ -71,21 +78,26 @@ export function tasksOf(machine: Machine): LpTask[] {
 /**
  * One `klp_try_complete_transition` pass over a machine as if the patch
  * were enabled now (or, with `unpatch`, as if the applied patch were being
- * disabled): for each task, whether it switches and if not, why.
+ * disabled): for each task, whether it switches and if not, why. Under a
+ * policy with no reliable stack trace (`linux-6.1`) `klp_try_switch_task`
+ * refuses every task: none switches by a stack check. The caller's machine
+ * is not changed.
  */
 export function predictTransition(
-  machine: Machine,
+  original: Machine,
   policy: Policy,
   spec: PatchSpec,
   unpatch: boolean,
 ): Result<Prediction, InputError> {
+  const machine = cloneMachine(original);
   const outcome = new Map<
     LpTask,
     { kind: SwitchBlock | 'switches'; fn: string | null; reason: WalkReason | null }
   >();
+  const messages: string[] = [];
   let core: KlpCore;
   const observer: KlpObserver = {
-    message: () => {},
+    message: (text) => messages.push(text),
     switched: (task) => outcome.set(task, { kind: 'switches', fn: null, reason: null }),
     blocked: (task, why, detail) =>
       outcome.set(task, {
@@ -96,29 +108,68 @@ export function predictTransition(
   };
   core = new KlpCore(machine, policy, observer);
   core.tasks.push(...tasksOf(machine));
-  const patch = resolvePatch(machine, spec, 0);
-  if (!patch.ok) return patch;
+  const patch = buildPatch(machine, spec, 0);
+  const loaded = loadModule(machine, patch.module);
+  if (!loaded.ok) return loaded;
+  let ret: number;
   if (unpatch) {
     // The patch has been applied and every task switched: disabling checks its new code.
-    core.patches.push(patch.value);
-    for (const obj of patch.value.objects) patchObject(core, obj);
-    patch.value.enabled = true;
-    klpInitTransition(core, patch.value, 0);
-    klpStartTransition(core);
-    patch.value.enabled = false;
+    ret = klpEnablePatch(core, patch);
+    if (ret === 0) {
+      core.transitionPatch = null;
+      for (const obj of patch.objects) patchObject(core, obj);
+      for (const obj of patch.objects) for (const f of obj.funcs) f.transition = false;
+      for (const t of core.tasks) t.pending = false;
+      messages.length = 0;
+      klpInitTransition(core, patch, 0);
+      klpStartTransition(core);
+      patch.enabled = false;
+    }
   } else {
-    klpEnablePatch(core, patch.value);
+    ret = klpEnablePatch(core, patch);
   }
-  for (const t of core.tasks) klpTrySwitchTask(core, t);
-  const tasks: PredictedTask[] = core.tasks.map((t) => {
-    const o = outcome.get(t) ?? { kind: 'switches' as const, fn: null, reason: null };
-    return { pid: t.pid, comm: t.comm, result: o.kind, function: o.fn, reason: o.reason };
-  });
+  const tasks: PredictedTask[] =
+    ret !== 0
+      ? []
+      : core.tasks.map((t) => {
+          klpTrySwitchTask(core, t);
+          const o = outcome.get(t);
+          if (o === undefined) {
+            // klp_have_reliable_stack() is false: the task stays pending, silently.
+            return {
+              pid: t.pid,
+              comm: t.comm,
+              result: policy.hasReliableWalk ? 'switches' : 'unreliable',
+              function: null,
+              reason: null,
+              why: policy.hasReliableWalk
+                ? null
+                : `${policy.name} has no reliable stack trace (klp_have_reliable_stack() is false)`,
+            };
+          }
+          return {
+            pid: t.pid,
+            comm: t.comm,
+            result: o.kind,
+            function: o.fn,
+            reason: o.reason,
+            why:
+              o.kind === 'sleeping'
+                ? `is sleeping on function ${o.fn}`
+                : o.kind === 'running'
+                  ? 'is running'
+                  : o.kind === 'unreliable'
+                    ? 'has an unreliable stack'
+                    : null,
+          };
+        });
   return {
     ok: true,
     value: {
       policy: policy.name,
       patch: { name: spec.name, functions: spec.funcs.map((f) => f.oldName), unpatch },
+      messages,
+      enableResult: ret,
       tasks,
     },
   };

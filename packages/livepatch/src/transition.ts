@@ -6,15 +6,17 @@ import {
   KLP_TRANSITION_PATCHED,
   KLP_TRANSITION_UNPATCHED,
   type KlpFunc,
+  type KlpObject,
   type KlpPatch,
   type LpTask,
 } from './model.js';
+import type { SchedHook } from './sched.js';
 
 /**
  * The consistency model (kernel/livepatch/transition.c): one transition at a
  * time; each task switches to the target state when its reliable stack walk
  * shows none of the functions being changed, or at a switch point (kernel
- * exit, the idle loop, fork, force).
+ * exit, the idle loop, fork, the scheduler hook, force).
  */
 
 export const MAX_STACK_ENTRIES = 100;
@@ -27,14 +29,27 @@ export const EADDRINUSE = -98;
 export type SwitchBlock = 'running' | 'unreliable' | 'sleeping';
 
 /** How a task took the target state. */
-export type SwitchVia = 'stack-check' | 'kernel-exit' | 'idle-loop' | 'fork' | 'force';
+export type SwitchVia =
+  | 'stack-check'
+  | 'kernel-exit'
+  | 'idle-loop'
+  | 'fork'
+  | 'sched-hook'
+  | 'offline-cpu'
+  | 'force';
+
+/** printk levels of the messages livepatch prints (`pr_debug` only with dynamic debug on). */
+export type MessageLevel = 'err' | 'warn' | 'notice' | 'info' | 'debug';
+
+/** Which object callback ran (`struct klp_callbacks`). */
+export type CallbackKind = 'pre_patch' | 'post_patch' | 'pre_unpatch' | 'post_unpatch';
 
 /** What the engine tells its observer (the simulation, predict): kernel messages and switches. */
 export interface KlpObserver {
   /** Whether pr_debug messages are wanted (they are built per task per retry, so only if asked). */
   readonly debug?: boolean;
-  /** A kernel message; `debug` ones are pr_debug (per-task, per-retry). */
-  message(text: string, level?: 'notice' | 'debug' | 'warn'): void;
+  /** A line as the kernel prints it, prefix included ("livepatch: ..."). */
+  message(text: string, level: MessageLevel): void;
   switched(task: LpTask, via: SwitchVia): void;
   /**
    * A task could not switch; `detail` is the walk's reason code (unreliable)
@@ -42,6 +57,14 @@ export interface KlpObserver {
    * object: the pass allocates nothing.
    */
   blocked(task: LpTask, why: SwitchBlock, detail: ReasonCode | string | null): void;
+  /** An object callback of a patch module ran. */
+  callback?(patch: KlpPatch, obj: KlpObject, kind: CallbackKind): void;
+  /**
+   * The kernel waits here for every CPU (`klp_synchronize_transition`) or,
+   * unpatching, for ftrace to let go of the handler: time passes before the
+   * next message. A simulation advances its clock; predict ignores it.
+   */
+  synchronize?(why: 'transition' | 'unpatch'): void;
 }
 
 /** The livepatch core's state for one kernel: `klp_patches`, `klp_transition_patch`, `klp_target_state`. */
@@ -50,6 +73,8 @@ export class KlpCore {
   transitionPatch: KlpPatch | null = null;
   targetState = KLP_TRANSITION_IDLE;
   signalsCnt = 0;
+  /** `klp_sched_try_switch_key` (6.4+): on from the start of a transition to its end. */
+  schedHookEnabled = false;
   /** `klp_ops.func_stack` per patched function, newest first. */
   readonly funcStacks = new Map<Addr, KlpFunc[]>();
   readonly tasks: LpTask[] = [];
@@ -67,6 +92,8 @@ export class KlpCore {
     readonly machine: Machine,
     readonly policy: Policy,
     readonly observer: KlpObserver,
+    /** Where the scheduler lets a task switch itself (sched.ts). */
+    readonly hook: SchedHook = 'freezable-schedule',
   ) {
     this.walker = new Walker(machine, policy);
   }
@@ -77,29 +104,37 @@ export class KlpCore {
   }
 }
 
+/** Prints a line as livepatch does (`pr_fmt`: "livepatch: "). */
+export function klpPrint(core: KlpCore, level: MessageLevel, text: string): void {
+  if (level === 'debug' && core.observer.debug !== true) return;
+  core.observer.message(`livepatch: ${text}`, level);
+}
+
+const stateName = (state: number): string =>
+  state === KLP_TRANSITION_PATCHED ? 'patching' : 'unpatching';
+
 /**
- * `klp_check_stack_func`: is any entry inside the range that must not be on
- * the stack? Unpatching checks the func's own new code; patching checks the
- * original, or the previous patch's new code when functions are stacked.
+ * The range `klp_check_stack_func` must not find an entry in, as
+ * `[start, size]`: unpatching, the func's own new code; patching, the
+ * original if the func is alone on its func_stack, else the new code of the
+ * func below it (stacked patches; a nop's is the replaced patch's).
  */
+export function checkedRange(core: KlpCore, func: KlpFunc): [Addr, number] {
+  if (core.targetState === KLP_TRANSITION_UNPATCHED) return [func.newFunc, func.newSize];
+  const stack = core.funcStacks.get(func.oldFunc);
+  if (stack === undefined || stack.length <= 1) return [func.oldFunc, func.oldSize];
+  const prev = stack[stack.indexOf(func) + 1];
+  return prev === undefined ? [func.oldFunc, func.oldSize] : [prev.newFunc, prev.newSize];
+}
+
+/** `klp_check_stack_func`: is any of `entries[0..n)` inside the func's checked range? */
 export function klpCheckStackFunc(
   core: KlpCore,
   func: KlpFunc,
-  entries: Float64Array,
+  entries: ArrayLike<number>,
   n: number,
 ): boolean {
-  let start: Addr;
-  let size: number;
-  if (core.targetState === KLP_TRANSITION_UNPATCHED) {
-    start = func.newFunc;
-    size = func.newSize;
-  } else {
-    const stack = core.funcStacks.get(func.oldFunc);
-    const i = stack === undefined ? -1 : stack.indexOf(func);
-    const prev = stack !== undefined && i >= 0 && i + 1 < stack.length ? stack[i + 1]! : null;
-    start = prev === null ? func.oldFunc : prev.newFunc;
-    size = prev === null ? func.oldSize : prev.newSize;
-  }
+  const [start, size] = checkedRange(core, func);
   for (let i = 0; i < n; i++) {
     const a = entries[i]!;
     if (a >= start && a < start + size) return true;
@@ -114,9 +149,9 @@ export interface CheckedRanges {
 }
 
 /**
- * The ranges of every func of every patched object, as `klp_check_stack_func`
- * chooses them. They cannot change during a pass, so a pass computes them
- * once instead of looking up each func's func_stack for every task.
+ * The ranges of every func of every patched object of the transition patch,
+ * in `klp_check_stack`'s order. They cannot change during a pass, so a pass
+ * computes them once instead of looking up each func's func_stack per task.
  */
 export function checkedRanges(core: KlpCore): CheckedRanges {
   const bounds: number[] = [];
@@ -135,15 +170,7 @@ export function checkedRanges(core: KlpCore): CheckedRanges {
   return { bounds: Float64Array.from(bounds), names };
 }
 
-function checkedRange(core: KlpCore, func: KlpFunc): [Addr, number] {
-  if (core.targetState === KLP_TRANSITION_UNPATCHED) return [func.newFunc, func.newSize];
-  const stack = core.funcStacks.get(func.oldFunc);
-  const i = stack === undefined ? -1 : stack.indexOf(func);
-  const prev = stack !== undefined && i >= 0 && i + 1 < stack.length ? stack[i + 1]! : null;
-  return prev === null ? [func.oldFunc, func.oldSize] : [prev.newFunc, prev.newSize];
-}
-
-/** The index of the first range holding one of `pcs[0..n)`, or -1. */
+/** The index of the first range holding one of `pcs[0..n)`, or -1 (funcs in order, as `klp_check_stack`). */
 export function rangeHit(ranges: CheckedRanges, pcs: ArrayLike<number>, n: number): number {
   const b = ranges.bounds;
   for (let r = 0; r < b.length; r += 2) {
@@ -160,7 +187,8 @@ export function rangeHit(ranges: CheckedRanges, pcs: ArrayLike<number>, n: numbe
 /**
  * `klp_check_stack`: a reliable walk of at most 100 entries with the chosen
  * policy (no shortcut), then the range check of every func of every patched
- * object. 0, -EINVAL (unreliable) or -EADDRINUSE (sleeping on a function).
+ * object. 0, -EINVAL (unreliable) or -EADDRINUSE (sleeping on a function;
+ * the message names `func->old_name` in both directions).
  */
 export function klpCheckStack(core: KlpCore, task: LpTask): number {
   core.lastReason = null;
@@ -179,38 +207,57 @@ export function klpCheckStack(core: KlpCore, task: LpTask): number {
 }
 
 /**
- * `klp_try_switch_task`: already switched, running elsewhere (-EBUSY), or
- * the stack check; on success clear TIF_PATCH_PENDING and take the target.
+ * `klp_try_switch_task`: already switched; no reliable stack trace at all
+ * (`klp_have_reliable_stack`), false and silent; running elsewhere
+ * (`task_curr`, -EBUSY); else the stack check. `current` is the task doing
+ * the check itself (the scheduler hook): it is on a CPU, but its own stack
+ * can be walked. On success TIF_PATCH_PENDING is cleared and the task takes
+ * the target state.
  */
-export function klpTrySwitchTask(core: KlpCore, task: LpTask): boolean {
+export function klpTrySwitchTask(
+  core: KlpCore,
+  task: LpTask,
+  current = false,
+  via: SwitchVia = 'stack-check',
+): boolean {
   if (task.patchState === core.targetState) return true;
-  // klp_have_reliable_stack(): without one, tasks switch only at the other switch points.
   if (!core.policy.hasReliableWalk) return false;
-  if (task.running) {
+  if (task.running && !current) {
+    klpPrint(core, 'debug', `klp_try_switch_task: ${task.comm}:${task.pid} is running`);
     core.observer.blocked(task, 'running', null);
     return false;
   }
   const ret = klpCheckStack(core, task);
   if (ret === EINVAL) {
-    if (core.observer.debug === true)
-      core.observer.message(`${task.comm}:${task.pid} has an unreliable stack`, 'debug');
+    klpPrint(core, 'debug', `klp_try_switch_task: ${task.comm}:${task.pid} has an unreliable stack`);
     core.observer.blocked(task, 'unreliable', core.lastReason);
     return false;
   }
   if (ret === EADDRINUSE) {
-    if (core.observer.debug === true) {
-      core.observer.message(
-        `${task.comm}:${task.pid} is sleeping on function ${core.lastOldName}`,
+    if (core.observer.debug === true)
+      klpPrint(
+        core,
         'debug',
+        `klp_try_switch_task: ${task.comm}:${task.pid} is sleeping on function ${core.lastOldName}`,
       );
-    }
     core.observer.blocked(task, 'sleeping', core.lastOldName);
     return false;
   }
   task.pending = false;
   task.patchState = core.targetState;
-  core.observer.switched(task, 'stack-check');
+  core.observer.switched(task, via);
   return true;
+}
+
+/**
+ * `__klp_sched_try_switch`: the scheduler hook, for `current` (the task
+ * calling `cond_resched()`, or going to sleep freezable in `__schedule()`,
+ * by version: sched.ts). Only while a transition has the key on and the
+ * task still has TIF_PATCH_PENDING. Returns whether it switched.
+ */
+export function klpSchedTrySwitch(core: KlpCore, task: LpTask): boolean {
+  if (!core.schedHookEnabled || !task.pending) return false;
+  return klpTrySwitchTask(core, task, true, 'sched-hook');
 }
 
 /** `klp_update_patch_state`: at a switch point, a pending task takes the target state. */
@@ -224,6 +271,7 @@ export function klpUpdatePatchState(core: KlpCore, task: LpTask, via: SwitchVia)
 
 /** `klp_init_transition`: every task and idle task starts in the initial state; every func is in transition. */
 export function klpInitTransition(core: KlpCore, patch: KlpPatch, state: number): void {
+  klpPrint(core, 'debug', `'${patch.name}': initializing ${stateName(state)} transition`);
   core.transitionPatch = patch;
   core.targetState = state;
   const initial =
@@ -233,40 +281,43 @@ export function klpInitTransition(core: KlpCore, patch: KlpPatch, state: number)
   for (const obj of patch.objects) for (const func of obj.funcs) func.transition = true;
 }
 
-/** `klp_start_transition`: set TIF_PATCH_PENDING on every task not yet in the target state. */
+/** `klp_start_transition`: set TIF_PATCH_PENDING on every task not yet in the target state; the scheduler hook on. */
 export function klpStartTransition(core: KlpCore): void {
   const patch = core.transitionPatch!;
-  core.observer.message(
-    `'${patch.name}': starting ${core.targetState === KLP_TRANSITION_PATCHED ? 'patching' : 'unpatching'} transition`,
-  );
+  klpPrint(core, 'notice', `'${patch.name}': starting ${stateName(core.targetState)} transition`);
   for (const t of core.tasks) if (t.patchState !== core.targetState) t.pending = true;
   for (const t of core.idleTasks) if (t.patchState !== core.targetState) t.pending = true;
+  core.schedHookEnabled = core.hook !== 'none';
   core.signalsCnt = 0;
 }
 
 /**
- * `klp_send_signals`: a fake signal to every pending user task, a wake-up of
- * every pending kthread in interruptible sleep. The observer (the
- * simulation) decides what each task does when woken.
+ * `klp_send_signals`: a fake signal to every pending user task
+ * (`set_notify_signal`), `wake_up_state(TASK_INTERRUPTIBLE)` for every
+ * pending kthread. What each does when signalled is the simulation's (the
+ * observer's) business; idle tasks are not in the task list.
  */
-export function klpSendSignals(core: KlpCore, wake: (task: LpTask) => void): void {
-  if (core.signalsCnt === SIGNALS_TIMEOUT) core.observer.message('signaling remaining tasks');
-  for (const t of core.tasks) {
-    if (!t.pending) continue;
-    if (!t.kthread || t.interruptible) wake(t);
-  }
+export function klpSendSignals(core: KlpCore, signal: (task: LpTask) => void): void {
+  if (core.signalsCnt === SIGNALS_TIMEOUT) klpPrint(core, 'notice', 'signaling remaining tasks');
+  for (const t of core.tasks) if (t.pending) signal(t);
+}
+
+/** What `klpTryCompleteTransition` asks of the world around it. */
+export interface TransitionHooks {
+  /** A fake signal (user task) or interruptible wake-up (kthread), from `klp_send_signals`. */
+  signal(task: LpTask): void;
+  /** `wake_up_if_idle(cpu)`: make an idle CPU's idle task go round its loop. */
+  wakeIdle(cpu: number): void;
 }
 
 /**
  * `klp_try_complete_transition`: try every task, then every CPU's idle task
  * (an offline CPU's switches at once; an online one that fails is woken);
- * if any remain, signal at every 15th retry and retry later. Returns true
- * when the transition completed.
+ * if any remain, signal at every 15th retry and let the caller retry later.
+ * Returns true when the transition completed (the caller then runs
+ * `klpCompleteTransition`, after which the patch may be freed).
  */
-export function klpTryCompleteTransition(
-  core: KlpCore,
-  hooks: { wake(task: LpTask): void; wakeIdle(cpu: number): void },
-): boolean {
+export function klpTryCompleteTransition(core: KlpCore, hooks: TransitionHooks): boolean {
   let complete = true;
   core.passRanges = checkedRanges(core);
   for (const t of core.tasks) if (!klpTrySwitchTask(core, t)) complete = false;
@@ -279,28 +330,60 @@ export function klpTryCompleteTransition(
     } else if (idle.patchState !== core.targetState) {
       idle.pending = false;
       idle.patchState = core.targetState;
-      core.observer.switched(idle, 'idle-loop');
+      core.observer.switched(idle, 'offline-cpu');
     }
   }
   core.passRanges = null;
   if (!complete) {
     if (core.signalsCnt !== 0 && core.signalsCnt % SIGNALS_TIMEOUT === 0)
-      klpSendSignals(core, hooks.wake);
+      klpSendSignals(core, hooks.signal);
     core.signalsCnt++;
     return false;
   }
-  klpCompleteTransition(core);
+  core.schedHookEnabled = false;
   return true;
+}
+
+function callback(core: KlpCore, obj: KlpObject, kind: CallbackKind): void {
+  core.observer.callback?.(obj.patch, obj, kind);
+}
+
+/** `klp_pre_patch_callback`: its return value; a success arms the post-unpatch callback. */
+export function klpPrePatchCallback(core: KlpCore, obj: KlpObject): number {
+  const ret = obj.callbacks.prePatch ?? 0;
+  if (obj.callbacks.prePatch !== null) callback(core, obj, 'pre_patch');
+  obj.postUnpatchEnabled = ret === 0;
+  return ret;
+}
+
+export function klpPostPatchCallback(core: KlpCore, obj: KlpObject): void {
+  if (obj.callbacks.postPatch) callback(core, obj, 'post_patch');
+}
+
+export function klpPreUnpatchCallback(core: KlpCore, obj: KlpObject): void {
+  if (obj.callbacks.preUnpatch) callback(core, obj, 'pre_unpatch');
+}
+
+/** `klp_post_unpatch_callback`: only after a pre-patch callback that succeeded, and only once. */
+export function klpPostUnpatchCallback(core: KlpCore, obj: KlpObject): void {
+  if (obj.postUnpatchEnabled && obj.callbacks.postUnpatch) callback(core, obj, 'post_unpatch');
+  obj.postUnpatchEnabled = false;
+}
+
+/** Whether an object's code is in the running kernel (vmlinux always, a module once loaded). */
+export function klpIsObjectLoaded(core: KlpCore, obj: KlpObject): boolean {
+  return obj.name === null || core.machine.text.loadedModules().some((m) => m.name === obj.name);
 }
 
 /**
  * `klp_complete_transition`: atomic replace unpatches the replaced patches
  * and drops the nops; unpatching takes the funcs off their func_stacks;
- * every task goes back to IDLE.
+ * every task goes back to IDLE; the post callbacks run; "%s complete".
  */
 export function klpCompleteTransition(core: KlpCore): void {
   const patch = core.transitionPatch!;
   const patching = core.targetState === KLP_TRANSITION_PATCHED;
+  klpPrint(core, 'debug', `'${patch.name}': completing ${stateName(core.targetState)} transition`);
   if (patch.replace && patching) {
     for (const old of core.patches.slice()) {
       if (old === patch) continue;
@@ -315,33 +398,57 @@ export function klpCompleteTransition(core: KlpCore): void {
       }
     }
   }
-  if (!patching) for (const obj of patch.objects) unpatchObject(core, obj);
+  if (!patching) {
+    for (const obj of patch.objects) unpatchObject(core, obj);
+    core.observer.synchronize?.('unpatch');
+  }
   for (const obj of patch.objects) for (const f of obj.funcs) f.transition = false;
+  if (patching) core.observer.synchronize?.('transition');
   for (const t of core.tasks) t.patchState = KLP_TRANSITION_IDLE;
   for (const t of core.idleTasks) t.patchState = KLP_TRANSITION_IDLE;
-  core.observer.message(`'${patch.name}': ${patching ? 'patching' : 'unpatching'} complete`);
-  if (!patching) core.patches.splice(core.patches.indexOf(patch), 1);
+  for (const obj of patch.objects) {
+    if (!klpIsObjectLoaded(core, obj)) continue;
+    if (patching) klpPostPatchCallback(core, obj);
+    else klpPostUnpatchCallback(core, obj);
+  }
+  klpPrint(core, 'notice', `'${patch.name}': ${stateName(core.targetState)} complete`);
+  if (!patching) {
+    const i = core.patches.indexOf(patch);
+    if (i >= 0) core.patches.splice(i, 1);
+  }
   core.targetState = KLP_TRANSITION_IDLE;
   core.transitionPatch = null;
+  core.schedHookEnabled = false;
 }
 
 /**
  * `klp_cancel_transition`: an enable that failed after `klp_init_transition`
- * (a pre-patch callback, say) goes straight back: target UNPATCHED, complete.
+ * (a pre-patch callback, a function ftrace cannot patch) goes straight back:
+ * target UNPATCHED, complete ("unpatching complete" is what the log shows).
  */
 export function klpCancelTransition(core: KlpCore): void {
   if (core.targetState !== KLP_TRANSITION_PATCHED) return;
-  core.observer.message(
-    `'${core.transitionPatch!.name}': canceling patching transition, going to unpatch`,
+  klpPrint(
+    core,
     'debug',
+    `'${core.transitionPatch!.name}': canceling patching transition, going to unpatch`,
   );
   core.targetState = KLP_TRANSITION_UNPATCHED;
   klpCompleteTransition(core);
 }
 
-/** `klp_reverse_transition`: clear every flag, flip the target, start again. */
+/** `klp_reverse_transition`: clear every flag, flip `enabled` and the target, start again. */
 export function klpReverseTransition(core: KlpCore): void {
   const patch = core.transitionPatch!;
+  klpPrint(
+    core,
+    'debug',
+    `'${patch.name}': reversing transition from ${
+      core.targetState === KLP_TRANSITION_PATCHED
+        ? 'patching to unpatching'
+        : 'unpatching to patching'
+    }`,
+  );
   for (const t of core.tasks) t.pending = false;
   for (const t of core.idleTasks) t.pending = false;
   patch.enabled = !patch.enabled;
@@ -350,9 +457,14 @@ export function klpReverseTransition(core: KlpCore): void {
   klpStartTransition(core);
 }
 
-/** `klp_force_transition`: every task takes the target state now; the patches involved can never be removed. */
+/**
+ * `klp_force_transition`: every pending task takes the target state now
+ * (the message says "patched" in both directions, as the kernel's does);
+ * the patches being removed are marked `forced`, so their modules can
+ * never be unloaded. The transition still completes at the next attempt.
+ */
 export function klpForceTransition(core: KlpCore): void {
-  core.observer.message('forcing remaining tasks to the patched state', 'warn');
+  klpPrint(core, 'warn', 'forcing remaining tasks to the patched state');
   for (const t of core.tasks) klpUpdatePatchState(core, t, 'force');
   for (const t of core.idleTasks) klpUpdatePatchState(core, t, 'force');
   const patch = core.transitionPatch!;
@@ -366,20 +478,23 @@ export function klpCopyProcess(parent: LpTask, child: LpTask): void {
   child.patchState = parent.patchState;
 }
 
-/** `klp_patch_object`: every func of a loaded object goes on top of its func_stack. */
-export function patchObject(core: KlpCore, obj: KlpPatch['objects'][number]): void {
-  for (const f of obj.funcs) {
-    if (Number.isNaN(f.oldFunc) || f.patched) continue;
-    const stack = core.funcStacks.get(f.oldFunc) ?? [];
-    stack.unshift(f);
-    core.funcStacks.set(f.oldFunc, stack);
-    f.patched = true;
-  }
+/** `klp_patch_object` without the ftrace part (see ftrace.ts): every func goes on top of its func_stack. */
+export function patchObject(core: KlpCore, obj: KlpObject): void {
+  for (const f of obj.funcs) pushFunc(core, f);
   obj.patched = true;
 }
 
+/** Puts one func on top of its func_stack (the ftrace handler sees it from now on). */
+export function pushFunc(core: KlpCore, f: KlpFunc): void {
+  if (Number.isNaN(f.oldFunc) || f.patched) return;
+  const stack = core.funcStacks.get(f.oldFunc) ?? [];
+  stack.unshift(f);
+  core.funcStacks.set(f.oldFunc, stack);
+  f.patched = true;
+}
+
 /** `klp_unpatch_object`. */
-export function unpatchObject(core: KlpCore, obj: KlpPatch['objects'][number]): void {
+export function unpatchObject(core: KlpCore, obj: KlpObject): void {
   for (const f of obj.funcs) if (f.patched) removeFromFuncStack(core, f);
   obj.patched = false;
 }
@@ -393,3 +508,4 @@ function removeFromFuncStack(core: KlpCore, f: KlpFunc): void {
   }
   f.patched = false;
 }
+

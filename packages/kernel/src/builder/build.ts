@@ -262,6 +262,7 @@ class Builder {
       kallsymsAll: false,
       functionGraphTracer: true,
       kretprobes: true,
+      ftracePatchableEntry: false,
     };
     const machine: Machine = {
       config,
@@ -616,6 +617,7 @@ class Builder {
       comm: d.comm ?? (kthread ? `kworker/${index}` : `task${pid}`),
       kthread,
       state: d.state ?? (running ? 'R' : 'S'),
+      stateRaw: null,
       cpu,
       onCpu: running,
       cpuContext: { fp: record[0]!, sp: record[0]!, pc: pcs[0]! },

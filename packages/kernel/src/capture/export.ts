@@ -76,6 +76,7 @@ export function exportCapture(
       comm: t.comm,
       kthread: t.kthread,
       state: t.state,
+      ...(t.stateRaw !== null ? { stateRaw: `0x${t.stateRaw.toString(16)}` } : {}),
       cpu: t.cpu,
       cpuContext: { fp: hex(t.cpuContext.fp), sp: hex(t.cpuContext.sp), pc: hex(t.cpuContext.pc) },
       stack: {

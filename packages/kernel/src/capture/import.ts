@@ -246,6 +246,8 @@ export function importCapture(
     kallsymsAll,
     functionGraphTracer: cfg('FUNCTION_GRAPH_TRACER'),
     kretprobes: cfg('KRETPROBES'),
+    // arm64 builds with -fpatchable-function-entry for both; its pad is what ftrace_location finds.
+    ftracePatchableEntry: cfg('DYNAMIC_FTRACE_WITH_ARGS') || cfg('DYNAMIC_FTRACE_WITH_REGS'),
   };
 
   const cpus = importCpus(k);
@@ -303,8 +305,11 @@ function specialAddresses(
 function importCpus(k: CaptureDocument['kernel']): Cpu[] {
   const n = k.cpus?.nrCpuIds ?? Math.max(1, k.irqStacks?.length ?? 0, k.perCpuStacks?.length ?? 0);
   const online = k.cpus?.online ?? n;
-  const stackAt = (base: string | undefined, size: number | undefined): CpuStack | null => {
-    if (base === undefined || size === undefined) return null;
+  const stackAt = (
+    base: string | null | undefined,
+    size: number | undefined,
+  ): CpuStack | null => {
+    if (base === undefined || base === null || size === undefined) return null;
     const low = parseAddr(base);
     if (low === null || Number.isNaN(low) || low < 0) return null;
     return { low, high: low + size };
@@ -416,6 +421,7 @@ function importTask(
     comm: t.comm,
     kthread: t.kthread,
     state: t.state,
+    stateRaw: t.stateRaw === undefined ? null : Number.parseInt(t.stateRaw.slice(2), 16),
     cpu: t.cpu,
     onCpu: false,
     cpuContext: { fp: v(fields.fp), sp: v(fields.sp), pc: v(fields.pc) },

@@ -64,8 +64,9 @@ const kernel = z.looseObject({
         sdeiStackSize: z.number().int().positive().optional(),
         irqStack: hex64,
         overflowStack: hex64,
-        sdeiStackNormal: hex64.optional(),
-        sdeiStackCritical: hex64.optional(),
+        // null where the kernel has no SDEI (CONFIG_ARM_SDE_INTERFACE=n): those stacks are absent.
+        sdeiStackNormal: hex64.nullable().optional(),
+        sdeiStackCritical: hex64.nullable().optional(),
       }),
     )
     .optional(),
@@ -98,6 +99,8 @@ const task = z.looseObject({
   comm: z.string(),
   kthread: z.boolean(),
   state: z.string(),
+  /** `task->__state` as a number in hex: TASK_FREEZABLE, TASK_WAKEKILL and TASK_NOLOAD are not in the letter. */
+  stateRaw: hex64.optional(),
   cpu: z.number().int().nonnegative(),
   cpuContext: z.looseObject({ fp: hex64, sp: hex64, pc: hex64 }),
   stack: z.looseObject({

@@ -1,57 +1,68 @@
 import type { Addr } from '@klpsim/arm64';
-import { type InputError, type Machine, mulberry32, type Result, type Task } from '@klpsim/kernel';
+import {
+  cloneMachine,
+  type InputError,
+  loadModule,
+  type Machine,
+  mulberry32,
+  type Result,
+  unloadModule,
+} from '@klpsim/kernel';
 import type { Policy } from '@klpsim/unwind';
 import {
+  type FtraceWorld,
   klpEnabledStore,
   klpEnablePatch,
   klpForceStore,
   klpModuleComing,
   klpModuleGoing,
 } from '../core.js';
+import { klpFtraceHandler } from '../ftrace.js';
 import {
-  findOldFunc,
+  buildPatch,
   KLP_TRANSITION_IDLE,
+  KLP_TRANSITION_PATCHED,
   type KlpPatch,
   type LpTask,
-  resolvePatch,
 } from '../model.js';
 import {
-  checkedRanges,
+  parseKernelVersion,
+  SLEEP_STATES,
+  type SchedHook,
+  schedHook,
+  TASK_FREEZABLE,
+  wokenByKlpSignal,
+} from '../sched.js';
+import {
+  type CallbackKind,
   KlpCore,
   type KlpObserver,
+  klpCompleteTransition,
   klpCopyProcess,
+  klpSchedTrySwitch,
   klpTryCompleteTransition,
   klpUpdatePatchState,
-  rangeHit,
+  type MessageLevel,
   type SwitchBlock,
   type SwitchVia,
 } from '../transition.js';
+import { mixedVersionOn } from './checker.js';
+import { type ChainTemplate, freezableOf, type SimEnvironment } from './environment.js';
+import { StackImages } from './images.js';
 import { EventKind, EventQueue } from './queue.js';
 import type { Behaviour, Duration, Scenario } from './schema.js';
 
 /**
  * The discrete-event simulation of a transition: tasks sleep in call chains,
- * wake, run, return to user space and fork as their behaviours say, while
- * the engine retries `klp_try_complete_transition` with the kernel's timing
- * (the first attempt synchronous at enable, then about once a second rounded
- * to whole seconds, signals every 15 retries). Same scenario and seed, same
- * log, byte for byte.
+ * wake, run, return to user space and fork as their behaviours say, keeping
+ * the base of their stack (a kthread its thread function, a user task its
+ * system-call entry) for life, while the engine retries
+ * `klp_try_complete_transition` with the kernel's timing (the first attempt
+ * synchronous at enable, then `round_jiffies_relative(HZ)`, signals every 15
+ * retries) and the scheduler hook of the scenario's kernel version. The
+ * caller's Machine is never changed: the simulation runs on a copy. Same
+ * scenario and seed, same log, byte for byte.
  */
-
-/** A call chain a task can sleep in: the stack image the walker reads and the true pcs. */
-export interface ChainTemplate {
-  readonly task: Task;
-  readonly chain: readonly Addr[];
-}
-
-export interface SimEnvironment {
-  readonly machine: Machine;
-  readonly policy: Policy;
-  /** Resolves a behaviour's chain reference. */
-  chainOf(ref: Behaviour['chains'][number]['from']): ChainTemplate | null;
-  /** The idle tasks' chain, or null (an idle task then always switches at the idle loop). */
-  readonly idleChain: ChainTemplate | null;
-}
 
 export interface BlockedBy {
   readonly reason: 'running' | 'unreliable stack' | 'sleeping on function';
@@ -59,18 +70,30 @@ export interface BlockedBy {
   readonly count: number;
 }
 
+/** One switch of a task: when, how, and in which transition (index into `transitions`). */
+export interface TaskSwitch {
+  readonly t: number;
+  readonly via: SwitchVia;
+  readonly transition: number;
+}
+
 export interface TaskReport {
   readonly pid: number;
   readonly comm: string;
-  /** Simulated seconds, or null if it never switched. */
+  readonly kthread: boolean;
+  /** Simulated seconds of its last switch, or null if it never switched. */
   readonly switchedAt: number | null;
   readonly via: SwitchVia | null;
+  readonly switches: readonly TaskSwitch[];
   readonly blockedBy: readonly BlockedBy[];
 }
 
 export interface TimelineEntry {
   readonly t: number;
+  /** message (kernel log), action, signals, callback, kpatch, VIOLATION. */
   readonly event: string;
+  /** The printk level of a kernel message. */
+  readonly level?: MessageLevel;
   readonly text: string;
 }
 
@@ -82,35 +105,117 @@ export interface Violation {
   readonly via: SwitchVia;
 }
 
+/** One transition of the run (a reversal continues the same one, in the other direction). */
+export interface TransitionRecord {
+  readonly patch: string;
+  /** KLP_TRANSITION_PATCHED or KLP_TRANSITION_UNPATCHED at the start. */
+  readonly target: number;
+  readonly startedAt: number;
+  /** When it was reversed (the target flipped), or null. */
+  reversedAt: number | null;
+  /** "... complete" (after the kernel's grace periods), or null. */
+  completedAt: number | null;
+  /** Attempts (`klp_try_complete_transition` calls) in this transition. */
+  attempts: number;
+  /** The attempt that found every task switched, or null. */
+  completingAttempt: number | null;
+  forcedAt: number | null;
+  /** Retries after which signals went out (16, 31, ...). */
+  signalRounds: number[];
+}
+
+/** The sysfs files of one patch (/sys/kernel/livepatch/<patch>/). */
+export interface SysfsPatch {
+  readonly name: string;
+  readonly enabled: 0 | 1;
+  readonly transition: 0 | 1;
+  readonly replace: 0 | 1;
+  readonly stack_order: number;
+  /** `<object>/patched` for each object. */
+  readonly objects: Readonly<Record<string, 0 | 1>>;
+}
+
+/** The sysfs view from time `t` until the next snapshot. */
+export interface SysfsSnapshot {
+  readonly t: number;
+  readonly patches: readonly SysfsPatch[];
+}
+
+/** A task still pending when the run ended: who, why, and what would end its wait. */
+export interface PendingTask {
+  readonly pid: number;
+  readonly comm: string;
+  readonly reason: string;
+  readonly function: string | null;
+  readonly remedy: string;
+}
+
+/** What `kpatch load` made of the transition, when the scenario used it. */
+export interface KpatchOutcome {
+  readonly patch: string;
+  /** Completed within kpatch's window (15 s, signals, 60 s more). */
+  readonly completedInWindow: boolean;
+  readonly signalled: boolean;
+  /** kpatch gave up and disabled the patch. */
+  readonly gaveUp: boolean;
+}
+
 export interface TransitionLog {
   readonly scenario: string;
   readonly policy: Policy['name'];
+  readonly kernel: string;
+  readonly schedHook: SchedHook;
   readonly seed: number;
+  readonly timeLimit: number;
+  /** Every transition that was started completed. */
   readonly completed: boolean;
+  /** When the last transition completed (s), or null. */
   readonly completedAt: number | null;
   readonly attempts: number;
+  /** Fake signals and kthread wake-ups sent (one per task per round). */
   readonly signalsSent: number;
+  /** Distinct tasks that were signalled at least once. */
+  readonly tasksSignalled: number;
   readonly forced: boolean;
   readonly violations: readonly Violation[];
+  readonly transitions: readonly TransitionRecord[];
+  /** Tasks still pending after each attempt: [seconds, count]. */
+  readonly pending: readonly (readonly [number, number])[];
+  readonly pendingAtEnd: readonly PendingTask[];
+  readonly kpatch: KpatchOutcome | null;
+  readonly sysfs: readonly SysfsSnapshot[];
   readonly tasks: readonly TaskReport[];
   readonly timeline: readonly TimelineEntry[];
 }
 
+const Phase = { SLEEP: 0, RUN: 1, USER: 2 } as const;
+type Phase = (typeof Phase)[keyof typeof Phase];
+
 interface SimTask {
   /** Index in `byIndex`: what events carry. */
   readonly id: number;
-  /** The task group (the behaviour's index in the scenario). */
+  /** The task group (the behaviour's index in the scenario), -1 for idle tasks. */
   readonly group: number;
   readonly lp: LpTask;
   readonly behaviour: Behaviour;
   generation: number;
-  sleeping: boolean;
-  switchedAt: number | null;
-  via: SwitchVia | null;
+  phase: Phase;
+  /** The chain it sleeps (or runs) in now. */
+  current: ChainTemplate | null;
+  /** `task->__state` of its sleeps. */
+  readonly sleepState: number;
+  /** Sleeps left in the current system call (Infinity: until a signal). */
+  sleepsLeft: number;
+  /** A signal ended the current system call: it returns at the end of this run. */
+  interrupted: boolean;
+  /** When the current sleep ends by itself (ms), or Infinity. */
+  wakeAt: number;
+  switches: TaskSwitch[];
   /** Attempts that found it running, and counts by walk reason code and by function. */
   blockedRunning: number;
   unreliable: Map<string, number> | null;
   sleepingOn: Map<string, number> | null;
+  signalled: boolean;
 }
 
 /** `round_jiffies_relative(HZ)` from `now`: a second later, rounded to a whole second (down if within 250 ms). */
@@ -120,10 +225,16 @@ export function retryTime(now: number): number {
   return r < 250 ? t - r : t - r + 1000;
 }
 
+/** kpatch's waits (kpatch load: POST_ENABLE_WAIT, POST_SIGNAL_WAIT), in ms. */
+export const KPATCH_ENABLE_WAIT = 15_000;
+export const KPATCH_SIGNAL_WAIT = 60_000;
+
 /**
- * Runs a scenario; the machine's text and kallsyms gain the patches'
- * modules. Fails, before anything runs, when the scenario refers to a chain,
- * function, patch or module that does not exist: a run never fails half-way.
+ * Runs a scenario on a copy of the environment's machine. Fails, before
+ * anything runs, when the scenario refers to a chain, patch or module that
+ * does not exist, or a task group's chains disagree on the task's base:
+ * a run never fails half-way. (A patched function the kernel cannot find
+ * is not an input error: the enable fails as the kernel's would.)
  */
 export function simulate(
   scenario: Scenario,
@@ -145,50 +256,48 @@ function checkReferences(sc: Scenario, env: SimEnvironment): InputError | null {
   });
   const chainKinds = 'a capturePid of the capture or a builderTask index of machine.kernel';
   for (const [g, group] of sc.tasks.entries()) {
-    for (const [ci, c] of group.behaviour.chains.entries()) {
-      if (env.chainOf(c.from) === null)
+    const b = group.behaviour;
+    let first: { ci: number; t: ChainTemplate } | null = null;
+    for (const [ci, c] of b.chains.entries()) {
+      const t = env.chainOf(c.from);
+      if (t === null)
         return bad(
           `tasks[${g}].behaviour.chains[${ci}].from`,
           `no such chain ${JSON.stringify(c.from)}`,
           chainKinds,
         );
+      // A task's base is its identity: a kthread never leaves its thread function.
+      if (first !== null && t.base !== first.t.base)
+        return bad(
+          `tasks[${g}].behaviour.chains[${ci}]`,
+          `task group "${group.comm}": chains[${first.ci}] runs on ${first.t.base}, chains[${ci}] on ${t.base}; a task keeps its base for life`,
+          'chains that share the base (the same thread function, or all system calls)',
+        );
+      first ??= { ci, t };
     }
-    const initial = group.behaviour.initial;
-    if (initial !== undefined && env.chainOf(initial.chain) === null) {
-      return bad(
-        `tasks[${g}].behaviour.initial.chain`,
-        `no such chain ${JSON.stringify(initial.chain)}`,
-        chainKinds,
-      );
+    for (const [field, ref] of [
+      ['initial.chain', b.initial?.chain],
+      ['runChain', b.runChain],
+    ] as const) {
+      if (ref !== undefined && env.chainOf(ref) === null)
+        return bad(`tasks[${g}].behaviour.${field}`, `no such chain ${JSON.stringify(ref)}`, chainKinds);
     }
   }
   const loaded = new Set(env.machine.text.loadedModules().map((m) => m.name));
-  for (const [i, p] of sc.patches.entries()) {
-    for (const [j, f] of p.funcs.entries()) {
-      const inKernel = f.object === undefined || loaded.has(f.object);
-      if (inKernel && findOldFunc(env.machine, f.oldName, f.oldSympos ?? 0) === null) {
-        return bad(
-          `patches[${i}].funcs[${j}].oldName`,
-          `no function ${f.oldName} in ${f.object ?? 'vmlinux'}`,
-          'a text symbol of the kernel',
-        );
-      }
-    }
-  }
   const patches = new Set(sc.patches.map((p) => p.name));
   for (const [i, a] of sc.actions.entries()) {
-    if (a.do === 'enable' || a.do === 'disable' || a.do === 'force') {
-      if (a.patch === undefined || !patches.has(a.patch))
+    if (a.do === 'load-module' || a.do === 'unload-module') {
+      if (a.module === undefined || !loaded.has(a.module))
         return bad(
-          `actions[${i}].patch`,
-          `no patch "${a.patch ?? ''}"`,
-          `one of ${[...patches].join(', ')}`,
+          `actions[${i}].module`,
+          `no module "${a.module ?? ''}" in the machine`,
+          'a module of the machine (one loaded later starts out unloaded)',
         );
-    } else if (a.module === undefined || !loaded.has(a.module)) {
+    } else if (a.patch === undefined || !patches.has(a.patch)) {
       return bad(
-        `actions[${i}].module`,
-        `no module "${a.module ?? ''}" in the machine`,
-        'a module of the machine (one loaded later starts out unloaded)',
+        `actions[${i}].patch`,
+        `no patch "${a.patch ?? ''}"`,
+        patches.size === 0 ? 'a patch in "patches"' : `one of ${[...patches].join(', ')}`,
       );
     }
   }
@@ -198,57 +307,82 @@ function checkReferences(sc: Scenario, env: SimEnvironment): InputError | null {
 class Simulation {
   private readonly rand: () => number;
   private readonly queue = new EventQueue();
+  private readonly machine: Machine;
   private readonly core: KlpCore;
+  private readonly world: FtraceWorld;
+  private readonly images: StackImages;
+  private readonly hook: SchedHook;
   private readonly tasks: SimTask[] = [];
   private readonly idle: SimTask[] = [];
+  /** Every task (idle tasks included) by id: what events carry. */
+  private readonly byIndex: SimTask[] = [];
+  private readonly lpIndex = new Map<LpTask, SimTask>();
+  /** The patch each name's module holds now (a new one at each insmod). */
   private readonly patches = new Map<string, KlpPatch>();
   private readonly timeline: TimelineEntry[] = [];
   private readonly violations: Violation[] = [];
+  private readonly transitions: TransitionRecord[] = [];
+  private readonly pending: [number, number][] = [];
+  private readonly sysfs: SysfsSnapshot[] = [];
   private readonly templates: ChainTemplate[][];
   private readonly weights: number[][];
+  /** Tasks on each CPU right now: an idle task runs only on a CPU with none. */
+  private readonly busy: Int32Array;
+  /** Modules a scenario loads later start out unloaded. */
+  private readonly lateModules = new Map<string, NonNullable<ReturnType<typeof unloadModule>>>();
   private now = 0;
+  /** Time the kernel spends waiting inside the current call (grace periods), added to what it prints. */
+  private delay = 0;
   private attempts = 0;
   private signalsSent = 0;
   private forced = false;
   private retryPending = false;
-  private completedAt: number | null = null;
   private nextPid = 1000;
+  private kpatch: { action: number; patch: string; signalled: boolean; gaveUp: boolean; done: boolean } | null = null;
+  private patchCount = 0;
 
   constructor(
     private readonly scenario: Scenario,
-    private readonly env: SimEnvironment,
+    env: SimEnvironment,
   ) {
     this.rand = mulberry32(scenario.seed);
+    this.machine = cloneMachine(env.machine);
+    this.hook = schedHook(parseKernelVersion(env.kernel)!);
     const observer: KlpObserver = {
       debug: scenario.debug,
-      message: (text, level) => {
-        if (level === 'debug') {
-          if (scenario.debug) this.timeline.push({ t: this.now / 1000, event: 'debug', text });
-        } else
-          this.timeline.push({
-            t: this.now / 1000,
-            event: level === 'warn' ? 'warning' : 'message',
-            text,
-          });
-      },
+      message: (text, level) =>
+        this.log(level === 'debug' ? 'debug' : 'message', text, level),
       switched: (task, via) => this.onSwitched(task, via),
       blocked: (task, why, detail) => this.onBlocked(task, why, detail),
+      callback: (patch, obj, kind) => this.onCallback(patch, obj.name, kind),
+      synchronize: (why) => {
+        this.delay += why === 'unpatch' ? scenario.machine.unpatchSyncMs : scenario.machine.syncMs;
+      },
     };
-    this.core = new KlpCore(env.machine, env.policy, observer);
+    this.core = new KlpCore(this.machine, env.policy, observer, this.hook);
+    this.world = {
+      notrace: new Set(scenario.machine.notrace),
+      ipmodify: new Set(scenario.machine.ipmodify),
+    };
+    this.images = new StackImages(this.machine);
+    this.busy = new Int32Array(scenario.machine.cpus);
     const offline = new Set(scenario.machine.offlineCpus);
-    for (let cpu = 0; cpu < scenario.machine.cpus; cpu++)
-      this.core.cpuOnline.push(!offline.has(cpu));
+    for (let cpu = 0; cpu < scenario.machine.cpus; cpu++) this.core.cpuOnline.push(!offline.has(cpu));
     // checkReferences has made sure every chain exists.
     this.templates = scenario.tasks.map((g) => g.behaviour.chains.map((c) => env.chainOf(c.from)!));
     this.weights = scenario.tasks.map((g) => g.behaviour.chains.map((c) => c.weight));
-    for (const [i, spec] of scenario.patches.entries()) {
-      const r = resolvePatch(env.machine, spec, i);
-      if (!r.ok)
-        throw new Error(
-          `unreachable: checkReferences let patches[${i}] through: ${r.error.message}`,
-        );
-      this.patches.set(spec.name, r.value);
-    }
+    this.env = env;
+  }
+
+  private readonly env: SimEnvironment;
+
+  private log(event: string, text: string, level?: MessageLevel): void {
+    this.timeline.push({
+      t: (this.now + this.delay) / 1000,
+      event,
+      ...(level !== undefined ? { level } : {}),
+      text,
+    });
   }
 
   private draw(d: Duration): number {
@@ -270,13 +404,16 @@ class Simulation {
     return this.templates[group]![w.length - 1]!;
   }
 
-  private newTask(
-    comm: string,
-    kthread: boolean,
-    cpu: number,
-    behaviour: Behaviour,
-    group: number,
-  ): SimTask {
+  /** The sleep state of a group's sleeps: the behaviour's, else the first chain's captured one. */
+  private sleepStateOf(b: Behaviour, group: number): number {
+    const captured = this.templates[group]![0]!;
+    let state = b.state !== undefined ? SLEEP_STATES[b.state] : captured.state & 0xfff;
+    if (state === 0) state = SLEEP_STATES.S;
+    const freezable = b.freezable ?? freezableOf(captured);
+    return freezable ? state | TASK_FREEZABLE : state;
+  }
+
+  private newTask(comm: string, kthread: boolean, cpu: number, b: Behaviour, group: number): SimTask {
     const lp: LpTask = {
       pid: this.nextPid++,
       comm,
@@ -289,80 +426,162 @@ class Simulation {
       inUser: false,
       stack: null,
       chain: null,
-      interruptible: behaviour.interruptible,
+      state: 0,
     };
-    const t = this.register(lp, group, behaviour);
+    const t = this.register(lp, group, b, this.sleepStateOf(b, group));
     this.tasks.push(t);
     this.core.tasks.push(lp);
     return t;
   }
 
-  /** A task's simulation record, indexed by id (what events carry) and by its livepatch task. */
-  private register(lp: LpTask, group: number, behaviour: Behaviour): SimTask {
+  private register(lp: LpTask, group: number, behaviour: Behaviour, sleepState: number): SimTask {
     const t: SimTask = {
       id: this.byIndex.length,
       group,
       lp,
       behaviour,
       generation: 0,
-      sleeping: false,
-      switchedAt: null,
-      via: null,
+      phase: Phase.SLEEP,
+      current: null,
+      sleepState,
+      sleepsLeft: 0,
+      interrupted: false,
+      wakeAt: Number.POSITIVE_INFINITY,
+      switches: [],
       blockedRunning: 0,
       unreliable: null,
       sleepingOn: null,
+      signalled: false,
     };
     this.byIndex.push(t);
     this.lpIndex.set(lp, t);
     return t;
   }
 
-  /** The task blocks in a chain drawn from its behaviour, until its wake-up (if any). */
-  private sleep(t: SimTask, group: number, duration = this.draw(t.behaviour.sleep)): void {
-    this.sleepIn(t, this.pickChain(group), duration);
-  }
-
-  private sleepIn(t: SimTask, c: ChainTemplate, duration: number): void {
-    t.lp.stack = c.task;
-    t.lp.chain = c.chain;
-    t.lp.running = false;
-    t.lp.inUser = false;
-    t.sleeping = true;
-    t.generation++;
-    if (Number.isFinite(duration)) this.at(this.now + duration, EventKind.WAKE, t);
-  }
-
   private at(time: number, kind: EventKind, t: SimTask): void {
     this.queue.push(Math.round(time), kind, t.id, t.generation);
   }
 
-  /** Every task (idle tasks included) by id: what events carry. */
-  private readonly byIndex: SimTask[] = [];
+  /**
+   * The chain as this task runs it now: frames above its base that lie in a
+   * patched function run the version the ftrace handler gives the task
+   * (they are called afresh by this sleep); the base keeps what it had.
+   */
+  private versioned(t: SimTask, c: ChainTemplate): ChainTemplate {
+    const stacks = this.core.funcStacks;
+    if (stacks.size === 0) return c;
+    let pcs: (Addr | undefined)[] | null = null;
+    let key = '';
+    for (let i = 0; i < c.above; i++) {
+      const pc = c.chain[i]!;
+      for (const [old, stack] of stacks) {
+        const f0 = stack[0]!;
+        if (pc < old || pc >= old + f0.oldSize) continue;
+        const runs = klpFtraceHandler(stack, t.lp.patchState);
+        if (runs === null) break;
+        pcs ??= new Array(c.chain.length).fill(undefined);
+        const off = Math.min(pc - old, Math.max(0, runs.newSize - 4));
+        pcs[i] = runs.newFunc + off;
+        key += `${i}:${pcs[i]};`;
+        break;
+      }
+    }
+    return pcs === null ? c : this.images.variant(c, pcs, `${c.task.pid}@${c.task.stack.low}|${key}`);
+  }
+
+  /** The task goes to sleep in `c` (as it runs it now) for `duration` ms. */
+  private sleepIn(t: SimTask, c: ChainTemplate, duration: number, fresh: boolean): void {
+    const lp = t.lp;
+    if (lp.running) this.offCpu(t);
+    const image = fresh ? this.versioned(t, c) : c;
+    t.current = image;
+    lp.stack = image.task;
+    lp.chain = image.chain;
+    lp.inUser = false;
+    lp.state = t.sleepState;
+    t.phase = Phase.SLEEP;
+    t.generation++;
+    t.wakeAt = this.now + duration;
+    // 6.16+: __schedule() lets a task going to sleep freezable switch itself, its stack checked in place.
+    if (this.hook === 'freezable-schedule' && (t.sleepState & TASK_FREEZABLE) !== 0)
+      klpSchedTrySwitch(this.core, lp);
+    if (Number.isFinite(duration)) this.at(t.wakeAt, EventKind.WAKE, t);
+  }
+
+  private onCpu(t: SimTask): void {
+    t.lp.running = true;
+    t.lp.state = 0;
+    this.busy[t.lp.cpu % this.busy.length]!++;
+  }
+
+  private offCpu(t: SimTask): void {
+    t.lp.running = false;
+    this.busy[t.lp.cpu % this.busy.length]!--;
+  }
+
+  /** The task wakes and runs for a while; a CPU-bound one calls cond_resched() as it goes. */
+  private runFor(t: SimTask, ms: number): void {
+    t.phase = Phase.RUN;
+    t.generation++;
+    this.onCpu(t);
+    const run = t.behaviour.runChain;
+    if (run !== undefined) {
+      const c = this.versioned(t, this.env.chainOf(run)!);
+      t.lp.stack = c.task;
+      t.lp.chain = c.chain;
+    }
+    this.at(this.now + ms, EventKind.FINISH_RUN, t);
+    this.scheduleCondResched(t);
+  }
+
+  private scheduleCondResched(t: SimTask): void {
+    const every = t.behaviour.condResched;
+    if (every === undefined || this.hook !== 'cond-resched' || !this.core.schedHookEnabled) return;
+    if (t.phase !== Phase.RUN || !t.lp.pending) return;
+    const dt = this.draw(every);
+    if (Number.isFinite(dt)) this.at(this.now + dt, EventKind.COND_RESCHED, t);
+  }
+
+  /** A new system call: the task enters the kernel from user space and sleeps in a chain of its group. */
+  private syscall(t: SimTask): void {
+    const b = t.behaviour;
+    t.sleepsLeft = b.syscall === 'until-signal' ? Number.POSITIVE_INFINITY : b.syscall;
+    t.interrupted = false;
+    this.sleepIn(t, this.pickChain(t.group), this.draw(b.sleep), true);
+  }
+
+  /** Back to user space: the kernel-exit switch point. */
+  private exitToUser(t: SimTask): void {
+    if (t.lp.running) this.offCpu(t);
+    t.phase = Phase.USER;
+    t.generation++;
+    t.current = null;
+    t.lp.stack = null;
+    t.lp.chain = null;
+    t.lp.inUser = true;
+    t.lp.state = 0;
+    klpUpdatePatchState(this.core, t.lp, 'kernel-exit');
+    this.at(this.now + this.draw(t.behaviour.userTime), EventKind.SYSCALL, t);
+  }
 
   run(): TransitionLog {
     const sc = this.scenario;
-    // Tasks, each starting asleep part-way through one of its sleeps.
     for (const [g, group] of sc.tasks.entries()) {
       for (let i = 0; i < group.count; i++) {
-        const t = this.newTask(
-          group.count > 1 ? `${group.comm}/${i}` : group.comm,
-          group.kthread,
-          i % sc.machine.cpus,
-          group.behaviour,
-          g,
-        );
-        const initial = group.behaviour.initial;
-        if (initial !== undefined) {
-          this.sleepIn(t, this.env.chainOf(initial.chain)!, initial.until);
+        const name = group.count > 1 ? `${group.comm}/${i}` : group.comm;
+        const t = this.newTask(name, group.kthread, i % sc.machine.cpus, group.behaviour, g);
+        const b = group.behaviour;
+        t.sleepsLeft = b.syscall === 'until-signal' ? Number.POSITIVE_INFINITY : b.syscall;
+        if (b.initial !== undefined) {
+          this.sleepIn(t, this.env.chainOf(b.initial.chain)!, b.initial.until, false);
         } else {
-          const full = this.draw(group.behaviour.sleep);
-          this.sleep(t, g, Number.isFinite(full) ? full * this.rand() : full);
+          // Each task starts part-way through one of its sleeps.
+          const full = this.draw(b.sleep);
+          this.sleepIn(t, this.pickChain(g), Number.isFinite(full) ? full * this.rand() : full, false);
         }
-        if (group.behaviour.forkEvery !== undefined)
-          this.at(this.draw(group.behaviour.forkEvery), EventKind.FORK, t);
+        if (b.forkEvery !== undefined) this.at(this.draw(b.forkEvery), EventKind.FORK, t);
       }
     }
-    // One idle task per CPU: it runs whenever its CPU has nothing else to do.
     for (let cpu = 0; cpu < sc.machine.cpus; cpu++) {
       const lp: LpTask = {
         pid: 0,
@@ -372,90 +591,127 @@ class Simulation {
         cpu,
         patchState: KLP_TRANSITION_IDLE,
         pending: false,
-        running: this.core.cpuOnline[cpu]!,
+        running: false,
         inUser: false,
         stack: this.env.idleChain?.task ?? null,
         chain: this.env.idleChain?.chain ?? null,
-        interruptible: false,
+        state: 0,
       };
       this.core.idleTasks.push(lp);
-      this.idle.push(this.register(lp, -1, sc.tasks[0]!.behaviour));
+      this.idle.push(this.register(lp, -1, sc.tasks[0]!.behaviour, 0));
     }
     for (const [i, a] of sc.actions.entries())
       this.queue.push(Math.round(a.at * 1000), EventKind.ACTION, i, 0);
     this.detachLateModules();
+    this.snapshot();
 
     const limit = sc.timeLimit * 1000;
     const q = this.queue;
     let actionsLeft = sc.actions.length;
     while (q.peekTime() <= limit && q.pop()) {
       this.now = q.outTime;
-      if (q.outKind === EventKind.ACTION) {
+      this.delay = 0;
+      const kind = q.outKind;
+      if (kind === EventKind.ACTION) {
         this.doAction(q.outArg);
         actionsLeft--;
-      } else if (q.outKind === EventKind.RETRY) this.retry();
-      else this.onTaskEvent(q.outKind, this.byIndex[q.outArg]!, q.outGeneration);
-      // Once the last transition has completed and nothing else is scheduled to
-      // happen to the patches, no later event can change the log.
-      if (actionsLeft === 0 && this.completedAt !== null && this.core.transitionPatch === null)
+      } else if (kind === EventKind.RETRY) this.retry();
+      else if (kind === EventKind.KPATCH) this.kpatchWaitOver(q.outArg, q.outGeneration);
+      else this.onTaskEvent(kind, this.byIndex[q.outArg]!, q.outGeneration);
+      // Once the last transition has completed and no action is left, nothing can change the log.
+      if (
+        actionsLeft === 0 &&
+        this.core.transitionPatch === null &&
+        (this.kpatch === null || this.kpatch.done)
+      )
         break;
     }
     return this.report();
   }
 
   private onTaskEvent(kind: EventKind, t: SimTask, generation: number): void {
-    const g = t.group;
     const b = t.behaviour;
+    if (kind === EventKind.IDLE_LOOP) {
+      klpUpdatePatchState(this.core, t.lp, 'idle-loop');
+      return;
+    }
+    if (kind === EventKind.FORK) {
+      this.fork(t);
+      return;
+    }
+    if (generation !== t.generation) return;
     switch (kind) {
       case EventKind.WAKE:
-        if (generation !== t.generation || !t.sleeping) return;
-        t.sleeping = false;
-        t.lp.running = true;
-        this.at(this.now + this.draw(b.run), EventKind.FINISH_RUN, t);
+        if (t.phase !== Phase.SLEEP) return;
+        t.sleepsLeft--;
+        this.runFor(t, this.draw(b.run));
         return;
       case EventKind.FINISH_RUN:
-        t.lp.running = false;
-        if (b.user) {
-          // Back to user space: the kernel-exit switch point.
-          t.lp.stack = null;
-          t.lp.chain = null;
-          t.lp.inUser = true;
-          klpUpdatePatchState(this.core, t.lp, 'kernel-exit');
-          this.at(this.now + this.draw(b.userTime), EventKind.SYSCALL, t);
+        if (!b.user) {
+          // A kthread goes round its loop: a new sleep, on its own base.
+          this.sleepIn(t, this.pickChain(t.group), this.draw(b.sleep), true);
+        } else if (t.interrupted || t.sleepsLeft <= 0) {
+          this.exitToUser(t);
         } else {
-          this.sleep(t, g);
+          // The system call loops on its sleep (the same frames: nothing is called afresh).
+          this.sleepIn(t, t.current ?? this.pickChain(t.group), this.draw(b.sleep), false);
         }
         return;
       case EventKind.SYSCALL:
-        this.sleep(t, g);
+        this.syscall(t);
         return;
-      case EventKind.FORK: {
-        const child = this.newTask(`${t.lp.comm}-child`, t.lp.kthread, t.lp.cpu, b, g);
-        klpCopyProcess(t.lp, child.lp);
-        if (
-          child.lp.patchState === this.core.targetState &&
-          this.core.targetState !== KLP_TRANSITION_IDLE
-        )
-          this.onSwitched(child.lp, 'fork');
-        this.sleep(child, g);
-        if (b.forkEvery !== undefined)
-          this.at(this.now + this.draw(b.forkEvery), EventKind.FORK, t);
+      case EventKind.COND_RESCHED:
+        if (t.phase === Phase.RUN && !klpSchedTrySwitch(this.core, t.lp)) this.scheduleCondResched(t);
         return;
-      }
-      case EventKind.IDLE_LOOP: {
-        klpUpdatePatchState(this.core, t.lp, 'idle-loop');
+      case EventKind.TICK:
+        if (t.phase === Phase.USER) klpUpdatePatchState(this.core, t.lp, 'kernel-exit');
         return;
-      }
     }
   }
 
-  /** A signal or kthread wake-up: an interruptible sleeper wakes now. */
-  private wake = (lp: LpTask): void => {
+  /** A fork: the child starts at ret_from_fork with its parent's patch state, running, not in the parent's sleep. */
+  private fork(parent: SimTask): void {
+    const b = parent.behaviour;
+    const child = this.newTask(`${parent.lp.comm}-child`, parent.lp.kthread, parent.lp.cpu, b, parent.group);
+    klpCopyProcess(parent.lp, child.lp);
+    if (child.lp.patchState === this.core.targetState && this.core.targetState !== KLP_TRANSITION_IDLE)
+      this.onSwitched(child.lp, 'fork');
+    child.sleepsLeft = 0;
+    child.interrupted = true;
+    this.runFor(child, this.draw(b.run));
+    if (b.forkEvery !== undefined) this.at(this.now + this.draw(b.forkEvery), EventKind.FORK, parent);
+  }
+
+  /**
+   * `klp_send_signals` for one task. A user task (`set_notify_signal`): an
+   * interruptible sleep ends with -EINTR or a restart, a running task is
+   * kicked; either way its system call returns through the kernel exit. A
+   * kthread (`wake_up_state(TASK_INTERRUPTIBLE)`): an interruptible sleep
+   * wakes, and the kthread goes back round its loop to the same wait.
+   */
+  private signal = (lp: LpTask): void => {
     const t = this.lpIndex.get(lp);
     this.signalsSent++;
-    if (t === undefined || !t.sleeping || !lp.interruptible) return;
-    t.generation++;
-    this.at(this.now, EventKind.WAKE, t);
+    if (t === undefined) return;
+    t.signalled = true;
+    if (!lp.kthread) {
+      if (t.phase === Phase.SLEEP && wokenByKlpSignal(t.sleepState)) {
+        t.interrupted = true;
+        this.runFor(t, Math.min(this.draw(t.behaviour.run), 1));
+      } else if (t.phase === Phase.RUN) {
+        t.interrupted = true;
+        t.generation++;
+        this.at(this.now, EventKind.FINISH_RUN, t);
+      } else if (t.phase === Phase.USER) {
+        klpUpdatePatchState(this.core, lp, 'kernel-exit');
+      }
+      return;
+    }
+    if (t.phase !== Phase.SLEEP || !wokenByKlpSignal(t.sleepState)) return;
+    // Woken, it finds nothing to do and sleeps again where it was, until its own wake-up.
+    const c = t.current!;
+    const until = t.wakeAt;
+    this.sleepIn(t, c, Number.isFinite(until) ? Math.max(0, until - this.now) : until, false);
   };
 
   private wakeIdle = (cpu: number): void => {
@@ -471,125 +727,195 @@ class Simulation {
   /** One `klp_try_complete_transition`, and the delayed work if it did not complete. */
   private attempt(): void {
     this.attempts++;
-    const signalsBefore = this.signalsSent;
-    const done = klpTryCompleteTransition(this.core, { wake: this.wake, wakeIdle: this.wakeIdle });
-    if (this.signalsSent > signalsBefore) {
-      this.timeline.push({
-        t: this.now / 1000,
-        event: 'signals',
-        text: `${this.signalsSent - signalsBefore} tasks signalled`,
-      });
+    const tr = this.transitions[this.transitions.length - 1]!;
+    tr.attempts++;
+    for (const idle of this.idle) idle.lp.running = this.busy[idle.lp.cpu]! === 0;
+    const before = this.signalsSent;
+    const done = klpTryCompleteTransition(this.core, { signal: this.signal, wakeIdle: this.wakeIdle });
+    if (this.signalsSent > before) {
+      tr.signalRounds.push(tr.attempts);
+      this.log('signals', `${this.signalsSent - before} ${plural(this.signalsSent - before, 'task')} signalled after attempt ${tr.attempts}`);
     }
+    let left = 0;
+    for (const t of this.core.tasks) if (t.pending) left++;
+    for (const t of this.core.idleTasks) if (t.pending) left++;
+    this.pending.push([this.now / 1000, left]);
     if (done) {
-      this.completedAt = this.now;
-      this.timeline.push({
-        t: this.now / 1000,
-        event: 'complete',
-        text: `transition complete after ${this.attempts} attempts`,
-      });
+      tr.completingAttempt = tr.attempts;
+      klpCompleteTransition(this.core);
+      tr.completedAt = (this.now + this.delay) / 1000;
+      this.log('complete', `transition complete after ${tr.attempts} ${plural(tr.attempts, 'attempt')}`);
+      this.snapshot();
+      this.kpatchCompleted();
     } else if (!this.retryPending) {
       this.retryPending = true;
       this.queue.push(retryTime(this.now), EventKind.RETRY, -1, 0);
     }
   }
 
+  /** After a transition starts (or reverses): tasks in user space leave it at the next tick, CPU-bound ones may cond_resched(). */
+  private transitionStarted(patch: KlpPatch, target: number, reversed: boolean): void {
+    if (reversed) this.transitions[this.transitions.length - 1]!.reversedAt = this.now / 1000;
+    else
+      this.transitions.push({
+        patch: patch.name,
+        target,
+        startedAt: this.now / 1000,
+        reversedAt: null,
+        completedAt: null,
+        attempts: 0,
+        completingAttempt: null,
+        forcedAt: null,
+        signalRounds: [],
+      });
+    const tick = 1000 / this.scenario.hz;
+    for (const t of this.tasks) {
+      if (t.phase === Phase.USER) this.at(this.now + tick, EventKind.TICK, t);
+      else if (t.phase === Phase.RUN) this.scheduleCondResched(t);
+    }
+  }
+
   private doAction(i: number): void {
     const a = this.scenario.actions[i]!;
-    // checkReferences has made sure the patch or module exists.
-    const patch = a.patch === undefined ? undefined : this.patches.get(a.patch);
     const label = `${a.do}${a.patch !== undefined ? ` ${a.patch}` : ''}${a.module !== undefined ? ` ${a.module}` : ''}`;
+    this.log('action', label);
     let ret = 0;
     switch (a.do) {
       case 'enable':
-        this.completedAt = null;
-        ret = klpEnablePatch(this.core, patch!);
-        if (ret === 0) this.attempt();
+      case 'kpatch-load':
+        ret = this.insmod(a.patch!);
+        if (a.do === 'kpatch-load') this.kpatchStart(i, a.patch!, ret);
         break;
-      case 'disable': {
-        const reversing = patch! === this.core.transitionPatch;
-        ret = klpEnabledStore(this.core, patch!, false);
-        if (ret === 0 && !reversing) {
-          this.completedAt = null;
-          this.attempt();
+      case 'disable':
+      case 're-enable': {
+        const patch = this.patches.get(a.patch!);
+        if (patch === undefined) {
+          ret = -2; // no such file: the patch's sysfs directory is gone
+          break;
+        }
+        const reversing = patch === this.core.transitionPatch;
+        ret = klpEnabledStore(this.core, patch, a.do === 're-enable');
+        if (ret === 0) {
+          this.transitionStarted(patch, this.core.targetState, reversing);
+          if (!reversing) this.attempt();
         }
         break;
       }
-      case 'force':
-        ret = klpForceStore(this.core, patch!);
-        if (ret === 0) this.forced = true;
-        break;
-      case 'load-module': {
-        const m = this.lateModules.get(a.module!);
-        // A module loaded twice, or loaded again after it was never unloaded, does nothing.
-        if (m === undefined) break;
-        this.lateModules.delete(a.module!);
-        this.env.machine.text.addModule(m.range);
-        this.env.machine.kallsyms.addModule(m.range.name, m.range.start, m.range.end, m.symbols);
-        const r = klpModuleComing(this.core, m.range.name);
-        if (!r.ok)
-          throw new Error(
-            `unreachable: the patch was resolved against ${m.range.name}: ${r.error.message}`,
-          );
+      case 'force': {
+        const patch = this.patches.get(a.patch!);
+        ret = patch === undefined ? -2 : klpForceStore(this.core, patch);
+        if (ret === 0) {
+          this.forced = true;
+          this.transitions[this.transitions.length - 1]!.forcedAt = this.now / 1000;
+        }
         break;
       }
-      case 'unload-module':
-        klpModuleGoing(this.core, a.module ?? '');
-        this.env.machine.text.removeModule(a.module ?? '');
-        this.env.machine.kallsyms.removeModule(a.module ?? '');
+      case 'load-module': {
+        const m = this.lateModules.get(a.module!);
+        if (m === undefined) break;
+        this.lateModules.delete(a.module!);
+        loadModule(this.machine, m);
+        ret = klpModuleComing(this.core, m.name, this.world);
+        if (ret !== 0) unloadModule(this.machine, m.name);
         break;
+      }
+      case 'unload-module': {
+        klpModuleGoing(this.core, a.module!);
+        const m = unloadModule(this.machine, a.module!);
+        if (m !== null) this.lateModules.set(m.name, m);
+        break;
+      }
     }
-    this.timeline.push({
-      t: this.now / 1000,
-      event: 'action',
-      text: ret === 0 ? label : `${label}: ${ret}`,
-    });
+    if (ret !== 0) this.log('action', `${label}: ${ret} (${errnoName(ret)})`);
+    this.snapshot();
+  }
+
+  /** insmod of a patch module: its text loads, its init enables the patch; a failure unloads it. */
+  private insmod(name: string): number {
+    const spec = this.scenario.patches.find((p) => p.name === name)!;
+    if (this.machine.text.loadedModules().some((m) => m.name === name)) return -17; // EEXIST
+    const patch = buildPatch(this.machine, spec, this.patchCount++);
+    const loaded = loadModule(this.machine, patch.module);
+    if (!loaded.ok) return -12;
+    const ret = klpEnablePatch(this.core, patch, this.world);
+    if (ret !== 0) {
+      unloadModule(this.machine, name);
+      return ret;
+    }
+    this.patches.set(name, patch);
+    this.transitionStarted(patch, KLP_TRANSITION_PATCHED, false);
+    this.attempt();
+    return 0;
+  }
+
+  private kpatchStart(action: number, patch: string, ret: number): void {
+    this.kpatch = { action, patch, signalled: false, gaveUp: ret !== 0, done: ret !== 0 };
+    if (ret !== 0 || this.core.transitionPatch === null) {
+      if (this.kpatch !== null) this.kpatch.done = true;
+      return;
+    }
+    this.log('kpatch', `waiting (up to ${KPATCH_ENABLE_WAIT / 1000} seconds) for patch transition to complete...`);
+    this.queue.push(this.now + KPATCH_ENABLE_WAIT, EventKind.KPATCH, action, 0);
+  }
+
+  /** kpatch's 15 s (then 60 s) wait ran out with the transition still going. */
+  private kpatchWaitOver(action: number, stage: number): void {
+    const k = this.kpatch;
+    if (k === null || k.done || k.action !== action) return;
+    const patch = this.patches.get(k.patch);
+    if (patch === undefined || patch !== this.core.transitionPatch) return;
+    if (stage === 0) {
+      this.log('kpatch', 'patch transition has stalled!');
+      this.log('kpatch', 'signaling stalled process(es):');
+      k.signalled = true;
+      for (const t of this.tasks) {
+        if (!t.lp.pending || t.lp.kthread) continue;
+        this.log('kpatch', `  ${t.lp.comm} (${t.lp.pid})`);
+        this.signal(t.lp);
+      }
+      this.log('kpatch', `waiting (up to ${KPATCH_SIGNAL_WAIT / 1000} seconds) for patch transition to complete...`);
+      this.queue.push(this.now + KPATCH_SIGNAL_WAIT, EventKind.KPATCH, action, 1);
+      return;
+    }
+    this.log('kpatch', `module ${k.patch} did not complete its transition, unloading...`);
+    for (const t of this.tasks) if (t.lp.pending) this.log('kpatch', `  stalled: ${t.lp.comm} (${t.lp.pid})`);
+    k.gaveUp = true;
+    k.done = true;
+    if (klpEnabledStore(this.core, patch, false) === 0) this.transitionStarted(patch, this.core.targetState, true);
+  }
+
+  private kpatchCompleted(): void {
+    const k = this.kpatch;
+    if (k === null || k.done) return;
+    const tr = this.transitions[this.transitions.length - 1]!;
+    this.log('kpatch', `transition complete (${Math.floor((tr.completedAt ?? 0) - tr.startedAt)} seconds)`);
+    k.done = true;
   }
 
   /** Modules a scenario loads later start out unloaded. */
-  private readonly lateModules = new Map<
-    string,
-    {
-      range: { name: string; start: Addr; end: Addr };
-      symbols: { name: string; address: Addr; type: string; module: string }[];
-    }
-  >();
   private detachLateModules(): void {
     for (const a of this.scenario.actions) {
-      if (a.do !== 'load-module' || a.module === undefined) continue;
-      const range = this.env.machine.text.loadedModules().find((m) => m.name === a.module);
-      if (range === undefined) continue;
-      const symbols = this.env.machine.kallsyms.moduleSymbols(a.module);
-      this.lateModules.set(a.module, { range: { ...range }, symbols });
-      this.env.machine.text.removeModule(a.module);
-      this.env.machine.kallsyms.removeModule(a.module);
-      for (const p of this.patches.values())
-        for (const o of p.objects)
-          if (o.name === a.module) for (const f of o.funcs) f.oldFunc = Number.NaN;
+      if (a.do !== 'load-module' || a.module === undefined || this.lateModules.has(a.module)) continue;
+      const m = unloadModule(this.machine, a.module);
+      if (m !== null) this.lateModules.set(a.module, m);
     }
   }
 
-  /** Every task's simulation record, by its livepatch task. */
-  private readonly lpIndex = new Map<LpTask, SimTask>();
+  private onCallback(patch: KlpPatch, obj: string | null, kind: CallbackKind): void {
+    // What the selftests' callback demo module prints: "<module>: <callback>: <object>".
+    this.log('callback', `${patch.name}: ${kind}_callback: ${obj ?? 'vmlinux'}`);
+  }
 
   private onSwitched(lp: LpTask, via: SwitchVia): void {
     const t = this.lpIndex.get(lp);
-    if (t !== undefined) {
-      t.switchedAt = this.now;
-      t.via = via;
-    }
+    const tr = this.transitions.length - 1;
+    t?.switches.push({ t: this.now / 1000, via, transition: tr });
     if (via === 'force' || lp.chain === null) return;
-    // The consistency guarantee: no task takes the new state while a changed function is really on its stack.
-    if (this.core.transitionPatch === null) return;
-    const ranges = this.core.passRanges ?? checkedRanges(this.core);
-    const hit = rangeHit(ranges, lp.chain, lp.chain.length);
-    if (hit < 0) return;
-    const fn = ranges.names[hit]!;
+    // The guarantee, checked on the task's true chain: it must not run a mix of versions.
+    const fn = mixedVersionOn(this.core.funcStacks, lp.chain, this.core.targetState);
+    if (fn === null) return;
     this.violations.push({ t: this.now / 1000, pid: lp.pid, comm: lp.comm, function: fn, via });
-    this.timeline.push({
-      t: this.now / 1000,
-      event: 'VIOLATION',
-      text: `${lp.comm}:${lp.pid} switched (${via}) while ${fn} was on its stack`,
-    });
+    this.log('VIOLATION', `${lp.comm}:${lp.pid} switched (${via}) while running another version of ${fn}`);
   }
 
   /** Counts by the interned reason or function string: nothing is allocated after a task's first block. */
@@ -610,28 +936,108 @@ class Simulation {
     }
   }
 
+  /** Records the sysfs view when it differs from the last one. */
+  private snapshot(): void {
+    const patches: SysfsPatch[] = this.core.patches.map((p, i) => ({
+      name: p.name,
+      enabled: p.enabled ? 1 : 0,
+      transition: p === this.core.transitionPatch ? 1 : 0,
+      replace: p.replace ? 1 : 0,
+      stack_order: i + 1,
+      objects: Object.fromEntries(p.objects.map((o) => [o.name ?? 'vmlinux', o.patched ? 1 : 0])),
+    }));
+    const last = this.sysfs[this.sysfs.length - 1];
+    if (last !== undefined && JSON.stringify(last.patches) === JSON.stringify(patches)) return;
+    this.sysfs.push({ t: (this.now + this.delay) / 1000, patches });
+  }
+
+  /** Why a task still pending waits, and what would end the wait. */
+  private pendingReport(t: SimTask): PendingTask {
+    const lp = t.lp;
+    const fn = t.sleepingOn === null ? null : [...t.sleepingOn.keys()].pop() ?? null;
+    const inBase = fn !== null && t.current !== null && t.current.names.slice(t.current.above).includes(fn);
+    let reason: string;
+    let remedy: string;
+    if (lp.running || t.phase === Phase.RUN) {
+      reason = 'running';
+      remedy =
+        this.hook === 'cond-resched' && t.behaviour.condResched !== undefined
+          ? 'its next cond_resched() with a clean stack'
+          : lp.kthread
+            ? `force (a CPU-bound kthread is only checked when it sleeps${this.hook === 'none' ? '' : this.hook === 'freezable-schedule' ? '; 6.16+ checks it at a freezable sleep' : ''})`
+            : 'its next kernel exit (a signal round kicks it)';
+    } else if (fn !== null) {
+      reason = `sleeping on function ${fn}`;
+      remedy = inBase
+        ? `force: ${fn} is the base of its stack (its thread function), on every stack it will ever have`
+        : lp.kthread
+          ? wokenByKlpSignal(t.sleepState)
+            ? `force, or waiting for its own wake-up to take it out of ${fn} (the signal round only wakes it; it sleeps again in the same place)`
+            : `force, or waiting for it to leave ${fn} (an uninterruptible sleep: signals do not reach it)`
+          : wokenByKlpSignal(t.sleepState)
+            ? 'the next signal round (every 15 attempts) ends its system call'
+            : `force, or its system call finishing (${stateLetter(t.sleepState)} sleep: the fake signal does not wake it)`;
+    } else if (t.unreliable !== null) {
+      reason = `unreliable stack (${[...t.unreliable.keys()].join(', ')})`;
+      remedy = 'force, or a stack the reliable walk accepts (another policy, or another moment)';
+    } else {
+      reason = this.env.policy.hasReliableWalk ? 'not yet checked' : 'no reliable stack trace on this kernel';
+      remedy = lp.kthread ? 'force' : 'its next kernel exit';
+    }
+    return { pid: lp.pid, comm: lp.comm, reason, function: fn, remedy };
+  }
+
   private report(): TransitionLog {
     const all = [...this.tasks, ...this.idle];
-    const tasks: TaskReport[] = all.map((t) => ({
-      pid: t.lp.pid,
-      comm: t.lp.comm,
-      switchedAt: t.switchedAt === null ? null : t.switchedAt / 1000,
-      via: t.via,
-      blockedBy: blockedByOf(t).sort(
-        (a, b) => b.count - a.count || a.reason.localeCompare(b.reason),
-      ),
-    }));
-    const completed = this.completedAt !== null && this.core.transitionPatch === null;
+    const tasks: TaskReport[] = all.map((t) => {
+      const last = t.switches[t.switches.length - 1];
+      return {
+        pid: t.lp.pid,
+        comm: t.lp.comm,
+        kthread: t.lp.kthread,
+        switchedAt: last?.t ?? null,
+        via: last?.via ?? null,
+        switches: t.switches,
+        blockedBy: blockedByOf(t).sort(
+          (a, b) => b.count - a.count || a.reason.localeCompare(b.reason),
+        ),
+      };
+    });
+    const started = this.transitions.length > 0;
+    const completed = started && this.core.transitionPatch === null && this.transitions.every((x) => x.completedAt !== null);
+    const lastDone = this.transitions[this.transitions.length - 1]?.completedAt ?? null;
+    const pendingAtEnd =
+      this.core.transitionPatch === null
+        ? []
+        : all.filter((t) => t.lp.pending).map((t) => this.pendingReport(t));
+    const k = this.kpatch;
     return {
       scenario: this.scenario.name,
       policy: this.env.policy.name,
+      kernel: this.env.kernel,
+      schedHook: this.hook,
       seed: this.scenario.seed,
+      timeLimit: this.scenario.timeLimit,
       completed,
-      completedAt: completed ? this.completedAt! / 1000 : null,
+      completedAt: completed ? lastDone : null,
       attempts: this.attempts,
       signalsSent: this.signalsSent,
+      tasksSignalled: all.filter((t) => t.signalled).length,
       forced: this.forced,
       violations: this.violations,
+      transitions: this.transitions,
+      pending: this.pending,
+      pendingAtEnd,
+      kpatch:
+        k === null
+          ? null
+          : {
+              patch: k.patch,
+              completedInWindow: !k.gaveUp && k.done && this.transitions.some((x) => x.patch === k.patch && x.completedAt !== null && x.reversedAt === null),
+              signalled: k.signalled,
+              gaveUp: k.gaveUp,
+            },
+      sysfs: this.sysfs,
       tasks,
       timeline: this.timeline,
     };
@@ -640,11 +1046,48 @@ class Simulation {
 
 function blockedByOf(t: SimTask): BlockedBy[] {
   const out: BlockedBy[] = [];
-  if (t.blockedRunning > 0)
-    out.push({ reason: 'running', function: null, count: t.blockedRunning });
+  if (t.blockedRunning > 0) out.push({ reason: 'running', function: null, count: t.blockedRunning });
   for (const [code, count] of t.unreliable ?? [])
     out.push({ reason: 'unreliable stack', function: code === '' ? null : code, count });
   for (const [fn, count] of t.sleepingOn ?? [])
     out.push({ reason: 'sleeping on function', function: fn, count });
   return out;
+}
+
+export function plural(n: number, word: string): string {
+  return n === 1 ? word : `${word}s`;
+}
+
+function stateLetter(state: number): string {
+  for (const [k, v] of Object.entries(SLEEP_STATES)) if ((state & 0xfff) === v) return k;
+  return `0x${state.toString(16)}`;
+}
+
+const ERRNO: Record<number, string> = { [-2]: 'ENOENT', [-12]: 'ENOMEM', [-16]: 'EBUSY', [-17]: 'EEXIST', [-19]: 'ENODEV', [-22]: 'EINVAL' };
+function errnoName(ret: number): string {
+  return ERRNO[ret] ?? `errno ${-ret}`;
+}
+
+/** The patch state a task shows in /proc/PID/patch_state at time `t` (seconds), from a log. */
+export function patchStateAt(log: TransitionLog, pid: number, t: number): number {
+  const task = log.tasks.find((x) => x.pid === pid);
+  let tr = -1;
+  for (let i = 0; i < log.transitions.length; i++) if (log.transitions[i]!.startedAt <= t) tr = i;
+  if (tr < 0 || task === undefined) return KLP_TRANSITION_IDLE;
+  const rec = log.transitions[tr]!;
+  if (rec.completedAt !== null && rec.completedAt <= t) return KLP_TRANSITION_IDLE;
+  // klp_init_transition puts everyone in the initial state; each switch takes the target of its moment.
+  let state = 1 - rec.target;
+  for (const s of task.switches) {
+    if (s.transition !== tr || s.t > t) continue;
+    state = rec.reversedAt !== null && s.t >= rec.reversedAt ? 1 - rec.target : rec.target;
+  }
+  return state;
+}
+
+/** The sysfs view at time `t` (seconds): the last snapshot at or before it. */
+export function sysfsAt(log: TransitionLog, t: number): SysfsSnapshot {
+  let snap: SysfsSnapshot = { t: 0, patches: [] };
+  for (const s of log.sysfs) if (s.t <= t) snap = s;
+  return snap;
 }
