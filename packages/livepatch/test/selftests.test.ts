@@ -7,10 +7,12 @@ import {
 } from '@klpsim/kernel';
 import { describe, expect, it } from 'vitest';
 import {
+  patchStateAt,
   type ScenarioInput,
   scenarioEnvironment,
   scenarioSchema,
   simulate,
+  sysfsAt,
   type TransitionLog,
 } from '../src/index.js';
 
@@ -81,7 +83,7 @@ const chain = (i: number) => ({ from: { builderTask: i } });
  * The busy kthread of test_klp_callbacks_busy: asleep in busymod_work_func
  * (patched) until `until` ms, then asleep in worker_thread for good.
  */
-function busyUntil(until: number, interruptible = false) {
+function busyUntil(until: number, state: 'S' | 'D' = 'D') {
   return {
     comm: 'busy',
     count: 1,
@@ -89,24 +91,30 @@ function busyUntil(until: number, interruptible = false) {
     behaviour: {
       chains: [chain(CHAINS.idleKthread)],
       sleep: 'forever' as const,
-      interruptible,
+      state,
       initial: { chain: chain(CHAINS.busy).from, until },
     },
   };
 }
 
-function run(
-  input: Omit<ScenarioInput, 'machine'> & { machine?: Partial<ScenarioInput['machine']> },
-): TransitionLog {
+type RunInput = Omit<ScenarioInput, 'machine'> & { machine?: Partial<ScenarioInput['machine']> };
+
+function environment(input: RunInput) {
   const sc = scenarioSchema.parse({
     ...input,
-    machine: { cpus: 2, kernel: KERNEL, idleChain: chain(CHAINS.idle), ...input.machine },
+    // No grace period unless a test asks for one: attempt times stay whole seconds.
+    machine: { cpus: 2, kernel: KERNEL, idleChain: chain(CHAINS.idle), syncMs: 0, unpatchSyncMs: 0, ...input.machine },
   });
   const env = scenarioEnvironment(sc, () => {
     throw new Error('no captures here');
   });
   if (!env.ok) throw new Error(env.error.message);
-  const log = simulate(sc, env.value);
+  return { sc, env: env.value };
+}
+
+function run(input: RunInput): TransitionLog {
+  const { sc, env } = environment(input);
+  const log = simulate(sc, env);
   if (!log.ok) throw new Error(log.error.message);
   return log.value;
 }
@@ -116,7 +124,7 @@ const stuck = {
   comm: 'stuck',
   count: 1,
   kthread: true,
-  behaviour: { chains: [chain(CHAINS.busy)], sleep: 'forever' as const, interruptible: false },
+  behaviour: { chains: [chain(CHAINS.busy)], sleep: 'forever' as const, state: 'D' as const },
 };
 
 const quiet = [
@@ -136,8 +144,11 @@ const patchOn = (name: string, ...fns: string[]) => ({
   name,
   funcs: fns.map((oldName) => ({ oldName })),
 });
+/** The kernel log lines (notice, warn, err), as printed. */
 const messages = (t: TransitionLog) =>
-  t.timeline.filter((e) => e.event === 'message' || e.event === 'warning').map((e) => e.text);
+  t.timeline.filter((e) => e.event === 'message').map((e) => e.text);
+const debugLines = (t: TransitionLog) =>
+  t.timeline.filter((e) => e.event === 'debug').map((e) => e.text);
 
 describe('livepatch selftests as simulations', () => {
   it('basic: a patch no task sleeps on completes at the second attempt', () => {
@@ -153,9 +164,9 @@ describe('livepatch selftests as simulations', () => {
     expect(t.completedAt).toBe(2);
     expect(t.attempts).toBe(2);
     expect(messages(t)).toEqual([
-      "enabling patch 'p'",
-      "'p': starting patching transition",
-      "'p': patching complete",
+      "livepatch: enabling patch 'p'",
+      "livepatch: 'p': starting patching transition",
+      "livepatch: 'p': patching complete",
     ]);
     expect(t.violations).toEqual([]);
   });
@@ -190,7 +201,7 @@ describe('livepatch selftests as simulations', () => {
       patches: [patchOn('p', 'do_nanosleep')],
       actions: [{ at: 1, do: 'enable', patch: 'p' }],
     });
-    expect(messages(t)).toContain('signaling remaining tasks');
+    expect(messages(t)).toContain('livepatch: signaling remaining tasks');
     expect(t.timeline.find((e) => e.event === 'signals')?.t).toBe(16);
     expect(t.completedAt).toBe(17);
     for (const s of t.tasks.filter((x) => x.comm.startsWith('sleeper')))
@@ -207,7 +218,7 @@ describe('livepatch selftests as simulations', () => {
       ],
     });
     expect(t.forced).toBe(true);
-    expect(messages(t)).toContain('forcing remaining tasks to the patched state');
+    expect(messages(t)).toContain('livepatch: forcing remaining tasks to the patched state');
     expect(t.completedAt).toBe(6);
     expect(t.tasks.find((x) => x.comm === 'stuck')!.via).toBe('force');
     expect(t.violations).toEqual([]);
@@ -223,17 +234,17 @@ describe('livepatch selftests as simulations', () => {
       ],
     });
     expect(messages(t)).toEqual([
-      "enabling patch 'p'",
-      "'p': starting patching transition",
-      "'p': starting unpatching transition",
-      "'p': unpatching complete",
+      "livepatch: enabling patch 'p'",
+      "livepatch: 'p': starting patching transition",
+      "livepatch: 'p': starting unpatching transition",
+      "livepatch: 'p': unpatching complete",
     ]);
     // The retry at 4 s finds the idle tasks (switched at 1 s, pending again) running; 5 s completes.
     expect(t.completedAt).toBe(5);
   });
 
   it('a module loaded during the transition is patched as it comes', () => {
-    const busy = busyUntil(6000, true);
+    const busy = busyUntil(6000, 'S');
     const t = run({
       tasks: [...quiet, busy],
       patches: [
@@ -247,7 +258,7 @@ describe('livepatch selftests as simulations', () => {
         { at: 3, do: 'load-module', module: 'klp_mod' },
       ],
     });
-    expect(messages(t)).toContain("applying patch 'p' to loading module 'klp_mod'");
+    expect(messages(t)).toContain("livepatch: applying patch 'p' to loading module 'klp_mod'");
     expect(t.completed).toBe(true);
     expect(t.completedAt).toBe(7);
   });
@@ -268,10 +279,10 @@ describe('livepatch selftests as simulations', () => {
         { at: 2, do: 'unload-module', module: 'klp_mod' },
       ],
     });
-    expect(messages(t)).toContain("reverting patch 'p' on unloading module 'klp_mod'");
-    const debug = t.timeline.filter((e) => e.event === 'debug').map((e) => e.text);
-    expect(debug).toContain(
-      `busy:${t.tasks.find((x) => x.comm === 'busy')!.pid} is sleeping on function busymod_work_func`,
+    expect(messages(t)).toContain("livepatch: reverting patch 'p' on unloading module 'klp_mod'");
+    // pr_debug lines carry the function name (transition.c: "%s: %s:%d is sleeping on function %s").
+    expect(debugLines(t)).toContain(
+      `livepatch: klp_try_switch_task: busy:${t.tasks.find((x) => x.comm === 'busy')!.pid} is sleeping on function busymod_work_func`,
     );
     expect(t.completedAt).toBe(4);
   });
@@ -289,12 +300,12 @@ describe('livepatch selftests as simulations', () => {
       ],
     });
     expect(messages(t)).toEqual([
-      "enabling patch 'a'",
-      "'a': starting patching transition",
-      "'a': patching complete",
-      "enabling patch 'b'",
-      "'b': starting patching transition",
-      "'b': patching complete",
+      "livepatch: enabling patch 'a'",
+      "livepatch: 'a': starting patching transition",
+      "livepatch: 'a': patching complete",
+      "livepatch: enabling patch 'b'",
+      "livepatch: 'b': starting patching transition",
+      "livepatch: 'b': patching complete",
     ]);
     expect(t.completedAt).toBe(4);
   });
@@ -331,7 +342,8 @@ describe('livepatch selftests as simulations', () => {
       actions: [{ at: 1, do: 'enable', patch: 'p' }],
     });
     const idle = t.tasks.filter((x) => x.comm.startsWith('swapper/'));
-    expect(idle.map((x) => x.via)).toEqual(['idle-loop', 'idle-loop', 'idle-loop', 'idle-loop']);
+    // klp_try_complete_transition: "offline idle tasks can be switched immediately".
+    expect(idle.map((x) => x.via)).toEqual(['idle-loop', 'idle-loop', 'offline-cpu', 'offline-cpu']);
     expect(idle.map((x) => x.switchedAt)).toEqual([1.001, 1.001, 1, 1]);
     expect(idle[0]!.blockedBy).toEqual([{ reason: 'running', function: null, count: 1 }]);
     expect(t.completedAt).toBe(2);
@@ -346,7 +358,7 @@ describe('the consistency checker', () => {
       behaviour: {
         chains: [chain(CHAINS.hiddenNanosleep)],
         sleep: 'forever' as const,
-        interruptible: false,
+        state: 'D' as const,
         user: true,
       },
     };
@@ -378,7 +390,7 @@ describe('the consistency checker', () => {
 describe('bad scenarios fail before they run', () => {
   it('a missing chain, function, patch or module names its field', () => {
     const env = scenarioEnvironment(
-      scenarioSchema.parse({ machine: { cpus: 2, kernel: KERNEL }, tasks: quiet }),
+      scenarioSchema.parse({ machine: { cpus: 2, kernel: KERNEL }, tasks: quiet, actions: [{ at: 1, do: 'enable', patch: 'p' }], patches: [patchOn('p', 'do_nanosleep')] }),
       () => {
         throw new Error('no captures here');
       },
@@ -386,7 +398,13 @@ describe('bad scenarios fail before they run', () => {
     if (!env.ok) throw new Error(env.error.message);
     const field = (input: Partial<ScenarioInput>) => {
       const r = simulate(
-        scenarioSchema.parse({ machine: { cpus: 2, kernel: KERNEL }, tasks: quiet, ...input }),
+        scenarioSchema.parse({
+          machine: { cpus: 2, kernel: KERNEL },
+          tasks: quiet,
+          patches: [patchOn('p', 'do_nanosleep')],
+          actions: [{ at: 1, do: 'enable', patch: 'p' }],
+          ...input,
+        }),
         env.value,
       );
       return r.ok ? null : r.error.field;
@@ -396,9 +414,6 @@ describe('bad scenarios fail before they run', () => {
         tasks: [{ comm: 'x', count: 1, behaviour: { chains: [chain(99)], sleep: 'forever' } }],
       }),
     ).toBe('tasks[0].behaviour.chains[0].from');
-    expect(field({ patches: [patchOn('p', 'no_such_function')] })).toBe(
-      'patches[0].funcs[0].oldName',
-    );
     expect(field({ actions: [{ at: 1, do: 'enable', patch: 'nope' }] })).toBe('actions[0].patch');
     expect(field({ actions: [{ at: 1, do: 'load-module', module: 'nope' }] })).toBe(
       'actions[0].module',
@@ -424,5 +439,199 @@ describe('determinism', () => {
     };
     expect(JSON.stringify(run(input))).toBe(JSON.stringify(run(input)));
     expect(JSON.stringify(run(input))).not.toBe(JSON.stringify(run({ ...input, seed: 8 })));
+  });
+});
+
+const lines = (t: TransitionLog, from: string) => {
+  const all = t.timeline.filter((e) => e.event !== 'action' && e.event !== 'signals' && e.event !== 'complete').map((e) => e.text);
+  return all.slice(all.indexOf(from));
+};
+
+describe('enable failures, in the kernel order and with its messages (kernel/livepatch/core.c, patch.c)', () => {
+  it('a notrace target: klp_patch_func finds no ftrace location, the enable fails and is cancelled', () => {
+    const t = run({
+      debug: true,
+      machine: { notrace: ['do_nanosleep'] },
+      tasks: quiet,
+      patches: [patchOn('p', 'do_nanosleep')],
+      actions: [{ at: 1, do: 'enable', patch: 'p' }],
+    });
+    // __klp_enable_patch: patch_object fails -> "failed to patch object", "failed to enable patch", klp_cancel_transition.
+    expect(lines(t, "livepatch: enabling patch 'p'")).toEqual([
+      "livepatch: enabling patch 'p'",
+      "livepatch: 'p': initializing patching transition",
+      "livepatch: failed to find location for function 'do_nanosleep'",
+      "livepatch: failed to patch object 'vmlinux'",
+      "livepatch: failed to enable patch 'p'",
+      "livepatch: 'p': canceling patching transition, going to unpatch",
+      "livepatch: 'p': completing unpatching transition",
+      "livepatch: 'p': unpatching complete",
+    ]);
+    expect(t.timeline.filter((e) => e.event === 'action').map((e) => e.text)).toEqual([
+      'enable p',
+      'enable p: -22 (EINVAL)',
+    ]);
+    expect(t.completed).toBe(false);
+    expect(t.transitions).toEqual([]);
+  });
+
+  it('a function another IPMODIFY user holds (a kprobe with a post_handler): register_ftrace_function says -EBUSY', () => {
+    const t = run({
+      machine: { ipmodify: ['do_nanosleep'] },
+      tasks: quiet,
+      patches: [patchOn('p', 'do_nanosleep')],
+      actions: [{ at: 1, do: 'enable', patch: 'p' }],
+    });
+    expect(messages(t)).toContain(
+      "livepatch: failed to register ftrace handler for function 'do_nanosleep' (-16)",
+    );
+    expect(t.timeline.some((e) => e.text === 'enable p: -16 (EBUSY)')).toBe(true);
+  });
+
+  it('a function that is not there (inlined, or a typo): klp_find_object_symbol, before anything starts', () => {
+    const t = run({
+      tasks: quiet,
+      patches: [patchOn('p', 'inlined_away')],
+      actions: [{ at: 1, do: 'enable', patch: 'p' }],
+    });
+    expect(messages(t)).toEqual(["livepatch: symbol 'inlined_away' not found in symbol table"]);
+  });
+
+  it('compatibility is checked before -EBUSY: a patch that drops a state fails with -EINVAL even during another transition', () => {
+    const t = run({
+      tasks: [...quiet, stuck],
+      patches: [
+        { ...patchOn('a', 'busymod_work_func'), states: [{ id: 1, version: 2 }] },
+        { ...patchOn('b', 'do_nanosleep'), replace: true, states: [{ id: 1, version: 1 }] },
+        patchOn('c', 'pipe_read'),
+      ],
+      actions: [
+        { at: 1, do: 'enable', patch: 'a' },
+        { at: 2, do: 'enable', patch: 'b' },
+        { at: 3, do: 'enable', patch: 'c' },
+      ],
+      timeLimit: 5,
+    });
+    const acts = t.timeline.filter((e) => e.event === 'action').map((e) => e.text);
+    expect(acts).toContain('enable b: -22 (EINVAL)');
+    expect(acts).toContain('enable c: -16 (EBUSY)');
+    expect(messages(t)).toContain(
+      'livepatch: Livepatch patch (b) is not compatible with the already installed livepatches.',
+    );
+  });
+});
+
+describe('callbacks (tools/testing/selftests/livepatch/test-callbacks.sh)', () => {
+  it('a pre-patch callback failure cancels the enable; the post-unpatch callback does not run', () => {
+    const t = run({
+      debug: true,
+      tasks: quiet,
+      patches: [
+        {
+          ...patchOn('demo', 'do_nanosleep'),
+          callbacks: { vmlinux: { prePatch: -19, postPatch: true, preUnpatch: true, postUnpatch: true } },
+        },
+      ],
+      actions: [{ at: 1, do: 'enable', patch: 'demo' }],
+    });
+    expect(lines(t, "livepatch: enabling patch 'demo'")).toEqual([
+      "livepatch: enabling patch 'demo'",
+      "livepatch: 'demo': initializing patching transition",
+      'demo: pre_patch_callback: vmlinux',
+      "livepatch: pre-patch callback failed for object 'vmlinux'",
+      "livepatch: failed to enable patch 'demo'",
+      "livepatch: 'demo': canceling patching transition, going to unpatch",
+      "livepatch: 'demo': completing unpatching transition",
+      "livepatch: 'demo': unpatching complete",
+    ]);
+    expect(t.timeline.some((e) => e.text === 'enable demo: -19 (ENODEV)')).toBe(true);
+  });
+
+  it('every callback in order over enable and disable; a module-coming pre-patch failure refuses the module', () => {
+    const t = run({
+      tasks: quiet,
+      patches: [
+        {
+          name: 'demo',
+          funcs: [{ oldName: 'do_nanosleep' }, { oldName: 'mod_worker', object: 'klp_mod' }],
+          callbacks: {
+            vmlinux: { prePatch: 0, postPatch: true, preUnpatch: true, postUnpatch: true },
+            klp_mod: { prePatch: -19 },
+          },
+        },
+      ],
+      actions: [
+        { at: 1, do: 'enable', patch: 'demo' },
+        { at: 5, do: 'load-module', module: 'klp_mod' },
+        { at: 6, do: 'disable', patch: 'demo' },
+      ],
+    });
+    const cb = t.timeline
+      .filter((e) => e.event === 'callback' || e.text.includes('klp_mod'))
+      .map((e) => e.text);
+    expect(cb).toEqual([
+      'demo: pre_patch_callback: vmlinux',
+      'demo: post_patch_callback: vmlinux',
+      'load-module klp_mod',
+      "livepatch: applying patch 'demo' to loading module 'klp_mod'",
+      'demo: pre_patch_callback: klp_mod',
+      "livepatch: pre-patch callback failed for object 'klp_mod'",
+      "livepatch: patch 'demo' failed for module 'klp_mod', refusing to load module 'klp_mod'",
+      'load-module klp_mod: -19 (ENODEV)',
+      'demo: pre_unpatch_callback: vmlinux',
+      'demo: post_unpatch_callback: vmlinux',
+    ]);
+  });
+});
+
+describe('sysfs writes as enabled_store takes them', () => {
+  it('any enabled patch can be disabled, not only the newest (no stack-top rule since atomic replace)', () => {
+    const t = run({
+      tasks: quiet,
+      patches: [patchOn('a', 'do_nanosleep'), patchOn('b', 'busymod_work_func')],
+      actions: [
+        { at: 1, do: 'enable', patch: 'a' },
+        { at: 3, do: 'enable', patch: 'b' },
+        { at: 6, do: 'disable', patch: 'a' },
+      ],
+    });
+    expect(messages(t)).toContain("livepatch: 'a': unpatching complete");
+    expect(sysfsAt(t, 100).patches.map((p) => [p.name, p.stack_order])).toEqual([['b', 1]]);
+  });
+
+  it('echo 1 > enabled during an unpatching reverses it; the sysfs view and patch_state follow', () => {
+    // A kthread on a CPU for good: every stack check finds it running (-EBUSY).
+    const spinner = {
+      comm: 'spinner',
+      count: 1,
+      kthread: true,
+      behaviour: { chains: [chain(CHAINS.idleKthread)], sleep: { const: 1 }, run: 'forever' as const },
+    };
+    const t = run({
+      debug: true,
+      tasks: [...quiet, spinner],
+      patches: [patchOn('p', 'busymod_work_func')],
+      actions: [
+        { at: 1, do: 'enable', patch: 'p' },
+        { at: 1.5, do: 'force', patch: 'p' },
+        { at: 3, do: 'disable', patch: 'p' },
+        { at: 4.5, do: 're-enable', patch: 'p' },
+      ],
+      timeLimit: 10,
+    });
+    expect(debugLines(t)).toContain("livepatch: 'p': reversing transition from unpatching to patching");
+    expect(t.transitions[1]).toMatchObject({ patch: 'p', target: 0, reversedAt: 4.5 });
+    expect(sysfsAt(t, 4).patches[0]).toMatchObject({ enabled: 0, transition: 1 });
+    expect(sysfsAt(t, 4.6).patches[0]).toMatchObject({ enabled: 1, transition: 1 });
+    const pid = t.tasks.find((x) => x.comm === 'spinner')!.pid;
+    // Forced to PATCHED (1); klp_init_transition(UNPATCHED) starts everyone in PATCHED and the spinner never
+    // switches back; klp_reverse_transition keeps patch_state, which now equals the target: the next attempt
+    // (5 s) completes and klp_complete_transition sets every task to KLP_TRANSITION_IDLE (-1).
+    expect(patchStateAt(t, pid, 1.7)).toBe(1);
+    expect(patchStateAt(t, pid, 2.5)).toBe(-1);
+    expect(patchStateAt(t, pid, 3.5)).toBe(1);
+    expect(patchStateAt(t, pid, 4.6)).toBe(1);
+    expect(t.transitions[1]!.completedAt).toBe(5);
+    expect(patchStateAt(t, pid, 6)).toBe(-1);
   });
 });
