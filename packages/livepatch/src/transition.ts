@@ -313,9 +313,8 @@ export interface TransitionHooks {
 /**
  * `klp_try_complete_transition`: try every task, then every CPU's idle task
  * (an offline CPU's switches at once; an online one that fails is woken);
- * if any remain, signal at every 15th retry and let the caller retry later.
- * Returns true when the transition completed (the caller then runs
- * `klpCompleteTransition`, after which the patch may be freed).
+ * if any remain, signal at every 15th retry and let the caller retry later
+ * (the delayed work). Returns true when the transition completed.
  */
 export function klpTryCompleteTransition(core: KlpCore, hooks: TransitionHooks): boolean {
   let complete = true;
@@ -341,6 +340,7 @@ export function klpTryCompleteTransition(core: KlpCore, hooks: TransitionHooks):
     return false;
   }
   core.schedHookEnabled = false;
+  klpCompleteTransition(core);
   return true;
 }
 

@@ -14,9 +14,21 @@ import {
   klpInitTransition,
   klpTryCompleteTransition,
   type LpTask,
+  type KlpPatch,
   predictTransition,
-  resolvePatch,
+  buildPatch,
+  mixedVersionOn,
+  TASK_INTERRUPTIBLE,
 } from '../src/index.js';
+import { loadModule, type Machine } from '@klpsim/kernel';
+
+/** A patch module built and loaded (insmod), not yet enabled. */
+function insmod(m: Machine, spec: Parameters<typeof buildPatch>[1], index: number): KlpPatch {
+  const p = buildPatch(m, spec, index);
+  const r = loadModule(m, p.module);
+  if (!r.ok) throw new Error(r.error.message);
+  return p;
+}
 
 const CAP72 = fileURLToPath(
   new URL('../../../fixtures/captures/linux-7.2-arm64-plain/capture.json', import.meta.url),
@@ -80,28 +92,31 @@ describe('which range klp_check_stack_func checks', () => {
     inUser: false,
     stack: null,
     chain: null,
-    interruptible: true,
+    state: TASK_INTERRUPTIBLE,
   };
   core.tasks.push(task);
-  const hooks = { wake: () => {}, wakeIdle: () => {} };
+  const hooks = { signal: () => {}, wakeIdle: () => {} };
   const at = (a: number) => Float64Array.of(a + 4);
-  const a = resolvePatch(m, { name: 'a', funcs: [{ oldName: 'f' }] }, 0);
-  const b = resolvePatch(m, { name: 'b', funcs: [{ oldName: 'f' }] }, 1);
-  const c = resolvePatch(m, { name: 'c', funcs: [{ oldName: 'kthread' }], replace: true }, 2);
-  if (!a.ok || !b.ok || !c.ok) throw new Error('resolve');
+  const a = { value: insmod(m, { name: 'a', funcs: [{ oldName: 'f' }] }, 0) };
+  const b = { value: insmod(m, { name: 'b', funcs: [{ oldName: 'f' }] }, 1) };
+  const c = { value: insmod(m, { name: 'c', funcs: [{ oldName: 'kthread' }], replace: true }, 2) };
   const fA = a.value.objects[0]!.funcs[0]!;
   const fB = b.value.objects[0]!.funcs[0]!;
-  const old = fA.oldFunc;
+  let old = 0;
+  const handler = (state: number) => klpFtraceHandler(core.funcStacks.get(old), state);
 
   it('patching the first patch: the original function', () => {
-    klpEnablePatch(core, a.value);
+    expect(klpEnablePatch(core, a.value)).toBe(0);
+    old = fA.oldFunc;
     expect(klpCheckStackFunc(core, fA, at(old), 1)).toBe(true);
     expect(klpCheckStackFunc(core, fA, at(fA.newFunc), 1)).toBe(false);
     // The ftrace handler: a task not yet switched runs the original, a switched one the new code.
-    task.patchState = KLP_TRANSITION_UNPATCHED;
-    expect(klpFtraceHandler(core, task, old)).toBeNull();
-    task.patchState = KLP_TRANSITION_PATCHED;
-    expect(klpFtraceHandler(core, task, old)).toBe(fA);
+    expect(handler(KLP_TRANSITION_UNPATCHED)).toBeNull();
+    expect(handler(KLP_TRANSITION_PATCHED)).toBe(fA);
+    // The independent checker agrees: a task in the original may not switch, one in the new code may not stay.
+    expect(mixedVersionOn(core.funcStacks, [old + 4], KLP_TRANSITION_PATCHED)).toBe('f');
+    expect(mixedVersionOn(core.funcStacks, [old + 4], KLP_TRANSITION_UNPATCHED)).toBeNull();
+    expect(mixedVersionOn(core.funcStacks, [fA.newFunc + 4], KLP_TRANSITION_UNPATCHED)).toBe('f');
     expect(klpTryCompleteTransition(core, hooks)).toBe(true);
   });
 
@@ -109,8 +124,7 @@ describe('which range klp_check_stack_func checks', () => {
     klpEnablePatch(core, b.value);
     expect(klpCheckStackFunc(core, fB, at(fA.newFunc), 1)).toBe(true);
     expect(klpCheckStackFunc(core, fB, at(old), 1)).toBe(false);
-    task.patchState = KLP_TRANSITION_UNPATCHED;
-    expect(klpFtraceHandler(core, task, old)).toBe(fA);
+    expect(handler(KLP_TRANSITION_UNPATCHED)).toBe(fA);
     expect(klpTryCompleteTransition(core, hooks)).toBe(true);
   });
 
@@ -119,8 +133,7 @@ describe('which range klp_check_stack_func checks', () => {
     const nop = c.value.objects.flatMap((o) => o.funcs).find((f) => f.nop && f.oldName === 'f')!;
     expect(nop.newFunc).toBe(old);
     expect(klpCheckStackFunc(core, nop, at(fB.newFunc), 1)).toBe(true);
-    task.patchState = KLP_TRANSITION_PATCHED;
-    expect(klpFtraceHandler(core, task, old)).toBeNull();
+    expect(handler(KLP_TRANSITION_PATCHED)).toBeNull();
     expect(klpTryCompleteTransition(core, hooks)).toBe(true);
     expect(core.patches).toEqual([c.value]);
     expect(c.value.objects.flatMap((o) => o.funcs).some((f) => f.nop)).toBe(false);
@@ -145,14 +158,15 @@ describe('cancel', () => {
       switched: () => {},
       blocked: () => {},
     });
-    const p = resolvePatch(built.value.machine, { name: 'p', funcs: [{ oldName: 'g' }] }, 0);
-    if (!p.ok) throw new Error(p.error.message);
+    const p = { value: insmod(built.value.machine, { name: 'p', funcs: [{ oldName: 'g' }] }, 0) };
     core.patches.push(p.value);
     klpInitTransition(core, p.value, KLP_TRANSITION_PATCHED);
     klpCancelTransition(core);
     expect(messages).toEqual([
-      "'p': canceling patching transition, going to unpatch",
-      "'p': unpatching complete",
+      "livepatch: 'p': initializing patching transition",
+      "livepatch: 'p': canceling patching transition, going to unpatch",
+      "livepatch: 'p': completing unpatching transition",
+      "livepatch: 'p': unpatching complete",
     ]);
     expect(core.transitionPatch).toBeNull();
     expect(core.patches).toEqual([]);

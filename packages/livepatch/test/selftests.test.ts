@@ -625,13 +625,15 @@ describe('sysfs writes as enabled_store takes them', () => {
     expect(sysfsAt(t, 4.6).patches[0]).toMatchObject({ enabled: 1, transition: 1 });
     const pid = t.tasks.find((x) => x.comm === 'spinner')!.pid;
     // Forced to PATCHED (1); klp_init_transition(UNPATCHED) starts everyone in PATCHED and the spinner never
-    // switches back; klp_reverse_transition keeps patch_state, which now equals the target: the next attempt
-    // (5 s) completes and klp_complete_transition sets every task to KLP_TRANSITION_IDLE (-1).
+    // switches back; klp_reverse_transition keeps patch_state, which now equals the target. The tasks that had
+    // switched back are pending again: the idle tasks among them are running at the 5 s attempt (-EBUSY, woken:
+    // they switch in the idle loop), so the 6 s attempt completes, and klp_complete_transition sets every task
+    // to KLP_TRANSITION_IDLE (-1).
     expect(patchStateAt(t, pid, 1.7)).toBe(1);
     expect(patchStateAt(t, pid, 2.5)).toBe(-1);
     expect(patchStateAt(t, pid, 3.5)).toBe(1);
     expect(patchStateAt(t, pid, 4.6)).toBe(1);
-    expect(t.transitions[1]!.completedAt).toBe(5);
+    expect(t.transitions[1]!.completedAt).toBe(6);
     expect(patchStateAt(t, pid, 6)).toBe(-1);
   });
 });

@@ -37,7 +37,6 @@ import {
   type CallbackKind,
   KlpCore,
   type KlpObserver,
-  klpCompleteTransition,
   klpCopyProcess,
   klpSchedTrySwitch,
   klpTryCompleteTransition,
@@ -742,7 +741,6 @@ class Simulation {
     this.pending.push([this.now / 1000, left]);
     if (done) {
       tr.completingAttempt = tr.attempts;
-      klpCompleteTransition(this.core);
       tr.completedAt = (this.now + this.delay) / 1000;
       this.log('complete', `transition complete after ${tr.attempts} ${plural(tr.attempts, 'attempt')}`);
       this.snapshot();
