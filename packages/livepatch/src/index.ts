@@ -13,7 +13,12 @@ export { type PredictedTask, type Prediction, predictTransition, tasksOf } from 
 export * from './sched.js';
 export { mixedVersionOn } from './sim/checker.js';
 export { defaultScenario } from './sim/default.js';
-export { type ChainTemplate, chainBase, type SimEnvironment, scenarioEnvironment } from './sim/environment.js';
+export {
+  type ChainTemplate,
+  chainBase,
+  type SimEnvironment,
+  scenarioEnvironment,
+} from './sim/environment.js';
 export {
   type BlockedBy,
   KPATCH_ENABLE_WAIT,
@@ -22,9 +27,9 @@ export {
   type PendingTask,
   patchStateAt,
   retryTime,
-  simulate,
   type SysfsPatch,
   type SysfsSnapshot,
+  simulate,
   sysfsAt,
   type TaskReport,
   type TaskSwitch,

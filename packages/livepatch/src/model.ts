@@ -143,10 +143,7 @@ const DEFAULT_NEW_SIZE = 0x100;
  * missing function fails there, with the kernel's message.
  */
 export function buildPatch(machine: Machine, spec: PatchSpec, index: number): KlpPatch {
-  const top = Math.max(
-    machine.text.core.end,
-    ...machine.text.loadedModules().map((m) => m.end),
-  );
+  const top = Math.max(machine.text.core.end, ...machine.text.loadedModules().map((m) => m.end));
   const base = Math.ceil(top / PATCH_AREA_STEP) * PATCH_AREA_STEP + PATCH_AREA_STEP * (index + 1);
   const symbols: KernelSymbol[] = [];
   const objects: KlpObject[] = [];

@@ -1,4 +1,10 @@
-import { cloneMachine, type InputError, loadModule, type Machine, type Result } from '@klpsim/kernel';
+import {
+  cloneMachine,
+  type InputError,
+  loadModule,
+  type Machine,
+  type Result,
+} from '@klpsim/kernel';
 import type { Policy, WalkReason } from '@klpsim/unwind';
 import { klpEnablePatch } from './core.js';
 import { buildPatch, KLP_TRANSITION_IDLE, type LpTask, type PatchSpec } from './model.js';

@@ -229,7 +229,11 @@ export function klpTrySwitchTask(
   }
   const ret = klpCheckStack(core, task);
   if (ret === EINVAL) {
-    klpPrint(core, 'debug', `klp_try_switch_task: ${task.comm}:${task.pid} has an unreliable stack`);
+    klpPrint(
+      core,
+      'debug',
+      `klp_try_switch_task: ${task.comm}:${task.pid} has an unreliable stack`,
+    );
     core.observer.blocked(task, 'unreliable', core.lastReason);
     return false;
   }
@@ -508,4 +512,3 @@ function removeFromFuncStack(core: KlpCore, f: KlpFunc): void {
   }
   f.patched = false;
 }
-

@@ -1,12 +1,14 @@
 import { fileURLToPath } from 'node:url';
-import { buildMachine, loadCapture } from '@klpsim/kernel';
+import { buildMachine, loadCapture, loadModule, type Machine } from '@klpsim/kernel';
 import { POLICIES } from '@klpsim/unwind';
 import { describe, expect, it } from 'vitest';
 import {
+  buildPatch,
   KLP_TRANSITION_PATCHED,
   KLP_TRANSITION_UNPATCHED,
   KlpCore,
   type KlpObserver,
+  type KlpPatch,
   klpCancelTransition,
   klpCheckStackFunc,
   klpEnablePatch,
@@ -14,13 +16,10 @@ import {
   klpInitTransition,
   klpTryCompleteTransition,
   type LpTask,
-  type KlpPatch,
-  predictTransition,
-  buildPatch,
   mixedVersionOn,
+  predictTransition,
   TASK_INTERRUPTIBLE,
 } from '../src/index.js';
-import { loadModule, type Machine } from '@klpsim/kernel';
 
 /** A patch module built and loaded (insmod), not yet enabled. */
 function insmod(m: Machine, spec: Parameters<typeof buildPatch>[1], index: number): KlpPatch {

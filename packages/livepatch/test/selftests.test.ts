@@ -103,7 +103,14 @@ function environment(input: RunInput) {
   const sc = scenarioSchema.parse({
     ...input,
     // No grace period unless a test asks for one: attempt times stay whole seconds.
-    machine: { cpus: 2, kernel: KERNEL, idleChain: chain(CHAINS.idle), syncMs: 0, unpatchSyncMs: 0, ...input.machine },
+    machine: {
+      cpus: 2,
+      kernel: KERNEL,
+      idleChain: chain(CHAINS.idle),
+      syncMs: 0,
+      unpatchSyncMs: 0,
+      ...input.machine,
+    },
   });
   const env = scenarioEnvironment(sc, () => {
     throw new Error('no captures here');
@@ -343,7 +350,12 @@ describe('livepatch selftests as simulations', () => {
     });
     const idle = t.tasks.filter((x) => x.comm.startsWith('swapper/'));
     // klp_try_complete_transition: "offline idle tasks can be switched immediately".
-    expect(idle.map((x) => x.via)).toEqual(['idle-loop', 'idle-loop', 'offline-cpu', 'offline-cpu']);
+    expect(idle.map((x) => x.via)).toEqual([
+      'idle-loop',
+      'idle-loop',
+      'offline-cpu',
+      'offline-cpu',
+    ]);
     expect(idle.map((x) => x.switchedAt)).toEqual([1.001, 1.001, 1, 1]);
     expect(idle[0]!.blockedBy).toEqual([{ reason: 'running', function: null, count: 1 }]);
     expect(t.completedAt).toBe(2);
@@ -390,7 +402,12 @@ describe('the consistency checker', () => {
 describe('bad scenarios fail before they run', () => {
   it('a missing chain, function, patch or module names its field', () => {
     const env = scenarioEnvironment(
-      scenarioSchema.parse({ machine: { cpus: 2, kernel: KERNEL }, tasks: quiet, actions: [{ at: 1, do: 'enable', patch: 'p' }], patches: [patchOn('p', 'do_nanosleep')] }),
+      scenarioSchema.parse({
+        machine: { cpus: 2, kernel: KERNEL },
+        tasks: quiet,
+        actions: [{ at: 1, do: 'enable', patch: 'p' }],
+        patches: [patchOn('p', 'do_nanosleep')],
+      }),
       () => {
         throw new Error('no captures here');
       },
@@ -443,7 +460,9 @@ describe('determinism', () => {
 });
 
 const lines = (t: TransitionLog, from: string) => {
-  const all = t.timeline.filter((e) => e.event !== 'action' && e.event !== 'signals' && e.event !== 'complete').map((e) => e.text);
+  const all = t.timeline
+    .filter((e) => e.event !== 'action' && e.event !== 'signals' && e.event !== 'complete')
+    .map((e) => e.text);
   return all.slice(all.indexOf(from));
 };
 
@@ -529,7 +548,9 @@ describe('callbacks (tools/testing/selftests/livepatch/test-callbacks.sh)', () =
       patches: [
         {
           ...patchOn('demo', 'do_nanosleep'),
-          callbacks: { vmlinux: { prePatch: -19, postPatch: true, preUnpatch: true, postUnpatch: true } },
+          callbacks: {
+            vmlinux: { prePatch: -19, postPatch: true, preUnpatch: true, postUnpatch: true },
+          },
         },
       ],
       actions: [{ at: 1, do: 'enable', patch: 'demo' }],
@@ -605,7 +626,11 @@ describe('sysfs writes as enabled_store takes them', () => {
       comm: 'spinner',
       count: 1,
       kthread: true,
-      behaviour: { chains: [chain(CHAINS.idleKthread)], sleep: { const: 1 }, run: 'forever' as const },
+      behaviour: {
+        chains: [chain(CHAINS.idleKthread)],
+        sleep: { const: 1 },
+        run: 'forever' as const,
+      },
     };
     const t = run({
       debug: true,
@@ -619,7 +644,9 @@ describe('sysfs writes as enabled_store takes them', () => {
       ],
       timeLimit: 10,
     });
-    expect(debugLines(t)).toContain("livepatch: 'p': reversing transition from unpatching to patching");
+    expect(debugLines(t)).toContain(
+      "livepatch: 'p': reversing transition from unpatching to patching",
+    );
     expect(t.transitions[1]).toMatchObject({ patch: 'p', target: 0, reversedAt: 4.5 });
     expect(sysfsAt(t, 4).patches[0]).toMatchObject({ enabled: 0, transition: 1 });
     expect(sysfsAt(t, 4.6).patches[0]).toMatchObject({ enabled: 1, transition: 1 });

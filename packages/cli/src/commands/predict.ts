@@ -4,12 +4,14 @@ import { CliError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { choosePolicy, openCapture } from '../select.js';
 
-export const PREDICT_USAGE = `klpsim predict <capture.json> --patch f1,f2 [--unpatch] [--policy P] [--text FILE] [--json]
+export const PREDICT_USAGE = `klpsim predict <capture.json> --patch f1,module:f2 [--unpatch] [--policy P] [--text FILE] [--json]
 
 One klp_try_complete_transition pass over a real capture, as if a patch of these
 functions were enabled now (--unpatch: as if the applied patch were being disabled):
 for each task, switches, sleeping on function X, unreliable stack (with the reason),
-or running. Default policy: mainline where the kernel has meta records, else symcode-v8.`;
+or running. A function of a module is written module:function. Default policy:
+mainline where the kernel has meta records, else symcode-v8. Exit code 1 if the
+kernel would refuse the patch (its messages say why).`;
 
 /** `klpsim predict`: returns the exit code. */
 export function runPredict(argv: string[], log: Logger, print: (s: string) => void): number {
@@ -46,7 +48,13 @@ export function runPredict(argv: string[], log: Logger, print: (s: string) => vo
   const r = predictTransition(
     machine,
     policy,
-    { name: 'livepatch_predict', funcs: names.map((oldName) => ({ oldName })) },
+    {
+      name: 'livepatch_predict',
+      funcs: names.map((n) => {
+        const i = n.indexOf(':');
+        return i < 0 ? { oldName: n } : { oldName: n.slice(i + 1), object: n.slice(0, i) };
+      }),
+    },
     values.unpatch === true,
   );
   if (!r.ok) throw new CliError(r.error.code, `--patch: ${r.error.message}`);
@@ -54,14 +62,25 @@ export function runPredict(argv: string[], log: Logger, print: (s: string) => vo
   if (values.json === true) {
     print(
       JSON.stringify(
-        { policy: r.value.policy, patch: r.value.patch, tasks: r.value.tasks },
+        {
+          policy: r.value.policy,
+          patch: r.value.patch,
+          enableResult: r.value.enableResult,
+          messages: r.value.messages,
+          tasks: r.value.tasks,
+        },
         null,
         2,
       ),
     );
-    return 0;
+    return r.value.enableResult === 0 ? 0 : 1;
   }
   const p = r.value;
+  if (p.enableResult !== 0) {
+    print(`the kernel would refuse this patch (${p.enableResult}):`);
+    for (const m of p.messages) print(`  ${m}`);
+    return 1;
+  }
   print(
     `${p.patch.unpatch ? 'unpatching' : 'patching'} ${p.patch.functions.join(', ')} under ${p.policy}: first klp_try_complete_transition pass`,
   );

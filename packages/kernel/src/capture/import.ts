@@ -305,10 +305,7 @@ function specialAddresses(
 function importCpus(k: CaptureDocument['kernel']): Cpu[] {
   const n = k.cpus?.nrCpuIds ?? Math.max(1, k.irqStacks?.length ?? 0, k.perCpuStacks?.length ?? 0);
   const online = k.cpus?.online ?? n;
-  const stackAt = (
-    base: string | null | undefined,
-    size: number | undefined,
-  ): CpuStack | null => {
+  const stackAt = (base: string | null | undefined, size: number | undefined): CpuStack | null => {
     if (base === undefined || base === null || size === undefined) return null;
     const low = parseAddr(base);
     if (low === null || Number.isNaN(low) || low < 0) return null;

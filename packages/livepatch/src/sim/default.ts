@@ -15,7 +15,9 @@ export function defaultScenario(): ScenarioInput {
   const pid = (capturePid: number, weight = 1) => ({ from: { capturePid }, weight });
   // Tasks of the bundled 7.2 capture, by pid (`klpsim walk fixtures/captures/linux-7.2-arm64-plain/capture.json`).
   const WORKERS = [9, 10, 11, 12, 23, 24, 26, 44, 45, 51, 108].map((p) => pid(p));
-  const RESCUERS = [4, 5, 6, 7, 8, 13, 28, 35, 39, 40, 41, 42, 46, 50, 52, 53, 54, 55, 56, 57, 58, 59];
+  const RESCUERS = [
+    4, 5, 6, 7, 8, 13, 28, 35, 39, 40, 41, 42, 46, 50, 52, 53, 54, 55, 56, 57, 58, 59,
+  ];
   const SMPBOOT = [14, 18, 19, 20, 21, 22].map((p) => pid(p));
   return {
     name: 'default: 64-CPU Linux 7.2 server, ~2,000 tasks, 5 functions',

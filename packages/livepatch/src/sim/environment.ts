@@ -63,7 +63,12 @@ export function chainBase(names: readonly string[]): { base: string; above: numb
   return { base: names[last] ?? '(empty)', above: Math.max(0, last) };
 }
 
-function template(machine: Machine, task: Task, chain: readonly Addr[], state: number): ChainTemplate {
+function template(
+  machine: Machine,
+  task: Task,
+  chain: readonly Addr[],
+  state: number,
+): ChainTemplate {
   const names = chain.map((a) => machine.kallsyms.lookup(a)?.name ?? '?');
   return { task, chain, names, ...chainBase(names), state };
 }
@@ -119,7 +124,10 @@ export function scenarioEnvironment(
       : swapper !== undefined
         ? (byPid.get(swapper.pid) ?? null)
         : null;
-  return { ok: true, value: { machine, policy, kernel: sc.kernel ?? NEWEST_VERSION, chainOf, idleChain } };
+  return {
+    ok: true,
+    value: { machine, policy, kernel: sc.kernel ?? NEWEST_VERSION, chainOf, idleChain },
+  };
 }
 
 /** Whether a template's captured sleep was freezable. */

@@ -1,10 +1,4 @@
-import {
-  type Addr,
-  addrHi,
-  addrLo,
-  foldAddress,
-  stripKernelInsnPac,
-} from '@klpsim/arm64';
+import { type Addr, addrHi, addrLo, foldAddress, stripKernelInsnPac } from '@klpsim/arm64';
 import type { Machine, Task } from '@klpsim/kernel';
 import type { ChainTemplate } from './environment.js';
 
@@ -53,7 +47,11 @@ export class StackImages {
     const low = this.next;
     this.next += Math.ceil(size / align) * align + align;
     const delta = low - old.low;
-    const mapped = this.machine.memory.map(`livepatch image of ${t.task.comm}:${t.task.pid}`, low, old.region.bytes.subarray(0, size));
+    const mapped = this.machine.memory.map(
+      `livepatch image of ${t.task.comm}:${t.task.pid}`,
+      low,
+      old.region.bytes.subarray(0, size),
+    );
     if (!mapped.ok) return t;
     const w = mapped.value.words;
     const move = (a: Addr): Addr => (a >= old.low && a < old.high ? a + delta : a);
@@ -81,7 +79,11 @@ export class StackImages {
     }
     const task: Task = {
       ...t.task,
-      cpuContext: { ...t.task.cpuContext, fp: move(t.task.cpuContext.fp), sp: move(t.task.cpuContext.sp) },
+      cpuContext: {
+        ...t.task.cpuContext,
+        fp: move(t.task.cpuContext.fp),
+        sp: move(t.task.cpuContext.sp),
+      },
       stack: { low, high: low + size, region: mapped.value },
       ptRegs: move(t.task.ptRegs),
       finalFrame: move(t.task.finalFrame),

@@ -27,8 +27,8 @@ import {
 } from '../model.js';
 import {
   parseKernelVersion,
-  SLEEP_STATES,
   type SchedHook,
+  SLEEP_STATES,
   schedHook,
   TASK_FREEZABLE,
   wokenByKlpSignal,
@@ -279,7 +279,11 @@ function checkReferences(sc: Scenario, env: SimEnvironment): InputError | null {
       ['runChain', b.runChain],
     ] as const) {
       if (ref !== undefined && env.chainOf(ref) === null)
-        return bad(`tasks[${g}].behaviour.${field}`, `no such chain ${JSON.stringify(ref)}`, chainKinds);
+        return bad(
+          `tasks[${g}].behaviour.${field}`,
+          `no such chain ${JSON.stringify(ref)}`,
+          chainKinds,
+        );
     }
   }
   const loaded = new Set(env.machine.text.loadedModules().map((m) => m.name));
@@ -337,7 +341,13 @@ class Simulation {
   private forced = false;
   private retryPending = false;
   private nextPid = 1000;
-  private kpatch: { action: number; patch: string; signalled: boolean; gaveUp: boolean; done: boolean } | null = null;
+  private kpatch: {
+    action: number;
+    patch: string;
+    signalled: boolean;
+    gaveUp: boolean;
+    done: boolean;
+  } | null = null;
   private patchCount = 0;
 
   constructor(
@@ -349,8 +359,7 @@ class Simulation {
     this.hook = schedHook(parseKernelVersion(env.kernel)!);
     const observer: KlpObserver = {
       debug: scenario.debug,
-      message: (text, level) =>
-        this.log(level === 'debug' ? 'debug' : 'message', text, level),
+      message: (text, level) => this.log(level === 'debug' ? 'debug' : 'message', text, level),
       switched: (task, via) => this.onSwitched(task, via),
       blocked: (task, why, detail) => this.onBlocked(task, why, detail),
       callback: (patch, obj, kind) => this.onCallback(patch, obj.name, kind),
@@ -366,7 +375,8 @@ class Simulation {
     this.images = new StackImages(this.machine);
     this.busy = new Int32Array(scenario.machine.cpus);
     const offline = new Set(scenario.machine.offlineCpus);
-    for (let cpu = 0; cpu < scenario.machine.cpus; cpu++) this.core.cpuOnline.push(!offline.has(cpu));
+    for (let cpu = 0; cpu < scenario.machine.cpus; cpu++)
+      this.core.cpuOnline.push(!offline.has(cpu));
     // checkReferences has made sure every chain exists.
     this.templates = scenario.tasks.map((g) => g.behaviour.chains.map((c) => env.chainOf(c.from)!));
     this.weights = scenario.tasks.map((g) => g.behaviour.chains.map((c) => c.weight));
@@ -412,7 +422,13 @@ class Simulation {
     return freezable ? state | TASK_FREEZABLE : state;
   }
 
-  private newTask(comm: string, kthread: boolean, cpu: number, b: Behaviour, group: number): SimTask {
+  private newTask(
+    comm: string,
+    kthread: boolean,
+    cpu: number,
+    b: Behaviour,
+    group: number,
+  ): SimTask {
     const lp: LpTask = {
       pid: this.nextPid++,
       comm,
@@ -485,7 +501,9 @@ class Simulation {
         break;
       }
     }
-    return pcs === null ? c : this.images.variant(c, pcs, `${c.task.pid}@${c.task.stack.low}|${key}`);
+    return pcs === null
+      ? c
+      : this.images.variant(c, pcs, `${c.task.pid}@${c.task.stack.low}|${key}`);
   }
 
   /** The task goes to sleep in `c` (as it runs it now) for `duration` ms. */
@@ -576,7 +594,12 @@ class Simulation {
         } else {
           // Each task starts part-way through one of its sleeps.
           const full = this.draw(b.sleep);
-          this.sleepIn(t, this.pickChain(g), Number.isFinite(full) ? full * this.rand() : full, false);
+          this.sleepIn(
+            t,
+            this.pickChain(g),
+            Number.isFinite(full) ? full * this.rand() : full,
+            false,
+          );
         }
         if (b.forkEvery !== undefined) this.at(this.draw(b.forkEvery), EventKind.FORK, t);
       }
@@ -660,7 +683,8 @@ class Simulation {
         this.syscall(t);
         return;
       case EventKind.COND_RESCHED:
-        if (t.phase === Phase.RUN && !klpSchedTrySwitch(this.core, t.lp)) this.scheduleCondResched(t);
+        if (t.phase === Phase.RUN && !klpSchedTrySwitch(this.core, t.lp))
+          this.scheduleCondResched(t);
         return;
       case EventKind.TICK:
         if (t.phase === Phase.USER) klpUpdatePatchState(this.core, t.lp, 'kernel-exit');
@@ -671,14 +695,24 @@ class Simulation {
   /** A fork: the child starts at ret_from_fork with its parent's patch state, running, not in the parent's sleep. */
   private fork(parent: SimTask): void {
     const b = parent.behaviour;
-    const child = this.newTask(`${parent.lp.comm}-child`, parent.lp.kthread, parent.lp.cpu, b, parent.group);
+    const child = this.newTask(
+      `${parent.lp.comm}-child`,
+      parent.lp.kthread,
+      parent.lp.cpu,
+      b,
+      parent.group,
+    );
     klpCopyProcess(parent.lp, child.lp);
-    if (child.lp.patchState === this.core.targetState && this.core.targetState !== KLP_TRANSITION_IDLE)
+    if (
+      child.lp.patchState === this.core.targetState &&
+      this.core.targetState !== KLP_TRANSITION_IDLE
+    )
       this.onSwitched(child.lp, 'fork');
     child.sleepsLeft = 0;
     child.interrupted = true;
     this.runFor(child, this.draw(b.run));
-    if (b.forkEvery !== undefined) this.at(this.now + this.draw(b.forkEvery), EventKind.FORK, parent);
+    if (b.forkEvery !== undefined)
+      this.at(this.now + this.draw(b.forkEvery), EventKind.FORK, parent);
   }
 
   /**
@@ -730,10 +764,16 @@ class Simulation {
     tr.attempts++;
     for (const idle of this.idle) idle.lp.running = this.busy[idle.lp.cpu]! === 0;
     const before = this.signalsSent;
-    const done = klpTryCompleteTransition(this.core, { signal: this.signal, wakeIdle: this.wakeIdle });
+    const done = klpTryCompleteTransition(this.core, {
+      signal: this.signal,
+      wakeIdle: this.wakeIdle,
+    });
     if (this.signalsSent > before) {
       tr.signalRounds.push(tr.attempts);
-      this.log('signals', `${this.signalsSent - before} ${plural(this.signalsSent - before, 'task')} signalled after attempt ${tr.attempts}`);
+      this.log(
+        'signals',
+        `${this.signalsSent - before} ${plural(this.signalsSent - before, 'task')} signalled after attempt ${tr.attempts}`,
+      );
     }
     let left = 0;
     for (const t of this.core.tasks) if (t.pending) left++;
@@ -742,7 +782,10 @@ class Simulation {
     if (done) {
       tr.completingAttempt = tr.attempts;
       tr.completedAt = (this.now + this.delay) / 1000;
-      this.log('complete', `transition complete after ${tr.attempts} ${plural(tr.attempts, 'attempt')}`);
+      this.log(
+        'complete',
+        `transition complete after ${tr.attempts} ${plural(tr.attempts, 'attempt')}`,
+      );
       this.snapshot();
       this.kpatchCompleted();
     } else if (!this.retryPending) {
@@ -852,7 +895,10 @@ class Simulation {
       if (this.kpatch !== null) this.kpatch.done = true;
       return;
     }
-    this.log('kpatch', `waiting (up to ${KPATCH_ENABLE_WAIT / 1000} seconds) for patch transition to complete...`);
+    this.log(
+      'kpatch',
+      `waiting (up to ${KPATCH_ENABLE_WAIT / 1000} seconds) for patch transition to complete...`,
+    );
     this.queue.push(this.now + KPATCH_ENABLE_WAIT, EventKind.KPATCH, action, 0);
   }
 
@@ -871,29 +917,38 @@ class Simulation {
         this.log('kpatch', `  ${t.lp.comm} (${t.lp.pid})`);
         this.signal(t.lp);
       }
-      this.log('kpatch', `waiting (up to ${KPATCH_SIGNAL_WAIT / 1000} seconds) for patch transition to complete...`);
+      this.log(
+        'kpatch',
+        `waiting (up to ${KPATCH_SIGNAL_WAIT / 1000} seconds) for patch transition to complete...`,
+      );
       this.queue.push(this.now + KPATCH_SIGNAL_WAIT, EventKind.KPATCH, action, 1);
       return;
     }
     this.log('kpatch', `module ${k.patch} did not complete its transition, unloading...`);
-    for (const t of this.tasks) if (t.lp.pending) this.log('kpatch', `  stalled: ${t.lp.comm} (${t.lp.pid})`);
+    for (const t of this.tasks)
+      if (t.lp.pending) this.log('kpatch', `  stalled: ${t.lp.comm} (${t.lp.pid})`);
     k.gaveUp = true;
     k.done = true;
-    if (klpEnabledStore(this.core, patch, false) === 0) this.transitionStarted(patch, this.core.targetState, true);
+    if (klpEnabledStore(this.core, patch, false) === 0)
+      this.transitionStarted(patch, this.core.targetState, true);
   }
 
   private kpatchCompleted(): void {
     const k = this.kpatch;
     if (k === null || k.done) return;
     const tr = this.transitions[this.transitions.length - 1]!;
-    this.log('kpatch', `transition complete (${Math.floor((tr.completedAt ?? 0) - tr.startedAt)} seconds)`);
+    this.log(
+      'kpatch',
+      `transition complete (${Math.floor((tr.completedAt ?? 0) - tr.startedAt)} seconds)`,
+    );
     k.done = true;
   }
 
   /** Modules a scenario loads later start out unloaded. */
   private detachLateModules(): void {
     for (const a of this.scenario.actions) {
-      if (a.do !== 'load-module' || a.module === undefined || this.lateModules.has(a.module)) continue;
+      if (a.do !== 'load-module' || a.module === undefined || this.lateModules.has(a.module))
+        continue;
       const m = unloadModule(this.machine, a.module);
       if (m !== null) this.lateModules.set(a.module, m);
     }
@@ -913,7 +968,10 @@ class Simulation {
     const fn = mixedVersionOn(this.core.funcStacks, lp.chain, this.core.targetState);
     if (fn === null) return;
     this.violations.push({ t: this.now / 1000, pid: lp.pid, comm: lp.comm, function: fn, via });
-    this.log('VIOLATION', `${lp.comm}:${lp.pid} switched (${via}) while running another version of ${fn}`);
+    this.log(
+      'VIOLATION',
+      `${lp.comm}:${lp.pid} switched (${via}) while running another version of ${fn}`,
+    );
   }
 
   /** Counts by the interned reason or function string: nothing is allocated after a task's first block. */
@@ -952,8 +1010,9 @@ class Simulation {
   /** Why a task still pending waits, and what would end the wait. */
   private pendingReport(t: SimTask): PendingTask {
     const lp = t.lp;
-    const fn = t.sleepingOn === null ? null : [...t.sleepingOn.keys()].pop() ?? null;
-    const inBase = fn !== null && t.current !== null && t.current.names.slice(t.current.above).includes(fn);
+    const fn = t.sleepingOn === null ? null : ([...t.sleepingOn.keys()].pop() ?? null);
+    const inBase =
+      fn !== null && t.current !== null && t.current.names.slice(t.current.above).includes(fn);
     let reason: string;
     let remedy: string;
     if (lp.running || t.phase === Phase.RUN) {
@@ -979,7 +1038,9 @@ class Simulation {
       reason = `unreliable stack (${[...t.unreliable.keys()].join(', ')})`;
       remedy = 'force, or a stack the reliable walk accepts (another policy, or another moment)';
     } else {
-      reason = this.env.policy.hasReliableWalk ? 'not yet checked' : 'no reliable stack trace on this kernel';
+      reason = this.env.policy.hasReliableWalk
+        ? 'not yet checked'
+        : 'no reliable stack trace on this kernel';
       remedy = lp.kthread ? 'force' : 'its next kernel exit';
     }
     return { pid: lp.pid, comm: lp.comm, reason, function: fn, remedy };
@@ -1002,7 +1063,10 @@ class Simulation {
       };
     });
     const started = this.transitions.length > 0;
-    const completed = started && this.core.transitionPatch === null && this.transitions.every((x) => x.completedAt !== null);
+    const completed =
+      started &&
+      this.core.transitionPatch === null &&
+      this.transitions.every((x) => x.completedAt !== null);
     const lastDone = this.transitions[this.transitions.length - 1]?.completedAt ?? null;
     const pendingAtEnd =
       this.core.transitionPatch === null
@@ -1031,7 +1095,12 @@ class Simulation {
           ? null
           : {
               patch: k.patch,
-              completedInWindow: !k.gaveUp && k.done && this.transitions.some((x) => x.patch === k.patch && x.completedAt !== null && x.reversedAt === null),
+              completedInWindow:
+                !k.gaveUp &&
+                k.done &&
+                this.transitions.some(
+                  (x) => x.patch === k.patch && x.completedAt !== null && x.reversedAt === null,
+                ),
               signalled: k.signalled,
               gaveUp: k.gaveUp,
             },
@@ -1044,7 +1113,8 @@ class Simulation {
 
 function blockedByOf(t: SimTask): BlockedBy[] {
   const out: BlockedBy[] = [];
-  if (t.blockedRunning > 0) out.push({ reason: 'running', function: null, count: t.blockedRunning });
+  if (t.blockedRunning > 0)
+    out.push({ reason: 'running', function: null, count: t.blockedRunning });
   for (const [code, count] of t.unreliable ?? [])
     out.push({ reason: 'unreliable stack', function: code === '' ? null : code, count });
   for (const [fn, count] of t.sleepingOn ?? [])
@@ -1061,7 +1131,14 @@ function stateLetter(state: number): string {
   return `0x${state.toString(16)}`;
 }
 
-const ERRNO: Record<number, string> = { [-2]: 'ENOENT', [-12]: 'ENOMEM', [-16]: 'EBUSY', [-17]: 'EEXIST', [-19]: 'ENODEV', [-22]: 'EINVAL' };
+const ERRNO: Record<number, string> = {
+  [-2]: 'ENOENT',
+  [-12]: 'ENOMEM',
+  [-16]: 'EBUSY',
+  [-17]: 'EEXIST',
+  [-19]: 'ENODEV',
+  [-22]: 'EINVAL',
+};
 function errnoName(ret: number): string {
   return ERRNO[ret] ?? `errno ${-ret}`;
 }

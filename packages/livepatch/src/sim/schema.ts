@@ -93,7 +93,10 @@ export const ACTIONS = [
 
 export const actionSchema = z.strictObject({
   /** Seconds of simulated time. */
-  at: z.number().nonnegative().max(DAY_MS / 1000),
+  at: z
+    .number()
+    .nonnegative()
+    .max(DAY_MS / 1000),
   /**
    * enable: insmod of the patch module; disable / re-enable: `echo 0 / 1 >
    * enabled`; force: `echo 1 > force`; kpatch-load: `kpatch load` (enable,
