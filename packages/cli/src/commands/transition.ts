@@ -24,10 +24,12 @@ export const TRANSITION_USAGE = `klpsim transition [scenario.json] [--policy P] 
 
 Simulates a livepatch transition over simulated time (without a file: the built-in
 scenario, a 64-CPU server of ~2000 tasks drawn from the bundled 7.2 capture).
-Prints time to completion, retries, signals, and the tasks that blocked longest.
+Leads with the answer: completes (when, at which attempt) or not (who is still
+pending, why, and what would end the wait), then the details and the timeline.
 --debug also logs the kernel's pr_debug messages ("%s:%d is sleeping on function %s").
-Exit code 3 if the consistency checker saw a task switch with a changed function
-on its stack (never expected, except after force, which it reports separately).`;
+Exit codes: 0 completed; 1 did not complete within the scenario's time limit (or
+the kernel refused the patch); 3 the consistency checker saw a task switch while
+running another version of a patched function (forced switches excepted).`;
 
 /** Resolves a scenario's capture: "bundled:linux-6.1", "bundled:linux-7.2", or a path relative to the scenario. */
 export function captureLoader(
@@ -83,21 +85,51 @@ export function runScenario(sc: Scenario, file: string | null, log: Logger): Tra
   return out.value;
 }
 
-/** Human summary of a transition log. */
-export function renderTransition(t: TransitionLog): string {
-  const out = [
-    `scenario: ${t.scenario} (policy ${t.policy}, seed ${t.seed}, ${t.tasks.length} tasks)`,
-  ];
-  out.push(
-    t.completed
-      ? `completed at ${t.completedAt} s of simulated time, after ${t.attempts} attempts; ${t.signalsSent} tasks signalled${t.forced ? '; FORCED' : ''}`
-      : `NOT completed within the time limit: ${t.attempts} attempts, ${t.signalsSent} tasks signalled${t.forced ? ', forced' : ''}`,
-  );
-  if (t.violations.length > 0) {
-    out.push(`CONSISTENCY VIOLATIONS: ${t.violations.length}`);
-    for (const v of t.violations.slice(0, 10))
-      out.push(`  ${v.t} s ${v.comm}:${v.pid} switched (${v.via}) with ${v.function} on its stack`);
+const sec = (x: number): string => `${x.toFixed(3)} s`;
+const plural = (n: number, w: string): string => `${n} ${n === 1 ? w : `${w}s`}`;
+
+/** The answer first: will it complete, when, and who holds it up and why. */
+export function transitionAnswer(t: TransitionLog): string[] {
+  const out: string[] = [];
+  const first = t.transitions[0];
+  if (first === undefined) {
+    const failed = t.timeline.filter((e) => e.event === 'action' && /: -\d+/.test(e.text));
+    out.push(`NO TRANSITION: the kernel refused the patch (${failed.map((e) => e.text).join('; ') || 'no enable'})`);
+    for (const e of t.timeline.filter((x) => x.level === 'err' || x.level === 'warn')) out.push(`  ${e.text}`);
+    return out;
   }
+  if (t.completed) {
+    const last = t.transitions[t.transitions.length - 1]!;
+    out.push(
+      `COMPLETES${t.forced ? ' (FORCED)' : ''}: at ${sec(last.completedAt!)} of simulated time, ${sec(last.completedAt! - last.startedAt)} after it started, at attempt ${last.completingAttempt}${last.signalRounds.length > 0 ? `, after ${plural(last.signalRounds.length, 'signal round')}` : ''}`,
+    );
+  } else {
+    const forceOnly = t.pendingAtEnd.length > 0 && t.pendingAtEnd.every((p) => p.remedy.startsWith('force'));
+    out.push(
+      `${forceOnly ? 'NEVER COMPLETES WITHOUT FORCE' : 'NOT COMPLETED'}: ${plural(t.pendingAtEnd.length, 'task')} still pending at the ${t.timeLimit} s limit, after ${plural(t.attempts, 'attempt')}`,
+    );
+    for (const p of t.pendingAtEnd.slice(0, 8)) out.push(`  ${p.comm}:${p.pid} ${p.reason}: ends with ${p.remedy}`);
+    if (t.pendingAtEnd.length > 8) out.push(`  ... and ${t.pendingAtEnd.length - 8} more (--json lists them all)`);
+  }
+  if (t.kpatch !== null)
+    out.push(
+      `kpatch load: ${t.kpatch.completedInWindow ? 'completed inside its window' : t.kpatch.gaveUp ? 'gave up and disabled the patch' : 'still waiting'}${t.kpatch.signalled ? ' (it signalled the stalled tasks)' : ''}`,
+    );
+  if (t.violations.length > 0) out.push(`CONSISTENCY VIOLATIONS: ${t.violations.length}`);
+  return out;
+}
+
+/** Human summary of a transition log: the answer, then the details. */
+export function renderTransition(t: TransitionLog): string {
+  const out = transitionAnswer(t);
+  out.push(
+    `scenario: ${t.scenario} (kernel ${t.kernel}: scheduler hook ${t.schedHook}; policy ${t.policy}; seed ${t.seed}; ${plural(t.tasks.length, 'task')})`,
+  );
+  out.push(
+    `${plural(t.attempts, 'attempt')}; ${plural(t.signalsSent, 'signal')} to ${plural(t.tasksSignalled, 'task')}${t.forced ? '; forced' : ''}`,
+  );
+  for (const v of t.violations.slice(0, 10))
+    out.push(`  ${v.t} s ${v.comm}:${v.pid} switched (${v.via}) with ${v.function} on its stack`);
   const via = new Map<string, number>();
   for (const task of t.tasks) via.set(task.via ?? 'never', (via.get(task.via ?? 'never') ?? 0) + 1);
   out.push(
@@ -115,21 +147,19 @@ export function renderTransition(t: TransitionLog): string {
     )
     .slice(0, 10);
   if (slow.length > 0) {
-    out.push('blocked longest:');
+    out.push('blocked longest (attempts that found it so):');
     for (const s of slow) {
       const why = s.blockedBy
-        .map((b) => `${b.reason}${b.function !== null ? ` ${b.function}` : ''} x${b.count}`)
+        .map((b) => `${b.reason}${b.function !== null ? ` ${b.function}` : ''} (${plural(b.count, 'attempt')})`)
         .join('; ');
       out.push(
-        `  ${s.comm}:${s.pid} switched ${s.switchedAt === null ? 'never' : `at ${s.switchedAt} s via ${s.via}`}: ${why}`,
+        `  ${s.comm}:${s.pid} switched ${s.switchedAt === null ? 'never' : `at ${sec(s.switchedAt)} via ${s.via}`}: ${why}`,
       );
     }
   }
   out.push('timeline:');
   for (const e of t.timeline)
-    out.push(
-      `  ${e.t.toFixed(3).padStart(9)} s  ${e.event === 'message' ? '' : `[${e.event}] `}${e.text}`,
-    );
+    out.push(`  ${sec(e.t).padStart(11)}  ${e.event === 'message' ? '' : `[${e.event}] `}${e.text}`);
   return out.join('\n');
 }
 
@@ -172,9 +202,9 @@ export function runTransition(argv: string[], log: Logger, print: (s: string) =>
   print(values.json === true ? JSON.stringify(t, null, 2) : renderTransition(t));
   if (t.violations.length > 0) {
     process.stderr.write(
-      `klpsim: ${t.violations.length} consistency violations: a task switched with a changed function on its stack\n`,
+      `klpsim: ${plural(t.violations.length, 'consistency violation')}: a task switched while running another version of a patched function\n`,
     );
     return 3;
   }
-  return 0;
+  return t.completed ? 0 : 1;
 }
