@@ -94,8 +94,11 @@ export function transitionAnswer(t: TransitionLog): string[] {
   const first = t.transitions[0];
   if (first === undefined) {
     const failed = t.timeline.filter((e) => e.event === 'action' && /: -\d+/.test(e.text));
-    out.push(`NO TRANSITION: the kernel refused the patch (${failed.map((e) => e.text).join('; ') || 'no enable'})`);
-    for (const e of t.timeline.filter((x) => x.level === 'err' || x.level === 'warn')) out.push(`  ${e.text}`);
+    out.push(
+      `NO TRANSITION: the kernel refused the patch (${failed.map((e) => e.text).join('; ') || 'no enable'})`,
+    );
+    for (const e of t.timeline.filter((x) => x.level === 'err' || x.level === 'warn'))
+      out.push(`  ${e.text}`);
     return out;
   }
   if (t.completed) {
@@ -104,12 +107,15 @@ export function transitionAnswer(t: TransitionLog): string[] {
       `COMPLETES${t.forced ? ' (FORCED)' : ''}: at ${sec(last.completedAt!)} of simulated time, ${sec(last.completedAt! - last.startedAt)} after it started, at attempt ${last.completingAttempt}${last.signalRounds.length > 0 ? `, after ${plural(last.signalRounds.length, 'signal round')}` : ''}`,
     );
   } else {
-    const forceOnly = t.pendingAtEnd.length > 0 && t.pendingAtEnd.every((p) => p.remedy.startsWith('force'));
+    const forceOnly =
+      t.pendingAtEnd.length > 0 && t.pendingAtEnd.every((p) => p.remedy.startsWith('force'));
     out.push(
       `${forceOnly ? 'NEVER COMPLETES WITHOUT FORCE' : 'NOT COMPLETED'}: ${plural(t.pendingAtEnd.length, 'task')} still pending at the ${t.timeLimit} s limit, after ${plural(t.attempts, 'attempt')}`,
     );
-    for (const p of t.pendingAtEnd.slice(0, 8)) out.push(`  ${p.comm}:${p.pid} ${p.reason}: ends with ${p.remedy}`);
-    if (t.pendingAtEnd.length > 8) out.push(`  ... and ${t.pendingAtEnd.length - 8} more (--json lists them all)`);
+    for (const p of t.pendingAtEnd.slice(0, 8))
+      out.push(`  ${p.comm}:${p.pid} ${p.reason}: ends with ${p.remedy}`);
+    if (t.pendingAtEnd.length > 8)
+      out.push(`  ... and ${t.pendingAtEnd.length - 8} more (--json lists them all)`);
   }
   if (t.kpatch !== null)
     out.push(
@@ -150,7 +156,10 @@ export function renderTransition(t: TransitionLog): string {
     out.push('blocked longest (attempts that found it so):');
     for (const s of slow) {
       const why = s.blockedBy
-        .map((b) => `${b.reason}${b.function !== null ? ` ${b.function}` : ''} (${plural(b.count, 'attempt')})`)
+        .map(
+          (b) =>
+            `${b.reason}${b.function !== null ? ` ${b.function}` : ''} (${plural(b.count, 'attempt')})`,
+        )
         .join('; ');
       out.push(
         `  ${s.comm}:${s.pid} switched ${s.switchedAt === null ? 'never' : `at ${sec(s.switchedAt)} via ${s.via}`}: ${why}`,
@@ -159,7 +168,9 @@ export function renderTransition(t: TransitionLog): string {
   }
   out.push('timeline:');
   for (const e of t.timeline)
-    out.push(`  ${sec(e.t).padStart(11)}  ${e.event === 'message' ? '' : `[${e.event}] `}${e.text}`);
+    out.push(
+      `  ${sec(e.t).padStart(11)}  ${e.event === 'message' ? '' : `[${e.event}] `}${e.text}`,
+    );
   return out.join('\n');
 }
 
