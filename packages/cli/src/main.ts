@@ -58,7 +58,7 @@ export async function main(
       case 'bench':
         return runBench(rest, log, print);
       case 'transition':
-        return runTransition(rest, log, print);
+        return await runTransition(rest, log, print);
       case 'predict':
         return runPredict(rest, log, print);
       case '--version':

@@ -96,6 +96,73 @@ describe('klpsim transition', () => {
     expect(doc.pendingAtEnd.every((p) => p.remedy.startsWith('force'))).toBe(true);
   });
 
+  it('--runs: the same bytes for 1 and 2 workers; the distribution comes from the scenario', async () => {
+    const one = await run(
+      'transition',
+      EXAMPLE,
+      '--runs',
+      '6',
+      '--seed',
+      '5',
+      '--workers',
+      '1',
+      '--json',
+    );
+    const two = await run(
+      'transition',
+      EXAMPLE,
+      '--runs',
+      '6',
+      '--seed',
+      '5',
+      '--workers',
+      '2',
+      '--json',
+    );
+    expect(one.code).toBe(0);
+    expect(one.out).toBe(two.out);
+    const doc = JSON.parse(one.out) as {
+      runs: number;
+      seeds: number[];
+      completionProbability: number;
+    };
+    expect(doc).toMatchObject({ runs: 6, seeds: [5, 10], completionProbability: 1 });
+  });
+
+  it('--runs, --seed, --workers and --kernel are validated before any work, naming the flag', async () => {
+    for (const [args, msg] of [
+      [['--runs', '0'], '--runs: "0" is not a whole number from 1 to 1000000'],
+      [['--runs', '1e3'], '--runs: "1e3" is not a whole number'],
+      [
+        ['--runs', '5', '--seed', '4294967295'],
+        '--seed: "4294967295" is not a whole number from 0 to 4294967291',
+      ],
+      [['--workers', '0'], '--workers: "0" is not a whole number from 1 to 64'],
+      [['--kernel', '5.4'], '--kernel: "5.4" is not a kernel version'],
+    ] as const) {
+      const r = await run('transition', EXAMPLE, ...args);
+      expect(r.code).toBe(2);
+      expect(r.err).toContain(msg);
+    }
+  });
+
+  it('kpatch load gives up after its 15 + 60 s window, disables the patch and lists the stalled task (exit 1)', async () => {
+    const KPATCH = fileURLToPath(
+      new URL('../../../examples/kpatch-stalled.scenario.json', import.meta.url),
+    );
+    const r = await run('transition', KPATCH);
+    expect(r.code).toBe(1);
+    // Enabled at 1 s: the stall is declared at 1 + 15 s, the give-up at 1 + 15 + 60 s.
+    expect(r.out).toMatch(/16\.000 s {2}\[kpatch\] patch transition has stalled!/);
+    expect(r.out).toMatch(
+      /76\.000 s {2}\[kpatch\] module livepatch_threadfn did not complete its transition/,
+    );
+    expect(r.out).toMatch(/\[kpatch\] {3}stalled: my_kthread/);
+    expect(r.out.split('\n')[0]).toMatch(
+      /^REVERSED: the patching of livepatch_threadfn was reversed at 76\.000 s/,
+    );
+  });
+
   it('a bad scenario file names the file and the field', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'klpsim-'));
     const f = join(dir, 's.json');

@@ -38,6 +38,7 @@ export {
   type TransitionRecord,
   type Violation,
 } from './sim/run.js';
+export { type RunOutcome, type RunsSummary, runOutcome, summarizeRuns } from './sim/runs.js';
 export * from './sim/schema.js';
 export {
   type CallbackKind,

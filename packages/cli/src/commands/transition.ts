@@ -10,6 +10,7 @@ import {
 } from '@klpsim/kernel';
 import {
   defaultScenario,
+  parseKernelVersion,
   type Scenario,
   scenarioEnvironment,
   scenarioSchema,
@@ -19,16 +20,23 @@ import {
 import { BUNDLED_CAPTURES } from '../bundled.js';
 import { CliError } from '../errors.js';
 import type { Logger } from '../log.js';
+import { defaultWorkers, progressBar, renderRuns, runMany } from '../runs.js';
 
-export const TRANSITION_USAGE = `klpsim transition [scenario.json] [--policy P] [--seed N] [--debug] [--json]
+export const TRANSITION_USAGE = `klpsim transition [scenario.json] [--policy P] [--kernel V] [--seed N] [--runs N [--workers W]] [--debug] [--json]
 
 Simulates a livepatch transition over simulated time (without a file: the built-in
 scenario, a 64-CPU server of ~2000 tasks drawn from the bundled 7.2 capture).
 Leads with the answer: completes (when, at which attempt) or not (who is still
 pending, why, and what would end the wait), then the details and the timeline.
+--kernel V: the kernel version whose scheduler hook applies (6.1-6.3 none, 6.4-6.15
+cond_resched(), 6.16+ freezable sleeps in __schedule()); default the scenario's.
+--runs N: N runs with seeds S, S+1, ... (S from --seed or the scenario) over W worker
+threads (default: one per core, at most 8), summed up: completion probability, time to
+completion (median, p90, p99, max), signals, force, kpatch's window, who held it up.
+The same N and S give the same bytes whatever W is. A progress bar on a terminal.
 --debug also logs the kernel's pr_debug messages ("%s:%d is sleeping on function %s").
-Exit codes: 0 completed; 1 did not complete within the scenario's time limit (or
-the kernel refused the patch); 3 the consistency checker saw a task switch while
+Exit codes: 0 completed (with --runs: in every run); 1 did not complete within the
+scenario's time limit (or the kernel refused the patch); 3 the consistency checker saw a task switch while
 running another version of a patched function (forced switches excepted).`;
 
 /** Resolves a scenario's capture: "bundled:linux-6.1", "bundled:linux-7.2", or a path relative to the scenario. */
@@ -101,8 +109,13 @@ export function transitionAnswer(t: TransitionLog): string[] {
       out.push(`  ${e.text}`);
     return out;
   }
-  if (t.completed) {
-    const last = t.transitions[t.transitions.length - 1]!;
+  const last = t.transitions[t.transitions.length - 1]!;
+  if (t.completed && last.reversedAt !== null) {
+    const back = last.target === 1 ? 'unpatched' : 'patched';
+    out.push(
+      `REVERSED: the ${last.target === 1 ? 'patching' : 'unpatching'} of ${last.patch} was reversed at ${sec(last.reversedAt)}${t.kpatch?.gaveUp === true ? ' (kpatch gave up)' : ''}; back to ${back} at ${sec(last.completedAt!)}, at attempt ${last.completingAttempt}`,
+    );
+  } else if (t.completed) {
     out.push(
       `COMPLETES${t.forced ? ' (FORCED)' : ''}: at ${sec(last.completedAt!)} of simulated time, ${sec(last.completedAt! - last.startedAt)} after it started, at attempt ${last.completingAttempt}${last.signalRounds.length > 0 ? `, after ${plural(last.signalRounds.length, 'signal round')}` : ''}`,
     );
@@ -174,8 +187,26 @@ export function renderTransition(t: TransitionLog): string {
   return out.join('\n');
 }
 
+/** A whole number from the command line, within bounds; the error names the flag as typed. */
+function intFlag(flag: string, text: string, min: number, max: number): number {
+  const n = /^\d+$/.test(text) ? Number(text) : Number.NaN;
+  if (!Number.isSafeInteger(n) || n < min || n > max)
+    throw new CliError(
+      'KLPSIM_USAGE',
+      `${flag}: "${text}" is not a whole number from ${min} to ${max}`,
+    );
+  return n;
+}
+
+/** The largest --runs: a million runs is hours of work already. */
+const MAX_RUNS = 1_000_000;
+
 /** `klpsim transition`: returns the exit code. */
-export function runTransition(argv: string[], log: Logger, print: (s: string) => void): number {
+export async function runTransition(
+  argv: string[],
+  log: Logger,
+  print: (s: string) => void,
+): Promise<number> {
   const { values, positionals } = parseArgs({
     args: argv,
     allowPositionals: true,
@@ -183,6 +214,9 @@ export function runTransition(argv: string[], log: Logger, print: (s: string) =>
     options: {
       policy: { type: 'string' },
       seed: { type: 'string' },
+      runs: { type: 'string' },
+      workers: { type: 'string' },
+      kernel: { type: 'string' },
       debug: { type: 'boolean' },
       json: { type: 'boolean' },
     },
@@ -202,13 +236,37 @@ export function runTransition(argv: string[], log: Logger, print: (s: string) =>
     }
     sc = { ...sc, policy: values.policy as Scenario['policy'] & string };
   }
-  if (values.seed !== undefined) {
-    const seed = Number(values.seed);
-    if (!Number.isInteger(seed))
-      throw new CliError('KLPSIM_USAGE', `--seed: "${values.seed}" is not an integer`);
-    sc = { ...sc, seed };
+  if (values.kernel !== undefined) {
+    if (parseKernelVersion(values.kernel) === null)
+      throw new CliError(
+        'KLPSIM_USAGE',
+        `--kernel: "${values.kernel}" is not a kernel version klpsim models (6.1 or later, e.g. 6.12)`,
+      );
+    sc = { ...sc, kernel: values.kernel };
   }
+  const runs = values.runs === undefined ? null : intFlag('--runs', values.runs, 1, MAX_RUNS);
+  if (values.seed !== undefined)
+    sc = { ...sc, seed: intFlag('--seed', values.seed, 0, 0xffffffff - (runs ?? 1) + 1) };
+  else if (runs !== null && sc.seed + runs - 1 > 0xffffffff)
+    throw new CliError(
+      'KLPSIM_USAGE',
+      `--runs: seeds ${sc.seed}..${sc.seed + runs - 1} go past 4294967295`,
+    );
+  const workers =
+    values.workers === undefined ? defaultWorkers() : intFlag('--workers', values.workers, 1, 64);
   if (values.debug === true) sc = { ...sc, debug: true };
+  if (runs !== null) {
+    // Validate the environment here, where an error can name the file, before any worker starts.
+    const env = scenarioEnvironment(sc, captureLoader(file));
+    if (!env.ok)
+      throw CliError.fromInput({
+        ...env.error,
+        file: env.error.file ?? file ?? '(built-in scenario)',
+      });
+    const summary = await runMany(sc, file, runs, workers, progressBar());
+    print(values.json === true ? JSON.stringify(summary, null, 2) : renderRuns(summary));
+    return summary.completionProbability === 1 ? 0 : 1;
+  }
   const t = runScenario(sc, file, log);
   print(values.json === true ? JSON.stringify(t, null, 2) : renderTransition(t));
   if (t.violations.length > 0) {
@@ -217,5 +275,6 @@ export function runTransition(argv: string[], log: Logger, print: (s: string) =>
     );
     return 3;
   }
-  return t.completed ? 0 : 1;
+  // kpatch giving up is a failed load even though the reversal completed.
+  return t.completed && t.kpatch?.gaveUp !== true ? 0 : 1;
 }
