@@ -459,6 +459,8 @@ describe('determinism', () => {
   });
 });
 
+const task = (t: TransitionLog, comm: string) => t.tasks.find((x) => x.comm === comm)!;
+
 const lines = (t: TransitionLog, from: string) => {
   const all = t.timeline
     .filter((e) => e.event !== 'action' && e.event !== 'signals' && e.event !== 'complete')
@@ -662,5 +664,214 @@ describe('sysfs writes as enabled_store takes them', () => {
     expect(patchStateAt(t, pid, 4.6)).toBe(1);
     expect(t.transitions[1]!.completedAt).toBe(6);
     expect(patchStateAt(t, pid, 6)).toBe(-1);
+  });
+});
+
+describe('tasks behave as kernel tasks do', () => {
+  const sleeperIn = (comm: string, state: 'S' | 'D' | 'I' | 'K') => ({
+    comm,
+    count: 1,
+    behaviour: {
+      chains: [chain(CHAINS.nanosleep)],
+      sleep: 'forever' as const,
+      state,
+      user: true,
+      syscall: 'until-signal' as const,
+    },
+  });
+
+  // klp_send_signals -> set_notify_signal -> wake_up_state(task, TASK_INTERRUPTIBLE): only an
+  // interruptible sleep is woken (try_to_wake_up matches p->__state & state); D, killable
+  // (TASK_WAKEKILL | TASK_UNINTERRUPTIBLE) and TASK_IDLE (TASK_UNINTERRUPTIBLE | TASK_NOLOAD) are not.
+  it('the fake signal ends only an interruptible sleep', () => {
+    const t = run({
+      tasks: [
+        ...quiet,
+        sleeperIn('s', 'S'),
+        sleeperIn('d', 'D'),
+        sleeperIn('k', 'K'),
+        sleeperIn('i', 'I'),
+      ],
+      patches: [patchOn('p', 'do_nanosleep')],
+      actions: [{ at: 1, do: 'enable', patch: 'p' }],
+      timeLimit: 40,
+    });
+    expect(task(t, 's').via).toBe('kernel-exit');
+    expect(task(t, 's').switchedAt).toBeGreaterThan(16);
+    for (const c of ['d', 'k', 'i']) expect(task(t, c).switchedAt).toBeNull();
+    expect(t.completed).toBe(false);
+    expect(t.pendingAtEnd.map((p) => p.comm).sort()).toEqual(['d', 'i', 'k']);
+  });
+
+  // A kthread woken by wake_up_state(TASK_INTERRUPTIBLE) finds nothing to do and sleeps again in the
+  // same place: an interruptible kthread asleep in the patched function never switches.
+  it('a signalled kthread goes back to the same wait', () => {
+    const t = run({
+      tasks: [...quiet, { ...stuck, behaviour: { ...stuck.behaviour, state: 'S' as const } }],
+      patches: [patchOn('p', 'busymod_work_func')],
+      actions: [{ at: 1, do: 'enable', patch: 'p' }],
+      timeLimit: 40,
+    });
+    expect(t.transitions[0]!.signalRounds).toEqual([16, 31]);
+    expect(task(t, 'stuck').switchedAt).toBeNull();
+    expect(task(t, 'stuck').blockedBy).toEqual([
+      { reason: 'sleeping on function', function: 'busymod_work_func', count: t.attempts },
+    ]);
+  });
+
+  // klp_try_switch_task: a task on a CPU is -EBUSY; a user task switches at its next kernel exit
+  // (exit_to_user_mode -> klp_update_patch_state), at the latest at the next tick's return to user.
+  it('a user task running in user space switches at the next tick', () => {
+    const spinner = {
+      comm: 'userspin',
+      count: 1,
+      behaviour: {
+        chains: [chain(CHAINS.pipe)],
+        sleep: { const: 1 },
+        user: true,
+        userTime: 'forever' as const,
+      },
+    };
+    const t = run({
+      hz: 250,
+      tasks: [...quiet, spinner],
+      patches: [patchOn('p', 'busymod_work_func')],
+      actions: [{ at: 1, do: 'enable', patch: 'p' }],
+    });
+    expect(task(t, 'userspin').via).toBe('kernel-exit');
+    // HZ=250: a tick every 4 ms.
+    expect(task(t, 'userspin').switchedAt).toBe(1.004);
+  });
+
+  // klp_try_complete_transition walks every idle task; only one on a CPU that is idle right now is
+  // "running". An idle task on a busy CPU is stack-checked like any sleeping task.
+  it('an idle task on a busy CPU is stack-checked, not running', () => {
+    const hog = {
+      comm: 'hog',
+      count: 1,
+      kthread: true,
+      behaviour: {
+        chains: [chain(CHAINS.idleKthread)],
+        sleep: { const: 1 },
+        run: 'forever' as const,
+      },
+    };
+    const t = run({
+      machine: { cpus: 1 },
+      tasks: [hog],
+      patches: [patchOn('p', 'busymod_work_func')],
+      actions: [{ at: 1, do: 'enable', patch: 'p' }],
+      timeLimit: 3,
+    });
+    expect(task(t, 'swapper/0').via).toBe('stack-check');
+    expect(task(t, 'swapper/0').switchedAt).toBe(1);
+  });
+
+  // klp_copy_process: the child takes the parent's patch state; it starts in ret_from_fork, running,
+  // and a user child leaves through ret_to_user, where it switches if it is still pending.
+  it('a forked child starts at ret_from_fork with its parent state, not asleep in its parent chain', () => {
+    const parent = {
+      comm: 'parent',
+      count: 1,
+      behaviour: {
+        chains: [chain(CHAINS.nanosleep)],
+        sleep: 'forever' as const,
+        state: 'D' as const,
+        user: true,
+        forkEvery: { const: 2500 },
+      },
+    };
+    const t = run({
+      tasks: [...quiet, parent],
+      patches: [patchOn('p', 'do_nanosleep')],
+      actions: [{ at: 1, do: 'enable', patch: 'p' }],
+      timeLimit: 6,
+    });
+    const children = t.tasks.filter((x) => x.comm === 'parent-child');
+    expect(children.length).toBe(2);
+    // Never blocked "sleeping on do_nanosleep": they were never asleep in the parent's chain.
+    for (const c of children) {
+      expect(c.blockedBy.some((b) => b.function === 'do_nanosleep')).toBe(false);
+      expect(c.via).toBe('kernel-exit');
+    }
+  });
+
+  it("a group whose chains disagree on the task's base is refused, naming the group and both bases", () => {
+    const { sc, env } = environment({
+      tasks: [
+        {
+          comm: 'confused',
+          count: 1,
+          kthread: true,
+          behaviour: {
+            chains: [chain(CHAINS.idleKthread), chain(CHAINS.nanosleep)],
+            sleep: 'forever',
+          },
+        },
+      ],
+      patches: [patchOn('p', 'do_nanosleep')],
+      actions: [{ at: 1, do: 'enable', patch: 'p' }],
+    });
+    const r = simulate(sc, env);
+    expect(r.ok).toBe(false);
+    if (r.ok) return;
+    expect(r.error.field).toBe('tasks[0].behaviour.chains[1]');
+    expect(r.error.message).toContain('task group "confused"');
+    expect(r.error.message).toContain('worker_thread <- kthread <- ret_from_fork');
+    expect(r.error.message).toContain('system call');
+  });
+
+  it('a scenario in which nothing can happen is refused by validation', () => {
+    const parse = (input: object) =>
+      scenarioSchema.safeParse({ machine: { kernel: KERNEL }, tasks: quiet, ...input });
+    expect(parse({}).success).toBe(false);
+    const late = parse({ timeLimit: 10, actions: [{ at: 20, do: 'enable', patch: 'p' }] });
+    expect(late.success).toBe(false);
+    if (!late.success) expect(late.error.issues[0]!.path).toEqual(['actions', 0, 'at']);
+  });
+});
+
+describe('the kernel around the engine', () => {
+  // klp_complete_transition: "completing" (pr_debug) before klp_synchronize_transition, "complete"
+  // (pr_notice) after; unpatching also waits for ftrace to unregister the handler first.
+  it("'completing' and 'complete' are a grace period apart, longer when unpatching", () => {
+    const t = run({
+      debug: true,
+      machine: { syncMs: 12, unpatchSyncMs: 380 },
+      tasks: quiet,
+      patches: [patchOn('p', 'busymod_work_func')],
+      actions: [
+        { at: 1, do: 'enable', patch: 'p' },
+        { at: 5, do: 'disable', patch: 'p' },
+      ],
+    });
+    const at = (text: string) => t.timeline.find((e) => e.text === `livepatch: ${text}`)!.t;
+    expect(at("'p': patching complete") - at("'p': completing patching transition")).toBeCloseTo(
+      0.012,
+      9,
+    );
+    expect(
+      at("'p': unpatching complete") - at("'p': completing unpatching transition"),
+    ).toBeCloseTo(0.38, 9);
+  });
+
+  it("a simulation never changes the caller's machine: two runs on one environment give the same answer", () => {
+    const input: RunInput = {
+      tasks: [...quiet, busyUntil(3000)],
+      patches: [
+        patchOn('p', 'busymod_work_func'),
+        { ...patchOn('m', 'mod_worker'), funcs: [{ oldName: 'mod_worker', object: 'klp_mod' }] },
+      ],
+      actions: [
+        { at: 1, do: 'unload-module', module: 'klp_mod' },
+        { at: 2, do: 'enable', patch: 'p' },
+      ],
+    };
+    const { sc, env } = environment(input);
+    const before = env.machine.text.loadedModules().map((m) => m.name);
+    const a = simulate(sc, env);
+    const b = simulate(sc, env);
+    expect(env.machine.text.loadedModules().map((m) => m.name)).toEqual(before);
+    expect(JSON.stringify(a)).toBe(JSON.stringify(b));
   });
 });

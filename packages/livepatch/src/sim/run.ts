@@ -567,16 +567,15 @@ class Simulation {
     this.sleepIn(t, this.pickChain(t.group), this.draw(b.sleep), true);
   }
 
-  /** Back to user space: the kernel-exit switch point. */
+  /** Back to user space: the kernel-exit switch point; it runs user code on its CPU until its next system call. */
   private exitToUser(t: SimTask): void {
-    if (t.lp.running) this.offCpu(t);
+    if (!t.lp.running) this.onCpu(t);
     t.phase = Phase.USER;
     t.generation++;
     t.current = null;
     t.lp.stack = null;
     t.lp.chain = null;
     t.lp.inUser = true;
-    t.lp.state = 0;
     klpUpdatePatchState(this.core, t.lp, 'kernel-exit');
     this.at(this.now + this.draw(t.behaviour.userTime), EventKind.SYSCALL, t);
   }
