@@ -11,10 +11,12 @@ import {
 import {
   defaultScenario,
   parseKernelVersion,
+  patchStateAt,
   type Scenario,
   scenarioEnvironment,
   scenarioSchema,
   simulate,
+  sysfsAt,
   type TransitionLog,
 } from '@klpsim/livepatch';
 import { BUNDLED_CAPTURES } from '../bundled.js';
@@ -187,6 +189,42 @@ export function renderTransition(t: TransitionLog): string {
   return out.join('\n');
 }
 
+/** /sys/kernel/livepatch and every task's /proc/PID/patch_state at one moment of a run. */
+export function sysfsView(t: TransitionLog, at: number) {
+  return {
+    t: at,
+    patches: sysfsAt(t, at).patches,
+    tasks: t.tasks.map((x) => ({
+      pid: x.pid,
+      comm: x.comm,
+      patch_state: patchStateAt(t, x.pid, at),
+    })),
+  };
+}
+
+function renderSysfs(v: ReturnType<typeof sysfsView>): string {
+  const out = [`/sys/kernel/livepatch at ${v.t} s:`];
+  if (v.patches.length === 0) out.push('  (no patch)');
+  for (const p of v.patches) {
+    out.push(
+      `  ${p.name}/ enabled=${p.enabled} transition=${p.transition} replace=${p.replace} stack_order=${p.stack_order} ${Object.entries(
+        p.objects,
+      )
+        .map(([o, x]) => `${o}/patched=${x}`)
+        .join(' ')}`,
+    );
+  }
+  const counts = new Map<number, number>();
+  for (const x of v.tasks) counts.set(x.patch_state, (counts.get(x.patch_state) ?? 0) + 1);
+  out.push(
+    `/proc/*/patch_state: ${[...counts]
+      .sort((a, b) => a[0] - b[0])
+      .map(([k, n]) => `${k}: ${n}`)
+      .join(', ')} (-1 idle, 0 unpatched, 1 patched; --json lists every task)`,
+  );
+  return out.join('\n');
+}
+
 /** A whole number from the command line, within bounds; the error names the flag as typed. */
 function intFlag(flag: string, text: string, min: number, max: number): number {
   const n = /^\d+$/.test(text) ? Number(text) : Number.NaN;
@@ -217,6 +255,7 @@ export async function runTransition(
       runs: { type: 'string' },
       workers: { type: 'string' },
       kernel: { type: 'string' },
+      'sysfs-at': { type: 'string' },
       debug: { type: 'boolean' },
       json: { type: 'boolean' },
     },
@@ -267,7 +306,21 @@ export async function runTransition(
     print(values.json === true ? JSON.stringify(summary, null, 2) : renderRuns(summary));
     return summary.completionProbability === 1 ? 0 : 1;
   }
+  let at: number | null = null;
+  if (values['sysfs-at'] !== undefined) {
+    at = Number(values['sysfs-at']);
+    if (!/^\d+(\.\d+)?$/.test(values['sysfs-at']) || at > sc.timeLimit)
+      throw new CliError(
+        'KLPSIM_USAGE',
+        `--sysfs-at: "${values['sysfs-at']}" is not a time in seconds from 0 to the time limit (${sc.timeLimit})`,
+      );
+  }
   const t = runScenario(sc, file, log);
+  if (at !== null) {
+    const view = sysfsView(t, at);
+    print(values.json === true ? JSON.stringify(view, null, 2) : renderSysfs(view));
+    return 0;
+  }
   print(values.json === true ? JSON.stringify(t, null, 2) : renderTransition(t));
   if (t.violations.length > 0) {
     process.stderr.write(

@@ -1142,9 +1142,13 @@ function errnoName(ret: number): string {
   return ERRNO[ret] ?? `errno ${-ret}`;
 }
 
-/** The patch state a task shows in /proc/PID/patch_state at time `t` (seconds), from a log. */
-export function patchStateAt(log: TransitionLog, pid: number, t: number): number {
-  const task = log.tasks.find((x) => x.pid === pid);
+/**
+ * The patch state a task shows in /proc/PID/patch_state at time `t`
+ * (seconds), from a log; the task by pid or by its report (idle tasks all
+ * have pid 0).
+ */
+export function patchStateAt(log: TransitionLog, who: number | TaskReport, t: number): number {
+  const task = typeof who === 'number' ? log.tasks.find((x) => x.pid === who) : who;
   let tr = -1;
   for (let i = 0; i < log.transitions.length; i++) if (log.transitions[i]!.startedAt <= t) tr = i;
   if (tr < 0 || task === undefined) return KLP_TRANSITION_IDLE;
