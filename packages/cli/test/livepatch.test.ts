@@ -97,28 +97,10 @@ describe('klpsim transition', () => {
   });
 
   it('--runs: the same bytes for 1 and 2 workers; the distribution comes from the scenario', async () => {
-    const one = await run(
-      'transition',
-      EXAMPLE,
-      '--runs',
-      '6',
-      '--seed',
-      '5',
-      '--workers',
-      '1',
-      '--json',
-    );
-    const two = await run(
-      'transition',
-      EXAMPLE,
-      '--runs',
-      '6',
-      '--seed',
-      '5',
-      '--workers',
-      '2',
-      '--json',
-    );
+    const runs = (workers: string) =>
+      run('transition', EXAMPLE, '--runs', '6', '--seed', '5', '--workers', workers, '--json');
+    const one = await runs('1');
+    const two = await runs('2');
     expect(one.code).toBe(0);
     expect(one.out).toBe(two.out);
     const doc = JSON.parse(one.out) as {

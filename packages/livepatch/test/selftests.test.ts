@@ -459,6 +459,18 @@ describe('determinism', () => {
   });
 });
 
+/** A kthread on a CPU for good: every stack check finds it running (-EBUSY). */
+const onCpuForGood = (comm: string) => ({
+  comm,
+  count: 1,
+  kthread: true,
+  behaviour: {
+    chains: [chain(CHAINS.idleKthread)],
+    sleep: { const: 1 },
+    run: 'forever' as const,
+  },
+});
+
 const task = (t: TransitionLog, comm: string) => t.tasks.find((x) => x.comm === comm)!;
 
 const lines = (t: TransitionLog, from: string) => {
@@ -623,17 +635,7 @@ describe('sysfs writes as enabled_store takes them', () => {
   });
 
   it('echo 1 > enabled during an unpatching reverses it; the sysfs view and patch_state follow', () => {
-    // A kthread on a CPU for good: every stack check finds it running (-EBUSY).
-    const spinner = {
-      comm: 'spinner',
-      count: 1,
-      kthread: true,
-      behaviour: {
-        chains: [chain(CHAINS.idleKthread)],
-        sleep: { const: 1 },
-        run: 'forever' as const,
-      },
-    };
+    const spinner = onCpuForGood('spinner');
     const t = run({
       debug: true,
       tasks: [...quiet, spinner],
@@ -746,16 +748,7 @@ describe('tasks behave as kernel tasks do', () => {
   // klp_try_complete_transition walks every idle task; only one on a CPU that is idle right now is
   // "running". An idle task on a busy CPU is stack-checked like any sleeping task.
   it('an idle task on a busy CPU is stack-checked, not running', () => {
-    const hog = {
-      comm: 'hog',
-      count: 1,
-      kthread: true,
-      behaviour: {
-        chains: [chain(CHAINS.idleKthread)],
-        sleep: { const: 1 },
-        run: 'forever' as const,
-      },
-    };
+    const hog = onCpuForGood('hog');
     const t = run({
       machine: { cpus: 1 },
       tasks: [hog],

@@ -1010,8 +1010,7 @@ class Simulation {
   private pendingReport(t: SimTask): PendingTask {
     const lp = t.lp;
     const fn = t.sleepingOn === null ? null : ([...t.sleepingOn.keys()].pop() ?? null);
-    const inBase =
-      fn !== null && t.current !== null && t.current.names.slice(t.current.above).includes(fn);
+    const inBase = fn !== null && (t.current?.names.slice(t.current.above).includes(fn) ?? false);
     let reason: string;
     let remedy: string;
     if (lp.running || t.phase === Phase.RUN) {
