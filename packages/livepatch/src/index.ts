@@ -21,15 +21,11 @@ export {
 } from './sim/environment.js';
 export {
   type BlockedBy,
-  KPATCH_ENABLE_WAIT,
-  KPATCH_SIGNAL_WAIT,
   type KpatchOutcome,
   type PendingTask,
   patchStateAt,
-  retryTime,
   type SysfsPatch,
   type SysfsSnapshot,
-  simulate,
   sysfsAt,
   type TaskReport,
   type TaskSwitch,
@@ -37,7 +33,8 @@ export {
   type TransitionLog,
   type TransitionRecord,
   type Violation,
-} from './sim/run.js';
+} from './sim/log.js';
+export { KPATCH_ENABLE_WAIT, KPATCH_SIGNAL_WAIT, retryTime, simulate } from './sim/run.js';
 export { type RunOutcome, type RunsSummary, runOutcome, summarizeRuns } from './sim/runs.js';
 export * from './sim/schema.js';
 export {

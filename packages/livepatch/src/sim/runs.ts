@@ -1,4 +1,5 @@
-import { KPATCH_ENABLE_WAIT, KPATCH_SIGNAL_WAIT, type TransitionLog } from './run.js';
+import type { TransitionLog } from './log.js';
+import { KPATCH_ENABLE_WAIT, KPATCH_SIGNAL_WAIT } from './run.js';
 
 /**
  * Many seeded runs of one scenario, summed up: how likely the transition
