@@ -88,8 +88,8 @@ interface SimTask {
   phase: Phase;
   /** The chain it sleeps (or runs) in now. */
   current: ChainTemplate | null;
-  /** `task->__state` of its sleeps. */
-  readonly sleepState: number;
+  /** `task->__state` of its current (or last) sleep. */
+  sleepState: number;
   /** Sleeps left in the current system call (Infinity: until a signal). */
   sleepsLeft: number;
   /** A signal ended the current system call: it returns at the end of this run. */
@@ -300,13 +300,11 @@ class Simulation {
     return this.templates[group]![w.length - 1]!;
   }
 
-  /** The sleep state of a group's sleeps: the behaviour's, else the first chain's captured one. */
-  private sleepStateOf(b: Behaviour, group: number): number {
-    const captured = this.templates[group]![0]!;
-    let state = b.state !== undefined ? SLEEP_STATES[b.state] : captured.state & 0xfff;
+  /** `task->__state` of a sleep in `c`: the behaviour's state if it names one, else the captured task's; likewise freezable. */
+  private sleepStateIn(b: Behaviour, c: ChainTemplate): number {
+    let state = b.state !== undefined ? SLEEP_STATES[b.state] : c.state & ~TASK_FREEZABLE;
     if (state === 0) state = SLEEP_STATES.S;
-    const freezable = b.freezable ?? freezableOf(captured);
-    return freezable ? state | TASK_FREEZABLE : state;
+    return (b.freezable ?? freezableOf(c)) ? state | TASK_FREEZABLE : state;
   }
 
   private newTask(
@@ -330,7 +328,7 @@ class Simulation {
       chain: null,
       state: 0,
     };
-    const t = this.register(lp, group, b, this.sleepStateOf(b, group));
+    const t = this.register(lp, group, b, SLEEP_STATES.S);
     this.tasks.push(t);
     this.core.tasks.push(lp);
     return t;
@@ -402,6 +400,7 @@ class Simulation {
     lp.stack = image.task;
     lp.chain = image.chain;
     lp.inUser = false;
+    if (t.group >= 0) t.sleepState = this.sleepStateIn(t.behaviour, c);
     lp.state = t.sleepState;
     t.phase = Phase.SLEEP;
     t.generation++;
