@@ -10,6 +10,7 @@ import {
 import {
   EBUSY,
   EINVAL,
+  ENOENT,
   type KlpCore,
   klpCancelTransition,
   klpForceTransition,
@@ -89,13 +90,18 @@ function klpInitObjectLoaded(core: KlpCore, obj: KlpObject): number {
   for (const f of obj.funcs) {
     const r = klpFindObjectSymbol(core.machine, obj.name, f.oldName, f.oldSympos);
     if (typeof r === 'string') {
+      if (r === 'no-size') {
+        klpPrint(core, 'err', `kallsyms size lookup failed for '${f.oldName}'`);
+        return ENOENT;
+      }
+      // klp_find_object_symbol prints objname as given: NULL for vmlinux, except in the sympos message.
       klpPrint(
         core,
         'err',
         r === 'not-found'
           ? `symbol '${f.oldName}' not found in symbol table`
           : r === 'ambiguous'
-            ? `unresolvable ambiguity for symbol '${f.oldName}' in object '${objName(obj)}'`
+            ? `unresolvable ambiguity for symbol '${f.oldName}' in object '${obj.name ?? '(null)'}'`
             : `symbol position ${f.oldSympos} for symbol '${f.oldName}' in object '${objName(obj)}' not found`,
       );
       return EINVAL;

@@ -206,7 +206,7 @@ function objectOf(patch: KlpPatch, name: string | null, spec: PatchSpec): KlpObj
 }
 
 /** Why `klp_find_object_symbol` found nothing, as the kernel says it. */
-export type LookupFailure = 'not-found' | 'ambiguous' | 'sympos-not-found';
+export type LookupFailure = 'not-found' | 'ambiguous' | 'sympos-not-found' | 'no-size';
 
 /**
  * `klp_find_object_symbol`: the address and kallsyms size of the
@@ -228,7 +228,8 @@ export function klpFindObjectSymbol(
   if (sympos === 0 && all.length > 1) return 'ambiguous';
   const address = all[sympos === 0 ? 0 : sympos - 1]!;
   const hit = machine.kallsyms.lookup(address);
-  return hit === null ? 'not-found' : { address, size: hit.size };
+  // kallsyms_lookup_size_offset, which klp_init_object_loaded calls next.
+  return hit === null ? 'no-size' : { address, size: hit.size };
 }
 
 /** A nop func for atomic replace: covers a function an older patch changed, runs the original. */

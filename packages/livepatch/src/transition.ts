@@ -21,6 +21,7 @@ import type { SchedHook } from './sched.js';
 
 export const MAX_STACK_ENTRIES = 100;
 export const SIGNALS_TIMEOUT = 15;
+export const ENOENT = -2;
 export const EBUSY = -16;
 export const EINVAL = -22;
 export const EADDRINUSE = -98;
@@ -455,6 +456,7 @@ export function klpReverseTransition(core: KlpCore): void {
   );
   for (const t of core.tasks) t.pending = false;
   for (const t of core.idleTasks) t.pending = false;
+  core.observer.synchronize?.('transition');
   patch.enabled = !patch.enabled;
   core.targetState =
     core.targetState === KLP_TRANSITION_PATCHED ? KLP_TRANSITION_UNPATCHED : KLP_TRANSITION_PATCHED;

@@ -134,9 +134,14 @@ export function transitionAnswer(t: TransitionLog): string[] {
   }
   if (t.kpatch !== null)
     out.push(
-      `kpatch load: ${t.kpatch.completedInWindow ? 'completed inside its window' : t.kpatch.gaveUp ? 'gave up and disabled the patch' : 'still waiting'}${t.kpatch.signalled ? ' (it signalled the stalled tasks)' : ''}`,
+      `kpatch load: ${t.kpatch.completedInWindow ? 'completed inside its window' : t.kpatch.gaveUp ? 'gave up and disabled the patch' : 'still waiting'}`,
     );
   if (t.violations.length > 0) out.push(`CONSISTENCY VIOLATIONS: ${t.violations.length}`);
+  const v = parseKernelVersion(t.kernel);
+  if (v !== null && (v.major < 6 || (v.major === 6 && v.minor < 17)))
+    out.push(
+      `note: mainline arm64 has livepatch from 6.17 (fd1e0fd71f65); kernel ${t.kernel} here is one that backports it`,
+    );
   return out;
 }
 

@@ -92,14 +92,15 @@ export interface PendingTask {
   readonly reason: string;
   readonly function: string | null;
   readonly remedy: string;
+  /** Nothing but force can end its wait (its thread function is patched, or it never sleeps). */
+  readonly needsForce: boolean;
 }
 
 /** What `kpatch load` made of the transition, when the scenario used it. */
 export interface KpatchOutcome {
   readonly patch: string;
-  /** Completed within kpatch's window (15 s, signals, 60 s more). */
+  /** Completed within kpatch's window (15 s, then 60 s more). */
   readonly completedInWindow: boolean;
-  readonly signalled: boolean;
   /** kpatch gave up and disabled the patch. */
   readonly gaveUp: boolean;
 }

@@ -94,6 +94,8 @@ interface SimTask {
   sleepsLeft: number;
   /** A signal ended the current system call: it returns at the end of this run. */
   interrupted: boolean;
+  /** TIF_NOTIFY_SIGNAL: set by the fake signal, cleared on the way back to user space. */
+  notifySignal: boolean;
   /** When the current sleep ends by itself (ms), or Infinity. */
   wakeAt: number;
   switches: TaskSwitch[];
@@ -231,7 +233,6 @@ class Simulation {
   private kpatch: {
     action: number;
     patch: string;
-    signalled: boolean;
     gaveUp: boolean;
     done: boolean;
   } | null = null;
@@ -346,6 +347,7 @@ class Simulation {
       sleepState,
       sleepsLeft: 0,
       interrupted: false,
+      notifySignal: false,
       wakeAt: Number.POSITIVE_INFINITY,
       switches: [],
       blockedRunning: 0,
@@ -419,7 +421,9 @@ class Simulation {
 
   private offCpu(t: SimTask): void {
     t.lp.running = false;
-    this.busy[t.lp.cpu % this.busy.length]!--;
+    const cpu = t.lp.cpu % this.busy.length;
+    // The CPU goes idle: its idle task goes round do_idle, the idle-loop switch point.
+    if (--this.busy[cpu]! === 0) klpUpdatePatchState(this.core, this.idle[cpu]!.lp, 'idle-loop');
   }
 
   /** The task wakes and runs for a while; a CPU-bound one calls cond_resched() as it goes. */
@@ -462,6 +466,8 @@ class Simulation {
     t.lp.stack = null;
     t.lp.chain = null;
     t.lp.inUser = true;
+    t.notifySignal = false;
+    t.interrupted = false;
     klpUpdatePatchState(this.core, t.lp, 'kernel-exit');
     this.at(this.now + this.draw(t.behaviour.userTime), EventKind.SYSCALL, t);
   }
@@ -560,8 +566,11 @@ class Simulation {
         } else if (t.interrupted || t.sleepsLeft <= 0) {
           this.exitToUser(t);
         } else {
-          // The system call loops on its sleep (the same frames: nothing is called afresh).
-          this.sleepIn(t, t.current ?? this.pickChain(t.group), this.draw(b.sleep), false);
+          // The system call loops on its sleep (the same frames: nothing is called afresh);
+          // with TIF_NOTIFY_SIGNAL set, an interruptible sleep returns at once (signal_pending).
+          const c = t.current ?? this.pickChain(t.group);
+          if (t.notifySignal && wokenByKlpSignal(this.sleepStateIn(b, c))) this.exitToUser(t);
+          else this.sleepIn(t, c, this.draw(b.sleep), false);
         }
         return;
       case EventKind.SYSCALL:
@@ -601,11 +610,14 @@ class Simulation {
   }
 
   /**
-   * `klp_send_signals` for one task. A user task (`set_notify_signal`): an
-   * interruptible sleep ends with -EINTR or a restart, a running task is
-   * kicked; either way its system call returns through the kernel exit. A
-   * kthread (`wake_up_state(TASK_INTERRUPTIBLE)`): an interruptible sleep
-   * wakes, and the kthread goes back round its loop to the same wait.
+   * `klp_send_signals` for one task. A user task (`set_notify_signal`):
+   * TIF_NOTIFY_SIGNAL is set (once: while it is set, another round does
+   * nothing), an interruptible sleep is woken and its system call ends
+   * (-EINTR or a restart), a task on a CPU is kicked: in user space it passes
+   * the kernel exit at once, in a system call it goes on until its next
+   * interruptible sleep or its end. A D, killable or TASK_IDLE sleep is not
+   * woken. A kthread (`wake_up_state(TASK_INTERRUPTIBLE)`): an interruptible
+   * sleep wakes, and the kthread goes back round its loop to the same wait.
    */
   private signal = (lp: LpTask): void => {
     const t = this.lpIndex.get(lp);
@@ -613,15 +625,13 @@ class Simulation {
     if (t === undefined) return;
     t.signalled = true;
     if (!lp.kthread) {
+      if (t.notifySignal) return;
+      t.notifySignal = true;
       if (t.phase === Phase.SLEEP && wokenByKlpSignal(t.sleepState)) {
         t.interrupted = true;
         this.runFor(t, Math.min(this.draw(t.behaviour.run), 1));
-      } else if (t.phase === Phase.RUN) {
-        t.interrupted = true;
-        t.generation++;
-        this.at(this.now, EventKind.FINISH_RUN, t);
       } else if (t.phase === Phase.USER) {
-        klpUpdatePatchState(this.core, lp, 'kernel-exit');
+        this.exitToUser(t);
       }
       return;
     }
@@ -632,8 +642,13 @@ class Simulation {
     this.sleepIn(t, c, Number.isFinite(until) ? Math.max(0, until - this.now) : until, false);
   };
 
+  /**
+   * `wake_up_if_idle`: only a CPU running its idle task is kicked; its idle
+   * task goes round do_idle right after this pass. On a busy CPU nothing
+   * happens: the idle task switches when the CPU next idles (`offCpu`).
+   */
   private wakeIdle = (cpu: number): void => {
-    this.at(this.now + 1, EventKind.IDLE_LOOP, this.idle[cpu]!);
+    if (this.busy[cpu]! === 0) this.at(this.now, EventKind.IDLE_LOOP, this.idle[cpu]!);
   };
 
   private retry(): void {
@@ -775,7 +790,7 @@ class Simulation {
   }
 
   private kpatchStart(action: number, patch: string, ret: number): void {
-    this.kpatch = { action, patch, signalled: false, gaveUp: ret !== 0, done: ret !== 0 };
+    this.kpatch = { action, patch, gaveUp: ret !== 0, done: ret !== 0 };
     if (ret !== 0 || this.core.transitionPatch === null) {
       if (this.kpatch !== null) this.kpatch.done = true;
       return;
@@ -787,7 +802,13 @@ class Simulation {
     this.queue.push(this.now + KPATCH_ENABLE_WAIT, EventKind.KPATCH, action, 0);
   }
 
-  /** kpatch's 15 s (then 60 s) wait ran out with the transition still going. */
+  /**
+   * kpatch's 15 s (then 60 s) wait ran out with the transition still going.
+   * kpatch signals stalled processes only through the patch's `signal` sysfs
+   * file, which kernels no longer have: it says so and leaves the signals to
+   * the kernel (`klp_send_signals`). When the second wait runs out it lists
+   * the stalled tasks, then disables the patch (a reversal) and gives up.
+   */
   private kpatchWaitOver(action: number, stage: number): void {
     const k = this.kpatch;
     if (k === null || k.done || k.action !== action) return;
@@ -795,13 +816,11 @@ class Simulation {
     if (patch === undefined || patch !== this.core.transitionPatch) return;
     if (stage === 0) {
       this.log('kpatch', 'patch transition has stalled!');
-      this.log('kpatch', 'signaling stalled process(es):');
-      k.signalled = true;
-      for (const t of this.tasks) {
-        if (!t.lp.pending || t.lp.kthread) continue;
-        this.log('kpatch', `  ${t.lp.comm} (${t.lp.pid})`);
-        this.signal(t.lp);
-      }
+      this.log(
+        'kpatch',
+        'kpatch: Livepatch process signaling is performed automatically on your system.',
+      );
+      this.log('kpatch', 'kpatch: Skipping manual process signaling.');
       this.log(
         'kpatch',
         `waiting (up to ${KPATCH_SIGNAL_WAIT / 1000} seconds) for patch transition to complete...`,
@@ -809,9 +828,10 @@ class Simulation {
       this.queue.push(this.now + KPATCH_SIGNAL_WAIT, EventKind.KPATCH, action, 1);
       return;
     }
+    this.log('kpatch', 'Stalled processes:');
+    for (const t of this.tasks) if (t.lp.pending) this.log('kpatch', `${t.lp.pid} ${t.lp.comm}`);
     this.log('kpatch', `module ${k.patch} did not complete its transition, unloading...`);
-    for (const t of this.tasks)
-      if (t.lp.pending) this.log('kpatch', `  stalled: ${t.lp.comm} (${t.lp.pid})`);
+    this.log('kpatch', `disabling patch module: ${k.patch}`);
     k.gaveUp = true;
     k.done = true;
     if (klpEnabledStore(this.core, patch, false) === 0)
@@ -848,7 +868,8 @@ class Simulation {
     const t = this.lpIndex.get(lp);
     const tr = this.transitions.length - 1;
     t?.switches.push({ t: this.now / 1000, via, transition: tr });
-    if (via === 'force' || lp.chain === null) return;
+    // Force gives the guarantee up; the idle loop switches inside do_idle by design.
+    if (via === 'force' || via === 'idle-loop' || lp.chain === null) return;
     // The guarantee, checked on the task's true chain: it must not run a mix of versions.
     const fn = mixedVersionOn(this.core.funcStacks, lp.chain, this.core.targetState);
     if (fn === null) return;
@@ -892,42 +913,73 @@ class Simulation {
     this.sysfs.push({ t: (this.now + this.delay) / 1000, patches });
   }
 
-  /** Why a task still pending waits, and what would end the wait. */
+  /** Why a task still pending waits, what would end the wait, and whether only force can. */
   private pendingReport(t: SimTask): PendingTask {
     const lp = t.lp;
     const fn = t.sleepingOn === null ? null : ([...t.sleepingOn.keys()].pop() ?? null);
     const inBase = fn !== null && (t.current?.names.slice(t.current.above).includes(fn) ?? false);
-    let reason: string;
-    let remedy: string;
+    const done = (reason: string, remedy: string, needsForce: boolean): PendingTask => ({
+      pid: lp.pid,
+      comm: lp.comm,
+      reason,
+      function: fn,
+      remedy,
+      needsForce,
+    });
     if (lp.running || t.phase === Phase.RUN) {
-      reason = 'running';
-      remedy =
-        this.hook === 'cond-resched' && t.behaviour.condResched !== undefined
-          ? 'its next cond_resched() with a clean stack'
-          : lp.kthread
-            ? `force (a CPU-bound kthread is only checked when it sleeps${this.hook === 'none' ? '' : this.hook === 'freezable-schedule' ? '; 6.16+ checks it at a freezable sleep' : ''})`
-            : 'its next kernel exit (a signal round kicks it)';
-    } else if (fn !== null) {
-      reason = `sleeping on function ${fn}`;
-      remedy = inBase
-        ? `force: ${fn} is the base of its stack (its thread function), on every stack it will ever have`
-        : lp.kthread
-          ? wokenByKlpSignal(t.sleepState)
-            ? `force, or waiting for its own wake-up to take it out of ${fn} (the signal round only wakes it; it sleeps again in the same place)`
-            : `force, or waiting for it to leave ${fn} (an uninterruptible sleep: signals do not reach it)`
-          : wokenByKlpSignal(t.sleepState)
-            ? 'the next signal round (every 15 attempts) ends its system call'
-            : `force, or its system call finishing (${stateLetter(t.sleepState)} sleep: the fake signal does not wake it)`;
-    } else if (t.unreliable !== null) {
-      reason = `unreliable stack (${[...t.unreliable.keys()].join(', ')})`;
-      remedy = 'force, or a stack the reliable walk accepts (another policy, or another moment)';
-    } else {
-      reason = this.env.policy.hasReliableWalk
-        ? 'not yet checked'
-        : 'no reliable stack trace on this kernel';
-      remedy = lp.kthread ? 'force' : 'its next kernel exit';
+      if (!lp.kthread) return done('running', 'its next kernel exit', false);
+      if (this.hook === 'cond-resched' && t.behaviour.condResched !== undefined)
+        return done('running', 'its next cond_resched() with a clean stack', false);
+      const sleeps = Number.isFinite(this.draw0(t.behaviour.run));
+      return sleeps
+        ? done('running', 'a stack check while it sleeps', false)
+        : done('running', 'force: a kthread that never sleeps is never checked', true);
     }
-    return { pid: lp.pid, comm: lp.comm, reason, function: fn, remedy };
+    if (fn !== null) {
+      const reason = `sleeping on function ${fn}`;
+      if (inBase)
+        return done(
+          reason,
+          `force: ${fn} is the base of its stack (its thread function), on every stack it will ever have`,
+          true,
+        );
+      if (!Number.isFinite(t.wakeAt) && (lp.kthread || !wokenByKlpSignal(t.sleepState)))
+        return done(reason, `force: nothing wakes this ${stateLetter(t.sleepState)} sleep`, true);
+      if (lp.kthread)
+        return done(
+          reason,
+          `its own wake-up taking it out of ${fn}, or force (a signal round only wakes it to sleep there again)`,
+          false,
+        );
+      return wokenByKlpSignal(t.sleepState)
+        ? done(reason, 'the next signal round (every 15 attempts) ends its system call', false)
+        : done(
+            reason,
+            `its system call finishing, or force (a ${stateLetter(t.sleepState)} sleep: the fake signal does not wake it)`,
+            false,
+          );
+    }
+    if (t.unreliable !== null)
+      return done(
+        `unreliable stack (${[...t.unreliable.keys()].join(', ')})`,
+        'a stack the reliable walk accepts (another moment, or another policy), or force',
+        false,
+      );
+    return this.env.policy.hasReliableWalk
+      ? done('not yet checked', 'the next attempt', false)
+      : done(
+          'no reliable stack trace on this kernel',
+          lp.kthread ? 'force' : 'its next kernel exit',
+          lp.kthread,
+        );
+  }
+
+  /** The mean of a duration, without drawing from the run's random stream ('forever' is Infinity). */
+  private draw0(d: Duration): number {
+    if (d === 'forever') return Number.POSITIVE_INFINITY;
+    if ('const' in d) return d.const;
+    if ('exp' in d) return d.exp;
+    return (d.uniform[0] + d.uniform[1]) / 2;
   }
 
   private report(): TransitionLog {
@@ -985,7 +1037,6 @@ class Simulation {
                 this.transitions.some(
                   (x) => x.patch === k.patch && x.completedAt !== null && x.reversedAt === null,
                 ),
-              signalled: k.signalled,
               gaveUp: k.gaveUp,
             },
       sysfs: this.sysfs,
