@@ -1,5 +1,5 @@
 import type { Addr } from '@klpsim/arm64';
-import type { Machine } from '@klpsim/kernel';
+import type { Machine, Task } from '@klpsim/kernel';
 import { type Policy, type ReasonCode, stackTraceSaveTskReliable, Walker } from '@klpsim/unwind';
 import {
   KLP_TRANSITION_IDLE,
@@ -78,6 +78,8 @@ export class KlpCore {
   schedHookEnabled = false;
   /** `klp_ops.func_stack` per patched function, newest first. */
   readonly funcStacks = new Map<Addr, KlpFunc[]>();
+  /** Bumped whenever a func_stack changes, so callers can cache what they derive from them. */
+  funcStacksGen = 0;
   readonly tasks: LpTask[] = [];
   /** `idle_task(cpu)`, one per CPU. */
   readonly idleTasks: LpTask[] = [];
@@ -88,6 +90,12 @@ export class KlpCore {
   /** The name of the function the last `klpCheckStack` found, and the walk's reason. */
   lastOldName = '';
   lastReason: ReasonCode | null = null;
+  /**
+   * During one pass: each stack image's check, once. A walk depends only on
+   * the image, the text and the policy, none of which a pass changes, and
+   * thousands of tasks sleep in the same few images.
+   */
+  passChecks: Map<Task, PassCheck> | null = null;
 
   constructor(
     readonly machine: Machine,
@@ -143,6 +151,13 @@ export function klpCheckStackFunc(
   return false;
 }
 
+/** One image's `klp_check_stack` result in a pass. */
+interface PassCheck {
+  readonly ret: number;
+  readonly oldName: string;
+  readonly reason: ReasonCode | null;
+}
+
 /** Every range a stack check must not find an entry in, flattened, with the func each belongs to. */
 export interface CheckedRanges {
   readonly bounds: Float64Array;
@@ -194,8 +209,20 @@ export function rangeHit(ranges: CheckedRanges, pcs: ArrayLike<number>, n: numbe
 export function klpCheckStack(core: KlpCore, task: LpTask): number {
   core.lastReason = null;
   if (task.stack === null) return 0;
+  const cached = core.passChecks?.get(task.stack);
+  if (cached !== undefined) {
+    core.lastOldName = cached.oldName;
+    core.lastReason = cached.reason;
+    return cached.ret;
+  }
+  const ret = walkAndCheck(core, task.stack);
+  core.passChecks?.set(task.stack, { ret, oldName: core.lastOldName, reason: core.lastReason });
+  return ret;
+}
+
+function walkAndCheck(core: KlpCore, image: Task): number {
   const w = core.stackWalker;
-  const n = stackTraceSaveTskReliable(w, task.stack, MAX_STACK_ENTRIES);
+  const n = stackTraceSaveTskReliable(w, image, MAX_STACK_ENTRIES);
   if (n < 0) {
     core.lastReason = w.st.reason;
     return EINVAL;
@@ -324,6 +351,7 @@ export interface TransitionHooks {
 export function klpTryCompleteTransition(core: KlpCore, hooks: TransitionHooks): boolean {
   let complete = true;
   core.passRanges = checkedRanges(core);
+  core.passChecks = new Map();
   for (const t of core.tasks) if (!klpTrySwitchTask(core, t)) complete = false;
   for (const idle of core.idleTasks) {
     if (core.cpuOnline[idle.cpu] !== false) {
@@ -338,6 +366,7 @@ export function klpTryCompleteTransition(core: KlpCore, hooks: TransitionHooks):
     }
   }
   core.passRanges = null;
+  core.passChecks = null;
   if (!complete) {
     if (core.signalsCnt !== 0 && core.signalsCnt % SIGNALS_TIMEOUT === 0)
       klpSendSignals(core, hooks.signal);
@@ -496,6 +525,7 @@ export function pushFunc(core: KlpCore, f: KlpFunc): void {
   const stack = core.funcStacks.get(f.oldFunc) ?? [];
   stack.unshift(f);
   core.funcStacks.set(f.oldFunc, stack);
+  core.funcStacksGen++;
   f.patched = true;
 }
 
@@ -511,6 +541,7 @@ function removeFromFuncStack(core: KlpCore, f: KlpFunc): void {
     const i = stack.indexOf(f);
     if (i >= 0) stack.splice(i, 1);
     if (stack.length === 0) core.funcStacks.delete(f.oldFunc);
+    core.funcStacksGen++;
   }
   f.patched = false;
 }

@@ -21,6 +21,7 @@ import {
   buildPatch,
   KLP_TRANSITION_IDLE,
   KLP_TRANSITION_PATCHED,
+  type KlpFunc,
   type KlpPatch,
   type LpTask,
 } from '../model.js';
@@ -370,28 +371,46 @@ class Simulation {
    * (they are called afresh by this sleep); the base keeps what it had.
    */
   private versioned(t: SimTask, c: ChainTemplate): ChainTemplate {
-    const stacks = this.core.funcStacks;
-    if (stacks.size === 0) return c;
+    const frames = this.patchedFrames(c);
+    if (frames.length === 0) return c;
     let pcs: (Addr | undefined)[] | null = null;
     let key = '';
-    for (let i = 0; i < c.above; i++) {
+    for (const [i, stack] of frames) {
+      const runs = klpFtraceHandler(stack, t.lp.patchState);
+      if (runs === null) continue;
       const pc = c.chain[i]!;
-      for (const [old, stack] of stacks) {
-        const f0 = stack[0]!;
-        if (pc < old || pc >= old + f0.oldSize) continue;
-        const runs = klpFtraceHandler(stack, t.lp.patchState);
-        if (runs === null) break;
-        pcs ??= new Array(c.chain.length).fill(undefined);
-        const off = Math.min(pc - old, Math.max(0, runs.newSize - 4));
-        pcs[i] = runs.newFunc + off;
-        key += `${i}:${pcs[i]};`;
-        break;
-      }
+      const old = stack[0]!.oldFunc;
+      pcs ??= new Array(c.chain.length).fill(undefined);
+      pcs[i] = runs.newFunc + Math.min(pc - old, Math.max(0, runs.newSize - 4));
+      key += `${i}:${pcs[i]};`;
     }
     return pcs === null
       ? c
       : this.images.variant(c, pcs, `${c.task.pid}@${c.task.stack.low}|${key}`);
   }
+
+  /** Which frames above a chain's base lie in a patched function (recomputed when a func_stack changes). */
+  private patchedFrames(c: ChainTemplate): readonly (readonly [number, KlpFunc[]])[] {
+    const hit = this.framesCache.get(c);
+    if (hit !== undefined && hit.gen === this.core.funcStacksGen) return hit.frames;
+    const frames: [number, KlpFunc[]][] = [];
+    for (let i = 0; i < c.above; i++) {
+      const pc = c.chain[i]!;
+      for (const [old, stack] of this.core.funcStacks) {
+        if (pc >= old && pc < old + stack[0]!.oldSize) {
+          frames.push([i, stack]);
+          break;
+        }
+      }
+    }
+    this.framesCache.set(c, { gen: this.core.funcStacksGen, frames });
+    return frames;
+  }
+
+  private readonly framesCache = new Map<
+    ChainTemplate,
+    { gen: number; frames: readonly (readonly [number, KlpFunc[]])[] }
+  >();
 
   /** The task goes to sleep in `c` (as it runs it now) for `duration` ms. */
   private sleepIn(t: SimTask, c: ChainTemplate, duration: number, fresh: boolean): void {
