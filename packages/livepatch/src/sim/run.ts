@@ -241,7 +241,7 @@ class Simulation {
 
   constructor(
     private readonly scenario: Scenario,
-    env: SimEnvironment,
+    private readonly env: SimEnvironment,
   ) {
     this.rand = mulberry32(scenario.seed);
     this.machine = cloneMachine(env.machine);
@@ -269,10 +269,7 @@ class Simulation {
     // checkReferences has made sure every chain exists.
     this.templates = scenario.tasks.map((g) => g.behaviour.chains.map((c) => env.chainOf(c.from)!));
     this.weights = scenario.tasks.map((g) => g.behaviour.chains.map((c) => c.weight));
-    this.env = env;
   }
-
-  private readonly env: SimEnvironment;
 
   private log(event: string, text: string, level?: MessageLevel): void {
     this.timeline.push({
