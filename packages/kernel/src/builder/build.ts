@@ -25,7 +25,14 @@ import { Kallsyms, type KernelSymbol } from '../kallsyms.js';
 import type { Cpu, CpuStack, KernelConfig, Machine, PtRegsLayout } from '../machine.js';
 import { Memory } from '../memory.js';
 import { SymCodeFunctions, type SymCodeRange } from '../symcode.js';
-import type { KretprobeInstance, RetStackEntry, Task } from '../task.js';
+import {
+  type KretprobeInstance,
+  kretprobeInstance,
+  type RetStackEntry,
+  retStackEntry,
+  type Task,
+  u64Of,
+} from '../task.js';
 import { KernelText, type TextRange } from '../text.js';
 import { validate } from '../validate.js';
 import { CATALOGUE } from './catalogue.js';
@@ -539,7 +546,8 @@ class Builder {
       } else if (fr.kretprobe === true) {
         saved[k] = tramp;
       }
-      if (fr.kretprobe === true) kretprobes.unshift({ retAddr: pcs[k]!, fp: record[k]! });
+      if (fr.kretprobe === true)
+        kretprobes.unshift(kretprobeInstance(u64Of(pcs[k]!), u64Of(record[k]!)));
     }
 
     // Write the records and the exception pt_regs.
@@ -597,10 +605,9 @@ class Builder {
     }
 
     const layoutShadow = this.layout.meta !== null;
-    const entries: RetStackEntry[] = retEntries.map((e, j) => ({
-      ...e,
-      pos: layoutShadow ? 1 + 5 * j : j,
-    }));
+    const entries: RetStackEntry[] = retEntries.map((e, j) =>
+      retStackEntry(layoutShadow ? 1 + 5 * j : j, u64Of(e.ret), e.func, u64Of(e.retp)),
+    );
     const retStack =
       frames.some((f) => f.fgraph === true) || entries.length > 0
         ? {

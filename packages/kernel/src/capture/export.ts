@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { formatAddr } from '@klpsim/arm64';
+import { formatAddr, hex64 } from '@klpsim/arm64';
 import type { Machine } from '../machine.js';
 import type { CaptureDocument } from './schema.js';
 
@@ -97,13 +97,16 @@ export function exportCapture(
               layout: rs.layout,
               entries: [...rs.entries].reverse().map((e) => ({
                 ...(rs.layout === 'shadow' ? { wordOffset: e.pos } : { index: e.pos }),
-                ret: hex(e.ret),
+                ret: hex64(e.retHi, e.retLo),
                 func: hex(e.func),
-                fp: hex(e.retp),
-                retp: hex(e.retp),
+                fp: hex64(e.retpHi, e.retpLo),
+                retp: hex64(e.retpHi, e.retpLo),
               })),
             },
-      kretprobes: t.kretprobes.map((k) => ({ retAddr: hex(k.retAddr), fp: hex(k.fp) })),
+      kretprobes: t.kretprobes.map((k) => ({
+        retAddr: hex64(k.retAddrHi, k.retAddrLo),
+        fp: hex64(k.fpHi, k.fpLo),
+      })),
       ...(traces.has(t.pid) ? { kernelTraceFull: [...traces.get(t.pid)!] } : {}),
     };
   });

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { type Addr, pacKernelMask, pacUserMask, parseAddr } from '@klpsim/arm64';
+import { type Addr, pacKernelMask, pacUserMask, parseAddr, parseHex64 } from '@klpsim/arm64';
 import { fail, type InputError, ok, type Result } from '../errors.js';
 import { Kallsyms, type KernelSymbol } from '../kallsyms.js';
 import type {
@@ -14,7 +14,13 @@ import type {
 } from '../machine.js';
 import { Memory } from '../memory.js';
 import { deriveSymCodeFunctions, SymCodeFunctions } from '../symcode.js';
-import type { KretprobeInstance, RetStack, Task } from '../task.js';
+import {
+  type KretprobeInstance,
+  kretprobeInstance,
+  type RetStack,
+  retStackEntry,
+  type Task,
+} from '../task.js';
 import { KernelText, type TextRange } from '../text.js';
 import { validate } from '../validate.js';
 import {
@@ -387,13 +393,11 @@ function importTask(
           expected: 'index or wordOffset, and retp or fp',
         });
       }
-      const ret = addr(e.ret, `fgraph.entries[${j}].ret`);
+      // ret and retp are raw words the kernel compares as they are: any 64-bit value.
+      const ret = parseHex64(e.ret)!;
       const func = addr(e.func, `fgraph.entries[${j}].func`);
-      const rp = addr(retp, `fgraph.entries[${j}].retp`);
-      if (!ret.ok) return ret;
       if (!func.ok) return func;
-      if (!rp.ok) return rp;
-      entries.push({ pos, ret: ret.value, func: func.value, retp: rp.value });
+      entries.push(retStackEntry(pos, ret, func.value, parseHex64(retp)!));
     }
     entries.sort((a, b) => a.pos - b.pos);
     retStack = {
@@ -402,14 +406,10 @@ function importTask(
       entries,
     };
   }
-  const kretprobes: KretprobeInstance[] = [];
-  for (const [j, kr] of (t.kretprobes ?? []).entries()) {
-    const ra = addr(kr.retAddr, `kretprobes[${j}].retAddr`);
-    const fp = addr(kr.fp, `kretprobes[${j}].fp`);
-    if (!ra.ok) return ra;
-    if (!fp.ok) return fp;
-    kretprobes.push({ retAddr: ra.value, fp: fp.value });
-  }
+  // Likewise ret_addr and fp of a kretprobe instance (0 included: the kernel's search stops there).
+  const kretprobes: KretprobeInstance[] = (t.kretprobes ?? []).map((kr) =>
+    kretprobeInstance(parseHex64(kr.retAddr)!, parseHex64(kr.fp)!),
+  );
   return ok({
     pid: t.pid,
     tgid: t.tgid ?? t.pid,
