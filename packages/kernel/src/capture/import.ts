@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
+import { gunzipSync } from 'node:zlib';
 import { type Addr, pacKernelMask, pacUserMask, parseAddr, parseHex64 } from '@klpsim/arm64';
 import { fail, type InputError, ok, type Result } from '../errors.js';
 import { Kallsyms, type KernelSymbol } from '../kallsyms.js';
@@ -22,7 +23,7 @@ import {
   type Task,
 } from '../task.js';
 import { KernelText, type TextRange } from '../text.js';
-import { validate } from '../validate.js';
+import { parseJson, validate } from '../validate.js';
 import {
   type CaptureDocument,
   type CaptureTask,
@@ -67,11 +68,17 @@ function addressField(s: string, file: string, field: string): Result<Addr> {
   return ok(a);
 }
 
+/** A file's bytes, gunzipped when its name ends in `.gz` (bundled captures are kept compressed). */
+function readMaybeGzipped(file: string): Buffer {
+  const bytes = readFileSync(file);
+  return file.endsWith('.gz') ? gunzipSync(bytes) : bytes;
+}
+
 /** Reads, validates and imports a capture and its text dump; fails naming file, field and expectation. */
 export function loadCapture(file: string, options: LoadCaptureOptions = {}): Result<LoadedCapture> {
   let raw: string;
   try {
-    raw = readFileSync(file, 'utf8');
+    raw = readMaybeGzipped(file).toString('utf8');
   } catch (e) {
     return fail({
       code: 'KLPSIM_FILE_UNREADABLE',
@@ -79,22 +86,18 @@ export function loadCapture(file: string, options: LoadCaptureOptions = {}): Res
       file,
     });
   }
-  let json: unknown;
-  try {
-    json = JSON.parse(raw);
-  } catch (e) {
-    return fail({
-      code: 'KLPSIM_INPUT_INVALID',
-      message: `not JSON: ${(e as Error).message}`,
-      file,
-    });
-  }
-  const doc = validate(captureSchema, json, file);
+  const json = parseJson(raw, file, 'an arm64-stack-capture/v1 JSON document');
+  if (!json.ok) return json;
+  const doc = validate(captureSchema, json.value, file);
   if (!doc.ok) return doc;
   const textFile = options.textFile ?? join(dirname(file), doc.value.kernel.textDump.file);
   let text: Uint8Array;
   try {
-    text = new Uint8Array(readFileSync(textFile));
+    text = new Uint8Array(
+      existsSync(textFile) || !existsSync(`${textFile}.gz`)
+        ? readFileSync(textFile)
+        : readMaybeGzipped(`${textFile}.gz`),
+    );
   } catch (e) {
     return fail({
       code: 'KLPSIM_FILE_UNREADABLE',
