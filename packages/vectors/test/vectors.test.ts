@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { KTHREAD_TAIL, SCHEDULE_TOP } from '@klpsim/kernel';
+import { REASON_CODES } from '@klpsim/unwind';
 import { describe, expect, it } from 'vitest';
 import {
   loadVectors,
@@ -139,6 +140,17 @@ describe('the corpus', () => {
       .filter((o) => !o.passed)
       .map((o) => `${o.id}: ${o.failures.join('; ')}`);
     expect(failed).toEqual([]);
+  });
+
+  it('every reason code is pinned by some expectation', () => {
+    const r = loadVectors([root('test-vectors')]);
+    if (!r.ok) throw new Error(r.error.message);
+    const seen = new Set(
+      r.value.vectors.flatMap(({ vector }) =>
+        vector.walks.flatMap((w) => w.expect.map((e) => e.reason ?? null)),
+      ),
+    );
+    expect(REASON_CODES.filter((c) => !seen.has(c))).toEqual([]);
   });
 
   it('capture vectors state the kernel\'s own results with origin "kernel", and only they do', () => {

@@ -625,6 +625,25 @@ function* uprobes(): Generator<CorpusRecipe> {
     };
 }
 
+function* startInSchedule(): Generator<CorpusRecipe> {
+  for (const layout of LAYOUTS)
+    yield {
+      topic: 'start-in-schedule',
+      name: `not-from-switch-to-${layout}`,
+      meta: {
+        title: `a blocked task whose saved context is not in __switch_to (${layout})`,
+        behaviour:
+          'the start-in-schedule check: a blocked task must be walked from the context switch ("make sure it starts from a __schedule() call at the top")',
+        source: 'Josh Poimboeuf, "livepatch: reliable stack trace" thread (2015)',
+        tags: ['start-in-schedule', layout],
+      },
+      recipe: one(
+        { frames: [{ fn: 'schedule' }, { fn: 'worker_thread' }, ...KTHREAD_TAIL] },
+        layout,
+      ),
+    };
+}
+
 /** Every recipe of the generated corpus, in a fixed order. */
 export function* corpusRecipes(): Generator<CorpusRecipe> {
   yield* termination();
@@ -702,4 +721,5 @@ export function* corpusRecipes(): Generator<CorpusRecipe> {
   yield* leafPrologue();
   yield* kprobes();
   yield* uprobes();
+  yield* startInSchedule();
 }
