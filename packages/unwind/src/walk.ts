@@ -85,8 +85,11 @@ export class Walker {
     // What depends on the kernel alone is set once, not per walk.
     const st = this.st;
     st.machine = machine;
-    st.kernelMask = machine.config.pacKernelMask;
-    st.userMask = machine.config.pacUserMask;
+    // Without CONFIG_ARM64_PTR_AUTH_KERNEL the strip is the identity
+    // (asm/compiler.h: `#define ptrauth_strip_kernel_insn_pac(ptr) (ptr)`).
+    const pac = machine.config.kernelPacEnabled;
+    st.kernelMask = pac ? machine.config.pacKernelMask : 0;
+    st.userMask = pac ? machine.config.pacUserMask : 0;
     st.returnToHandler = machine.special.returnToHandler ?? Number.NaN;
     st.kretprobeTrampoline = machine.special.kretprobeTrampoline ?? Number.NaN;
     st.coreTextStart = machine.text.core.start;

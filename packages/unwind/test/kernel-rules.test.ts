@@ -113,6 +113,19 @@ describe('PAC strip: bit 55 picks the half (asm/compiler.h xpaclri, 6.1 pointer_
   }
 });
 
+describe('no pointer authentication, no strip (asm/compiler.h without CONFIG_ARM64_PTR_AUTH_KERNEL)', () => {
+  it('an LR with bit 55 flipped is printed exactly as it was saved', () => {
+    const b = build({ layout: 'mainline', pac: false, tasks: [{ frames: KWORKER }] });
+    const { machine } = b;
+    const task = b.tasks[0]!.task;
+    const recs = records(machine, task, 3);
+    const flipped = word(machine, recs[1]! + 8) & ~(1n << 55n);
+    poke(machine, recs[1]! + 8, flipped);
+    const r = walk(machine, 'mainline', task, { reliable: false });
+    expect(r.trace[2]!.address).toBe(hex(flipped));
+  });
+});
+
 describe('raw 64-bit values: equal non-canonical fps match in the tracer lookups', () => {
   // kernel/kprobes.c kretprobe_find_ret_addr compares `ri->fp != fp` and
   // kernel/trace/fgraph.c ftrace_graph_ret_addr `ret_stack->retp == retp`:
