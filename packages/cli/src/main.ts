@@ -18,7 +18,7 @@ usage:
   klpsim transition [file]    simulate a livepatch transition over time
   klpsim predict <capture>    which tasks a patch would let switch right now
   klpsim bench walk|transition  figures
-  klpsim vectors run|new      reliability test vectors (test-vectors/)
+  klpsim vectors run|new|mutate  reliability test vectors (test-vectors/)
   klpsim --version | --help
 
 options for every command: --log-level LEVEL (diagnostics on stderr; default warn)

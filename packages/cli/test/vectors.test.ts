@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -74,5 +75,46 @@ describe('klpsim vectors', () => {
     const bad = await run('vectors', 'new', ...args);
     expect(bad.code).toBe(2);
     expect(bad.err).toMatch(/tasks\[0\]\.cpu/);
+  });
+});
+
+describe('klpsim vectors mutate', () => {
+  it('gives the same bytes on stdout for 1 and 2 workers (the compiled workers)', () => {
+    const args = [
+      'vectors',
+      'mutate',
+      root('test-vectors/kretprobes'),
+      '--count',
+      '400',
+      '--seed',
+      '9',
+      '--json',
+    ];
+    const one = spawnSync('node', [root('packages/cli/bin/klpsim.js'), ...args, '--workers', '1'], {
+      encoding: 'utf8',
+    });
+    const two = spawnSync('node', [root('packages/cli/bin/klpsim.js'), ...args, '--workers', '2'], {
+      encoding: 'utf8',
+    });
+    expect(one.status).toBe(0);
+    expect(one.stdout).toBe(two.stdout);
+    const doc = JSON.parse(one.stdout) as { stacks: number; differ: number };
+    expect(doc.stacks).toBe(400);
+    expect(doc.differ).toBe(0);
+    expect(one.stderr).toMatch(/400 mutated stacks in [\d.]+ s/);
+  });
+
+  it('bad arguments are one line and exit 2', async () => {
+    const r = await run(
+      'vectors',
+      'mutate',
+      root('test-vectors/loops'),
+      '--count',
+      'many',
+      '--seed',
+      '1',
+    );
+    expect(r.code).toBe(2);
+    expect(r.err).toMatch(/--count: expected a whole number/);
   });
 });

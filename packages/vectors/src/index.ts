@@ -8,6 +8,16 @@ export {
   vectorFiles,
 } from './load.js';
 export { fromOf, type VectorMachine, vectorMachines } from './machines.js';
+export {
+  MUTATION_KINDS,
+  type MutateOptions,
+  type MutateReport,
+  type MutationFailure,
+  type MutationKind,
+  mutateVectors,
+  RELIABLE_SETS,
+  type SetCounts,
+} from './mutate/index.js';
 export { type NewVectorMeta, newVector, vectorFrom } from './new.js';
 export { diff, type RunOptions, runVector, type VectorOutcome, walkBothWays } from './run.js';
 export {

@@ -5,16 +5,24 @@ import { POLICY_NAMES, type PolicyName } from '@klpsim/unwind';
 import { loadVectors, newVector, runVector, type VectorOutcome } from '@klpsim/vectors';
 import { CliError } from '../errors.js';
 import type { Logger } from '../log.js';
+import { runMutate } from './mutate.js';
 
 export const VECTORS_USAGE = `klpsim vectors run [paths...] [--policy P] [--json]
 klpsim vectors new --recipe FILE --id ID --title T --behaviour B --source S [--tag T]... [--out FILE]
+klpsim vectors mutate <vector|dir> --count N --seed S [--workers W] [--save DIR] [--json]
 
 Test vectors (format klpsim-vector/v1, test-vectors/).
   run      walk every vector (default: test-vectors/) through the fast path and the
            reference walk under each expectation's policy; pass or fail with a diff;
            last line "N passed, N failed"; exit 1 on any failure
   new      a vector from a builder recipe, expectations filled from the current
-           implementation and marked generated, for a person to review`;
+           implementation and marked generated, for a person to review
+  mutate   mutated copies of every recipe vector's stacks, each walked under every
+           reliable policy and check set and judged by the soundness oracle (a reliable
+           walk must be the chain the stack describes); fast path against reference;
+           the same output for the same count and seed, whatever --workers (default:
+           the cores); failures saved as vectors in --save DIR (default klpsim-mutations);
+           exit 1 on any unsound verdict or difference`;
 
 /** `klpsim vectors ...`; returns the exit code. */
 export async function runVectors(
@@ -28,6 +36,8 @@ export async function runVectors(
       return vectorsRun(rest, log, print);
     case 'new':
       return vectorsNew(rest, print);
+    case 'mutate':
+      return runMutate(rest, log, print);
     default:
       print(VECTORS_USAGE);
       return 2;
