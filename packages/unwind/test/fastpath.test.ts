@@ -10,7 +10,7 @@ import {
 } from '../src/index.js';
 import { build } from './build.js';
 import { irqPreempted, KWORKER, USER_NANOSLEEP } from './chains.js';
-import { CAPTURE_61, CAPTURE_72, capture } from './fixtures.js';
+import { CAPTURE_61, CAPTURE_72, CAPTURE_72_HARD, capture } from './fixtures.js';
 
 /** Walks with the fast path on and off and requires the same result, reason and state. */
 function same(machine: Machine, name: PolicyName, task: Task, options: WalkOptions): void {
@@ -30,8 +30,8 @@ function same(machine: Machine, name: PolicyName, task: Task, options: WalkOptio
 const NAMES: PolicyName[] = ['mainline', 'linux-6.1', 'symcode-v8'];
 
 describe('the plain-frame fast path changes nothing but speed', () => {
-  it('on every task of both real captures, both walks, every policy', () => {
-    for (const file of [CAPTURE_61, CAPTURE_72]) {
+  it('on every task of the three real captures, both walks, every policy', () => {
+    for (const file of [CAPTURE_61, CAPTURE_72, CAPTURE_72_HARD]) {
       const { machine } = capture(file);
       for (const task of machine.tasks)
         for (const name of NAMES)
