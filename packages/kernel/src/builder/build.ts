@@ -229,7 +229,8 @@ class Builder {
 
     const kernelText = new KernelText({ core, init, sections });
     kernelText.initFreed = this.desc.initFreed;
-    for (const m of modules) kernelText.addModule(m);
+    const loaded = modules.filter((m) => !this.desc.unloadedModules.includes(m.name));
+    for (const m of loaded) kernelText.addModule(m);
     for (const g of generated) kernelText.addGenerated(g);
 
     const specialOf = (name: string) => this.text.fn(name)?.start ?? null;
@@ -250,7 +251,7 @@ class Builder {
         all: false,
       },
     );
-    for (const m of modules)
+    for (const m of loaded)
       kallsyms.addModule(
         m.name,
         m.start,

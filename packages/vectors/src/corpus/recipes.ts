@@ -132,7 +132,7 @@ function* perCpuStacks(): Generator<CorpusRecipe> {
             title: `current walked from the ${stack} stack (${layout}${mapped ? '' : ', memory not available'})`,
             behaviour:
               'the per-CPU IRQ/overflow stacks are known only to a non-preemptible walk of current, the SDEI stacks only in NMI context; a record must lie wholly on a known stack, and a stack once left is never re-entered',
-            source: `${ST} kunwind_stack_walk (stackinfo_get_irq, stackinfo_get_overflow, stackinfo_get_sdei_*); arch/arm64/include/asm/stacktrace/common.h unwind_find_stack; ${RST} 4.2`,
+            source: `${ST} kunwind_stack_walk (stackinfo_get_irq, stackinfo_get_overflow, stackinfo_get_sdei_*); arch/arm64/include/asm/stacktrace/common.h unwind_find_stack; ${RST} 4.1`,
             tags: ['per-cpu-stacks', stack, layout],
           },
           recipe: one(
@@ -336,7 +336,7 @@ function* pac(): Generator<CorpusRecipe> {
 }
 
 function* symCode(): Generator<CorpusRecipe> {
-  const src = `the 2021 series' unwind_is_reliable and sym_code_functions; ${RST} 4.5`;
+  const src = `the 2021 series' unwind_is_reliable and sym_code_functions; ${RST} 4.2 (exception vectors and entry assembly)`;
   for (const layout of LAYOUTS) {
     yield {
       topic: 'sym-code',
@@ -382,9 +382,52 @@ function* symCode(): Generator<CorpusRecipe> {
   }
 }
 
+/** Return addresses into a module's PLT veneer, and into a module unloaded since. */
+function* modules(): Generator<CorpusRecipe> {
+  const chain: FrameDesc[] = [
+    ...SCHEDULE_TOP,
+    { fn: 'sleeper_fn' },
+    { fn: 'sleeper_thread' },
+    ...KTHREAD_TAIL,
+  ];
+  const fns = [
+    { name: 'sleeper_fn', section: 'module' as const, module: 'sleepermod' },
+    { name: 'sleeper_thread', section: 'module' as const, module: 'sleepermod' },
+  ];
+  for (const layout of LAYOUTS) {
+    yield {
+      topic: 'kernel-text',
+      name: `module-unloaded-${layout}`,
+      meta: {
+        title: `return addresses into a module unloaded since (${layout})`,
+        behaviour:
+          'text of an unloaded module is no longer kernel text (__module_text_address finds no module), so the 2021 series refuses it; mainline does not look',
+        source: `kernel/extable.c __kernel_text_address; kernel/module/main.c __module_text_address; ${RST} 4.2`,
+        tags: ['kernel-text', 'module', 'unloaded', layout],
+      },
+      recipe: one({ frames: chain }, layout, { functions: fns, unloadedModules: ['sleepermod'] }),
+    };
+    yield {
+      topic: 'kernel-text',
+      name: `module-plt-${layout}`,
+      meta: {
+        title: `a call through a module PLT veneer (${layout})`,
+        behaviour:
+          "a veneer branches without linking, so the return address is the caller's, in module text; PLT and veneer code never holds a return address",
+        source: `arch/arm64/kernel/module-plts.c; ${RST} 4.2 (PLT entries and veneer functions)`,
+        tags: ['kernel-text', 'module', 'plt', layout],
+      },
+      recipe: one(
+        { frames: chain.map((f) => (f.fn === 'sleeper_fn' ? { ...f, call: 'blr' as const } : f)) },
+        layout,
+        { functions: fns },
+      ),
+    };
+  }
+}
+
 function* kernelText(): Generator<CorpusRecipe> {
-  const src =
-    'kernel/extable.c __kernel_text_address, kernel_text_address; the 2021 series unwind_is_reliable';
+  const src = `kernel/extable.c __kernel_text_address, kernel_text_address; the 2021 series unwind_is_reliable; ${RST} 4.2`;
   const places = [
     ['init-freed', 'init', true],
     ['init-live', 'init', false],
@@ -500,7 +543,7 @@ function* leafPrologue(): Generator<CorpusRecipe> {
           title: `IRQ in a function at +0x${at.toString(16)}, before its frame record exists (${layout})`,
           behaviour:
             'a leaf or mid-prologue function has no record yet: its caller is only in LR and a frame-pointer walk skips it silently',
-          source: `${ST} kunwind_next_regs_pc; ${RST} 4.3`,
+          source: `${ST} kunwind_next_regs_pc; ${RST} 4.3 and 4.6 (link register unreliability)`,
           tags: ['leaf-prologue', layout],
         },
         recipe: one(
@@ -511,7 +554,7 @@ function* leafPrologue(): Generator<CorpusRecipe> {
 }
 
 function* kprobes(): Generator<CorpusRecipe> {
-  const src = `kernel/kprobes.c; arch/arm64/kernel/probes/kprobes.c; ${RST} 4.6`;
+  const src = `kernel/kprobes.c; arch/arm64/kernel/probes/kprobes.c; ${RST} 4.2, 4.4 and 4.5`;
   for (const layout of LAYOUTS) {
     yield {
       topic: 'kprobes',
@@ -566,6 +609,30 @@ function* kprobes(): Generator<CorpusRecipe> {
         },
         layout,
         { functions: [{ name: 'kprobe_insn_slot_0', section: 'kprobe-slot' }] },
+      ),
+    };
+    yield {
+      topic: 'kprobes',
+      name: `ftrace-with-regs-entry-${layout}`,
+      meta: {
+        title: `current interrupted at the start of ftrace_caller, the traced function's LR in x9 (${layout})`,
+        behaviour:
+          'DYNAMIC_FTRACE_WITH_REGS: `mov x9, x30; bl <trampoline>` leaves the return address obscured; the walk must be refused (SYM_CODE trampoline, exception boundary)',
+        source: `arch/arm64/kernel/entry-ftrace.S ftrace_caller; ${RST} 4.5`,
+        tags: ['kprobes', 'ftrace', 'obscured', layout],
+      },
+      recipe: one(
+        {
+          running: true,
+          frames: [
+            { fn: 'el1h_64_irq' },
+            { fn: 'ftrace_caller', at: 0x8, exception: { lr: 'unsaved' } },
+            { fn: 'do_nanosleep' },
+            { fn: 'hrtimer_nanosleep' },
+            ...SYSCALL_TAIL,
+          ],
+        },
+        layout,
       ),
     };
     yield {
@@ -686,7 +753,7 @@ export function* corpusRecipes(): Generator<CorpusRecipe> {
     'off-stack',
     [1, 2, 3, 4],
     'a record must lie wholly inside a known stack',
-    `arch/arm64/include/asm/stacktrace/common.h unwind_find_stack; ${RST} 4.2`,
+    `arch/arm64/include/asm/stacktrace/common.h unwind_find_stack; ${RST} 4.1`,
   );
   yield* corruptions(
     'bounds',
@@ -716,6 +783,7 @@ export function* corpusRecipes(): Generator<CorpusRecipe> {
   yield* pac();
   yield* symCode();
   yield* kernelText();
+  yield* modules();
   yield* callSite();
   yield* buffer();
   yield* leafPrologue();
