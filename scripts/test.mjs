@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // Every check a fresh clone must pass, in order: lint and format (biome),
-// types (tsc), tests (vitest, per package through turbo). Ends with one line,
+// types (tsc), tests (vitest, per package through turbo), then the test
+// vectors through the independent Python runner (python3, standard library). Ends with one line,
 // "tests: N passed, M failed", summed over the packages' vitest reports.
 import { spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
@@ -25,6 +26,11 @@ ok =
     '--output-logs=new-only',
     '--continue',
   ]) && ok;
+
+// The independent Python runner over every raw-state vector (mainline, linux-6.1).
+ok =
+  step('vectors (independent Python runner)', 'python3', ['test-vectors/runners/python/run.py']) &&
+  ok;
 
 let passed = 0;
 let failed = 0;

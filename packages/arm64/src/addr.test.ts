@@ -9,7 +9,7 @@ import {
   isKernelAddr,
   parseAddr,
 } from './addr.js';
-import { pacKernelMask, pacUserMask, signPacHi, stripInsnPac, stripKernelInsnPac } from './pac.js';
+import { pacKernelMask, pacUserMask, signPacHi, stripInsnPac, stripInsnPacHi } from './pac.js';
 
 describe('folded addresses', () => {
   it('round-trip kernel and user addresses exactly, and keep their order', () => {
@@ -46,16 +46,24 @@ describe('pointer authentication', () => {
     expect(
       formatAddr(stripInsnPac(0x8ad88000, 0x08baf1a0, pacKernelMask(48), pacUserMask(48))),
     ).toBe('0xffff800008baf1a0');
-    expect(formatAddr(stripKernelInsnPac(0xd1cf8000, 0x810cd0c0, pacKernelMask(52)))).toBe(
-      '0xffff8000810cd0c0',
-    );
+    expect(
+      formatAddr(stripInsnPac(0xd1cf8000, 0x810cd0c0, pacKernelMask(52), pacUserMask(52))),
+    ).toBe('0xffff8000810cd0c0');
   });
 
-  it('a user pointer keeps its top byte (TBI) under the pre-6.4 strip; the mainline strip makes any value kernel', () => {
+  it('bit 55 picks the half: a value with it clear keeps its top byte and never becomes kernel', () => {
+    // 6.1 arch/arm64/include/asm/pointer_auth.h, ptrauth_strip_insn_pac:
+    // bit 55 clear -> ptr & ~GENMASK(54, vabits). Mainline's XPACLRI
+    // (asm/compiler.h) does the same with TCR_EL1.TBI0 set (arch/arm64/mm/proc.S).
     expect(
       formatAddr(stripInsnPac(0x0012aaaa, 0xaab0f24, pacKernelMask(48), pacUserMask(48))),
     ).toBe('0x0000aaaa0aab0f24');
-    expect(isKernelAddr(stripKernelInsnPac(0, 0, pacKernelMask(48)))).toBe(true);
+    expect(isKernelAddr(stripInsnPac(0, 0, pacKernelMask(48), pacUserMask(48)))).toBe(false);
+    // A kernel return address whose bit 55 was flipped: 0xff7f8000 -> top byte kept,
+    // bits 54..48 cleared: 0xff008000, which is in neither half.
+    const hi = stripInsnPacHi(0xff7f8000, pacKernelMask(48), pacUserMask(48));
+    expect(hi).toBe(0xff008000);
+    expect(Number.isNaN(foldAddress(hi, 0x08baf1a0))).toBe(true);
   });
 
   it('signing changes the PAC field only, deterministically, and stripping undoes it', () => {
@@ -65,7 +73,7 @@ describe('pointer authentication', () => {
       expect(signed).not.toBe(hi);
       expect(signPacHi(hi, 0x08baf1a0, 0x09aabb00, 0x1234, va)).toBe(signed);
       expect(signPacHi(hi, 0x08baf1a0, 0x09aabb10, 0x1234, va)).not.toBe(signed);
-      expect(formatAddr(stripKernelInsnPac(signed, 0x08baf1a0, pacKernelMask(va)))).toBe(
+      expect(formatAddr(stripInsnPac(signed, 0x08baf1a0, pacKernelMask(va), pacUserMask(va)))).toBe(
         '0xffff800008baf1a0',
       );
     }

@@ -21,20 +21,22 @@ export function pacUserMask(vaBits: number): number {
 }
 
 /**
- * `ptrauth_strip_kernel_insn_pac` (6.4+): the pointer is known to be a
- * kernel one, so the mask is ORed in whatever bit 55 says. Allocation-free.
+ * The high word after stripping the PAC from an instruction pointer, as
+ * both kernels do it: 6.1's `ptrauth_strip_insn_pac` by masks, mainline's
+ * `ptrauth_strip_kernel_insn_pac` with XPACLRI (arch/arm64/include/asm/
+ * compiler.h). Bit 55 picks the half either way: set, the kernel mask is
+ * ORed in (TCR_EL1.TBI1 is clear, so the top byte is PAC too); clear, the
+ * PAC bits below the top byte are cleared and the top byte is kept
+ * (TCR_EL1.TBI0 is set and TBID0 is not: arch/arm64/mm/proc.S), so a
+ * value with bit 55 clear never becomes a kernel address. Allocation-free.
  */
-export function stripKernelInsnPac(hi: number, lo: number, kernelMask: number): Addr {
-  return foldAddress((hi | kernelMask) >>> 0, lo);
+export function stripInsnPacHi(hi: number, kernelMask: number, userMask: number): number {
+  return (hi & 0x00800000 ? hi | kernelMask : hi & ~userMask) >>> 0;
 }
 
-/**
- * `ptrauth_strip_insn_pac` (before 6.4): bit 55 picks the half; a kernel
- * pointer gets the kernel mask ORed in, a user one loses its PAC bits.
- */
+/** `stripInsnPacHi` with the low word, folded (NaN when the result is not canonical). */
 export function stripInsnPac(hi: number, lo: number, kernelMask: number, userMask: number): Addr {
-  const h = hi & 0x00800000 ? hi | kernelMask : hi & ~userMask;
-  return foldAddress(h >>> 0, lo);
+  return foldAddress(stripInsnPacHi(hi, kernelMask, userMask), lo);
 }
 
 /**

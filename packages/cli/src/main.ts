@@ -3,6 +3,7 @@ import { BENCH_USAGE, runBench } from './commands/bench.js';
 import { runDefault } from './commands/default.js';
 import { PREDICT_USAGE, runPredict } from './commands/predict.js';
 import { runTransition, TRANSITION_USAGE } from './commands/transition.js';
+import { runVectors, VECTORS_USAGE } from './commands/vectors.js';
 import { runWalk, WALK_USAGE } from './commands/walk.js';
 import { CliError, EXIT_OK, EXIT_USAGE } from './errors.js';
 import { createLogger } from './log.js';
@@ -17,6 +18,7 @@ usage:
   klpsim transition [file]    simulate a livepatch transition over time
   klpsim predict <capture>    which tasks a patch would let switch right now
   klpsim bench walk|transition  figures
+  klpsim vectors run|new|mutate  reliability test vectors (test-vectors/)
   klpsim --version | --help
 
 options for every command: --log-level LEVEL (diagnostics on stderr; default warn)
@@ -27,7 +29,9 @@ ${TRANSITION_USAGE}
 
 ${PREDICT_USAGE}
 
-${BENCH_USAGE}`;
+${BENCH_USAGE}
+
+${VECTORS_USAGE}`;
 
 function version(): string {
   const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as {
@@ -61,6 +65,8 @@ export async function main(
         return await runTransition(rest, log, print);
       case 'predict':
         return runPredict(rest, log, print);
+      case 'vectors':
+        return await runVectors(rest, log, print);
       case '--version':
         print(version());
         return EXIT_OK;

@@ -5,7 +5,15 @@ export {
   buildMachine,
   type ExpectedEntry,
 } from './builder/build.js';
-export { KTHREAD_TAIL, SCHEDULE_TOP, SYSCALL_TAIL } from './builder/catalogue.js';
+export {
+  IDLE_TASK,
+  irqPreempted,
+  KTHREAD_TAIL,
+  KWORKER,
+  SCHEDULE_TOP,
+  SYSCALL_TAIL,
+  USER_NANOSLEEP,
+} from './builder/catalogue.js';
 export * from './builder/describe.js';
 export { mulberry32, type SyntheticOptions, syntheticKernelDesc } from './builder/synthetic.js';
 export { exportCapture } from './capture/export.js';
@@ -21,13 +29,17 @@ export {
   type CaptureTask,
   type CaptureTraceEntry,
   captureSchema,
+  hex64 as hex64Schema,
 } from './capture/schema.js';
 export * from './errors.js';
 export * from './kallsyms.js';
 export * from './machine.js';
 export * from './memory.js';
 export { cloneMachine, type KernelModule, loadModule, unloadModule } from './module.js';
+export { type RawExportOptions, rawFromMachine } from './raw/export.js';
+export { machineFromRaw } from './raw/import.js';
+export { type RawState, rawStateSchema } from './raw/schema.js';
 export * from './symcode.js';
 export * from './task.js';
 export * from './text.js';
-export { formatPath, validate } from './validate.js';
+export { formatPath, parseJson, validate } from './validate.js';

@@ -1,4 +1,4 @@
-import type { Addr } from '@klpsim/arm64';
+import { type Addr, addrHi, addrLo, foldAddress } from '@klpsim/arm64';
 import type { MemoryRegion } from './memory.js';
 
 /**
@@ -29,9 +29,18 @@ export interface TaskStack {
 export interface RetStackEntry {
   /** Position: the array index (6.1) or the frame's first word (6.8+ shadow stack). */
   readonly pos: number;
+  /** Folded (NaN when not canonical): for range checks and printing. */
   readonly ret: Addr;
   readonly func: Addr;
   readonly retp: Addr;
+  /**
+   * `ret` and `retp` exactly, as 32-bit halves: the kernel compares raw
+   * 64-bit values, so two equal non-canonical words must still match.
+   */
+  readonly retHi: number;
+  readonly retLo: number;
+  readonly retpHi: number;
+  readonly retpLo: number;
 }
 
 /** `task->ret_stack` and `task->curr_ret_stack`. */
@@ -46,10 +55,52 @@ export interface RetStack {
 
 /** A live `struct kretprobe_instance`. */
 export interface KretprobeInstance {
-  /** The original return address the trampoline replaced. */
+  /** The original return address the trampoline replaced (folded; NaN when not canonical). */
   readonly retAddr: Addr;
-  /** The caller's frame pointer when the probe fired. */
+  /** The caller's frame pointer when the probe fired (folded). */
   readonly fp: Addr;
+  /** Both exactly, as 32-bit halves (see RetStackEntry). */
+  readonly retAddrHi: number;
+  readonly retAddrLo: number;
+  readonly fpHi: number;
+  readonly fpLo: number;
+}
+
+/** A 64-bit value as two 32-bit halves. */
+export interface U64 {
+  readonly hi: number;
+  readonly lo: number;
+}
+
+/** A return-stack entry from exact 64-bit `ret` and `retp`. */
+export function retStackEntry(pos: number, ret: U64, func: Addr, retp: U64): RetStackEntry {
+  return {
+    pos,
+    ret: foldAddress(ret.hi, ret.lo),
+    func,
+    retp: foldAddress(retp.hi, retp.lo),
+    retHi: ret.hi,
+    retLo: ret.lo,
+    retpHi: retp.hi,
+    retpLo: retp.lo,
+  };
+}
+
+/** A kretprobe instance from exact 64-bit `ret_addr` and `fp`. */
+export function kretprobeInstance(retAddr: U64, fp: U64): KretprobeInstance {
+  return {
+    retAddr: foldAddress(retAddr.hi, retAddr.lo),
+    fp: foldAddress(fp.hi, fp.lo),
+    retAddrHi: retAddr.hi,
+    retAddrLo: retAddr.lo,
+    fpHi: fp.hi,
+    fpLo: fp.lo,
+  };
+}
+
+/** The exact halves of a canonical folded address. */
+export function u64Of(a: Addr): U64 {
+  return { hi: addrHi(a), lo: addrLo(a) };
 }
 
 export interface Task {

@@ -1,5 +1,5 @@
 import type { z } from 'zod';
-import type { InputError } from './errors.js';
+import { fail, type InputError, ok, type Result } from './errors.js';
 
 /** `tasks[3].stack.base64` from a zod issue path. */
 export function formatPath(path: readonly PropertyKey[]): string {
@@ -37,4 +37,18 @@ export function validate<T extends z.ZodType>(
       ...(expected !== undefined && !issue.message.includes(expected) ? { expected } : {}),
     },
   };
+}
+
+/** Parses JSON text; the error names the file and says what was expected. */
+export function parseJson(text: string, file: string, expected: string): Result<unknown> {
+  try {
+    return ok(JSON.parse(text) as unknown);
+  } catch (e) {
+    return fail({
+      code: 'KLPSIM_INPUT_INVALID',
+      message: `not JSON: ${(e as Error).message}`,
+      file,
+      expected,
+    });
+  }
 }

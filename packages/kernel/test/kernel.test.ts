@@ -177,3 +177,21 @@ describe('builder descriptions are validated', () => {
     expect(bytes(a)).toEqual(bytes(b));
   });
 });
+
+describe('an unloaded module (kernel/module/main.c: its text leaves the module list)', () => {
+  it('keeps its bytes mapped but is neither module text nor named by kallsyms', () => {
+    const desc = (unloadedModules: string[]) => ({
+      functions: [{ name: 'sleeper_fn', section: 'module' as const, module: 'sleepermod' }],
+      unloadedModules,
+      tasks: [{ frames: [{ fn: 'sleeper_fn' }, { fn: 'kthread' }, { fn: 'ret_from_fork' }] }],
+    });
+    const loaded = buildMachine(desc([]));
+    const gone = buildMachine(desc(['sleepermod']));
+    if (!loaded.ok || !gone.ok) throw new Error('build failed');
+    const a = loaded.value.machine.kallsyms.addressOf('sleeper_fn')!;
+    expect(loaded.value.machine.text.kernelTextAddress(a)).toBe(true);
+    expect(gone.value.machine.text.kernelTextAddress(a)).toBe(false);
+    expect(gone.value.machine.kallsyms.lookup(a)).toBeNull();
+    expect(gone.value.machine.memory.read32(a)).not.toBe(-1);
+  });
+});

@@ -49,7 +49,7 @@ function passesStartInSchedule(st: UnwindState, index: number): boolean {
  */
 export function consumeEntry(st: UnwindState, trace: TraceBuffer): boolean {
   const index = trace.len;
-  const room = trace.store(st.pc, st.source, st.flags, st.curType);
+  const room = trace.store(st.pc, st.pcHi, st.pcLo, st.source, st.flags, st.curType);
   if (trace.len === index) {
     st.setReason('BUFFER_FULL', st.pc);
     return false;

@@ -88,6 +88,8 @@ export function walkPlainFrames(
   const text = st.machine.text;
   const symCode = st.machine.symCode;
   const pcs = trace.pcs;
+  const his = trace.his;
+  const los = trace.los;
   const kinds = trace.kinds;
   const last = trace.size - 1;
   let n = trace.len;
@@ -95,6 +97,8 @@ export function walkPlainFrames(
   let fpHi = st.fpHi;
   let fpLo = st.fpLo;
   let pc = st.pc;
+  let pcHi = st.pcHi;
+  let pcLo = st.pcLo;
   let source: number = st.source;
   let flags = st.flags;
   let prevFp = st.prevFp;
@@ -126,6 +130,8 @@ export function walkPlainFrames(
       break;
     }
     pcs[n] = pc;
+    his[n] = pcHi;
+    los[n] = pcLo;
     kinds[n] = entryKind(source, flags, type);
     n++;
     afterConsume = true;
@@ -142,9 +148,17 @@ export function walkPlainFrames(
       const region = st.stackRegion[k]!;
       if (
         region === null ||
-        (rule !== FAST_CONSUMING && (stacksDone & (1 << st.stackType[k]!)) !== 0)
+        (rule !== FAST_CONSUMING && (stacksDone & (1 << st.stackType[k]!)) !== 0) ||
+        fp < region.start ||
+        fp + 16 > region.end
       )
         break;
+      // A zero {fp, lr} is a meta record, never plain: look before entering
+      // the stack, so that the reference code still finds the stack in the
+      // list (a PT_REGS record first needs the whole pt_regs on it).
+      const j = (fp - region.start) >>> 2;
+      const rw = region.words;
+      if ((rw[j]! | rw[j + 1]! | rw[j + 2]! | rw[j + 3]!) === 0) break;
       words = region.words;
       base = region.start;
       type = st.stackType[k]!;
@@ -176,9 +190,10 @@ export function walkPlainFrames(
       break;
     }
     if (nfpHi < KERNEL_HI_BASE) break;
-    // Both kernels strip a kernel return address the same way; a user one is not plain.
+    // A return address with bit 55 clear stays in the user half (pac.ts): not plain.
     if ((lrHi & 0x00800000) === 0) break;
-    const npc = (((lrHi | kmask) >>> 0) - KERNEL_HI_BASE) * TWO_32 + lrLo;
+    const npcHi = (lrHi | kmask) >>> 0;
+    const npc = (npcHi - KERNEL_HI_BASE) * TWO_32 + lrLo;
     if (npc === rth || npc === kr) break;
     if (consuming) low = fp + 16;
     else {
@@ -189,6 +204,8 @@ export function walkPlainFrames(
     fpLo = nfpLo;
     fp = (nfpHi - KERNEL_HI_BASE) * TWO_32 + nfpLo;
     pc = npc;
+    pcHi = npcHi;
+    pcLo = lrLo;
     source = Source.FRAME;
     flags = 0;
     afterConsume = false;
@@ -200,6 +217,8 @@ export function walkPlainFrames(
   st.fpHi = fpHi;
   st.fpLo = fpLo;
   st.pc = pc;
+  st.pcHi = pcHi;
+  st.pcLo = pcLo;
   st.source = source as Source;
   st.flags = flags;
   if (rule === FAST_CONSUMING) {

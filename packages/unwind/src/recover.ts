@@ -1,71 +1,77 @@
-import type { Addr } from '@klpsim/arm64';
 import type { Task } from '@klpsim/kernel';
-import { EINVAL, FLAG_FGRAPH, FLAG_KRETPROBE, type UnwindState, ZERO_ADDR } from './state.js';
+import { EINVAL, FLAG_FGRAPH, FLAG_KRETPROBE, type UnwindState } from './state.js';
 
 /**
  * Recovering return addresses that a tracer rewrote (SEMANTICS.md section 4).
  * Both lookups key on the frame pointer the unwinder holds after reading the
  * record: arm64's function-graph tracer records the caller's fp as `retp`,
- * and a kretprobe instance records it as `fp`.
+ * and a kretprobe instance records it as `fp`. The kernel compares raw
+ * 64-bit words, so the keys are compared as exact halves: two equal
+ * non-canonical values match, as they do in the kernel.
  */
+
+/** No entry or instance matched. */
+const NOT_FOUND = -1;
 
 /**
  * `ftrace_graph_ret_addr` of the 6.8+ shadow stack (kernel/trace/fgraph.c):
  * search from `graph_idx` (or the top) downwards for the frame whose `retp`
  * is `fp`, skipping tail-call frames that themselves returned to the handler,
- * and remember where it was found. Returns `ret` itself when nothing matches.
+ * and remember where it was found. Returns the entry's index, or NOT_FOUND.
  */
-export function ftraceGraphRetAddr(
-  st: UnwindState,
-  ret: Addr,
-  fp: Addr,
-  returnToHandler: Addr,
-): Addr {
+export function ftraceGraphRetAddr(st: UnwindState): number {
   const rs = st.task.retStack;
-  if (rs === null) return ret;
+  if (rs === null) return NOT_FOUND;
   const top = rs.layout === 'array' ? rs.curr + 1 : rs.curr;
   const from = st.graphIdx !== 0 ? st.graphIdx : top;
   const entries = rs.entries;
   for (let i = entries.length - 1; i >= 0; i--) {
     const e = entries[i]!;
     if (e.pos >= from) continue;
-    if (e.retp === fp && e.ret !== returnToHandler) {
+    if (e.retpHi === st.fpHi && e.retpLo === st.fpLo && e.ret !== st.returnToHandler) {
       st.graphIdx = e.pos;
-      return e.ret;
+      return i;
     }
   }
-  return ret;
+  return NOT_FOUND;
 }
 
 /**
  * `ftrace_graph_ret_addr` as 6.1 calls it (no index): scan the array from
  * its oldest entry up to `curr_ret_stack` for the first `retp` equal to `fp`.
+ * Returns the entry's index, or NOT_FOUND.
  */
-export function ftraceGraphRetAddrFromBottom(task: Task, ret: Addr, fp: Addr): Addr {
+export function ftraceGraphRetAddrFromBottom(task: Task, fpHi: number, fpLo: number): number {
   const rs = task.retStack;
-  if (rs === null || rs.curr < 0) return ret;
+  if (rs === null || rs.curr < 0) return NOT_FOUND;
   const top = rs.layout === 'array' ? rs.curr : rs.curr - 1;
-  for (const e of rs.entries) {
+  const entries = rs.entries;
+  for (let i = 0; i < entries.length; i++) {
+    const e = entries[i]!;
     if (e.pos > top) break;
-    if (e.retp === fp) return e.ret;
+    if (e.retpHi === fpHi && e.retpLo === fpLo) return i;
   }
-  return ret;
+  return NOT_FOUND;
 }
 
 /**
- * `kretprobe_find_ret_addr` (kernel/kprobes.c): walk the task's instances
+ * `kretprobe_find_ret_addr` (kernel/kprobes.c): take the task's instances
  * from after `kr_cur`, skipping ones whose own return address is the
- * trampoline, until one whose `fp` matches. Returns 0 (folded) when none does.
+ * trampoline (`__kretprobe_find_ret_addr`), until one whose `fp` matches.
+ * An instance whose `ret_addr` is 0 ends the search with 0 (`if (!ret)
+ * break;`), whatever its fp: the kernel does not look past it. Returns the
+ * instance's index, or NOT_FOUND for that 0.
  */
-export function kretprobeFindRetAddr(st: UnwindState, fp: Addr, trampoline: Addr): Addr {
+export function kretprobeFindRetAddr(st: UnwindState): number {
   const list = st.task.kretprobes;
   for (let i = st.krCur + 1; i < list.length; i++) {
     const ri = list[i]!;
-    if (ri.retAddr === trampoline) continue;
+    if (ri.retAddr === st.kretprobeTrampoline) continue;
     st.krCur = i;
-    if (ri.fp === fp) return ri.retAddr;
+    if ((ri.retAddrHi | ri.retAddrLo) === 0) return NOT_FOUND;
+    if (ri.fpHi === st.fpHi && ri.fpLo === st.fpLo) return i;
   }
-  return ZERO_ADDR;
+  return NOT_FOUND;
 }
 
 /** Which kernel's recovery: mainline's, or 6.1's (array searched from the bottom; a kretprobe miss goes on as pc 0). */
@@ -80,24 +86,30 @@ export const RECOVER_LINUX_61 = 1;
  */
 export function recoverReturnAddress(st: UnwindState, version = RECOVER_MAINLINE): number {
   if (st.pc === st.returnToHandler && st.hasRetStack) {
-    const orig =
+    const i =
       version === RECOVER_LINUX_61
-        ? ftraceGraphRetAddrFromBottom(st.task, st.pc, st.fp)
-        : ftraceGraphRetAddr(st, st.pc, st.fp, st.returnToHandler);
-    if (orig === st.pc) {
+        ? ftraceGraphRetAddrFromBottom(st.task, st.fpHi, st.fpLo)
+        : ftraceGraphRetAddr(st);
+    const e = i === NOT_FOUND ? null : st.task.retStack!.entries[i]!;
+    // `if (state->pc == orig_pc) return -EINVAL`: nothing found, or an entry that is itself the handler.
+    if (e === null || (e.retHi === st.pcHi && e.retLo === st.pcLo)) {
       st.setReason('FGRAPH_UNRECOVERABLE', st.fp);
       return EINVAL;
     }
-    st.pc = orig;
+    st.setPcExact(e.retHi, e.retLo);
     st.flags |= FLAG_FGRAPH;
   }
   if (st.pc === st.kretprobeTrampoline) {
-    const orig = kretprobeFindRetAddr(st, st.fp, st.kretprobeTrampoline);
-    if (orig === ZERO_ADDR) {
+    const i = kretprobeFindRetAddr(st);
+    if (i === NOT_FOUND) {
       st.setReason('KRETPROBE_UNRECOVERABLE', st.fp);
       if (version === RECOVER_MAINLINE) return EINVAL;
+      // 6.1 assigns the 0 it got and walks on.
+      st.setPcExact(0, 0);
+    } else {
+      const ri = st.task.kretprobes[i]!;
+      st.setPcExact(ri.retAddrHi, ri.retAddrLo);
     }
-    st.pc = orig;
     st.flags |= FLAG_KRETPROBE;
   }
   return 0;

@@ -1,4 +1,4 @@
-import type { Addr } from '@klpsim/arm64';
+import { type Addr, addrHi, addrLo, foldAddress, KERNEL_HI_BASE, TWO_32 } from '@klpsim/arm64';
 import type { Machine, MemoryRegion, Task } from '@klpsim/kernel';
 import type { ReasonCode } from './reason.js';
 
@@ -22,9 +22,6 @@ export const ENOENT = -2;
 /** `EINVAL`: the walk failed. */
 export const EINVAL = -22;
 
-/** The address 0 folded (see @klpsim/arm64 addr.ts): what `kretprobe_find_ret_addr` returns when it finds nothing. */
-export const ZERO_ADDR: Addr = -(2 ** 52);
-
 /**
  * One unwind in progress: `struct kunwind_state` and the fields the older
  * unwinders kept (`prev_fp`, `stacks_done`, `failed`). One object is reused
@@ -38,8 +35,10 @@ export class UnwindState {
   fp: Addr = 0;
   fpHi = 0;
   fpLo = 0;
-  /** The pc to consume next, folded and PAC-stripped. */
+  /** The pc to consume next, folded and PAC-stripped (NaN when not canonical); and its exact halves. */
   pc: Addr = 0;
+  pcHi = 0;
+  pcLo = 0;
   source: Source = Source.UNKNOWN;
   flags = 0;
 
@@ -110,6 +109,20 @@ export class UnwindState {
   consumed = 0;
   /** Optional checks (CHECK_* bits) and the call-site check's text cache. */
   checks = 0;
+
+  /** Sets the pc from its exact 64-bit halves; the folded copy serves range checks. */
+  setPcExact(hi: number, lo: number): void {
+    this.pcHi = hi;
+    this.pcLo = lo;
+    this.pc = hi >= KERNEL_HI_BASE ? (hi - KERNEL_HI_BASE) * TWO_32 + lo : foldAddress(hi, lo);
+  }
+
+  /** Sets the pc from a folded (canonical) address. */
+  setPcAddr(a: Addr): void {
+    this.pc = a;
+    this.pcHi = addrHi(a);
+    this.pcLo = addrLo(a);
+  }
 
   /** Records the first failure only: later ones are consequences. */
   setReason(code: ReasonCode, addr: Addr): void {

@@ -1,4 +1,4 @@
-import { foldAddress, KERNEL_HI_BASE, TWO_32 } from '@klpsim/arm64';
+import { foldAddress, KERNEL_HI_BASE, stripInsnPacHi, TWO_32 } from '@klpsim/arm64';
 import {
   ON_NONE,
   onAccessibleStack,
@@ -28,6 +28,16 @@ function takeRecordFp(st: UnwindState): void {
   st.fpLo = lo;
   // foldAddress, written out: a call that returns a double boxes it.
   st.fp = hi >= KERNEL_HI_BASE ? (hi - KERNEL_HI_BASE) * TWO_32 + lo : foldAddress(hi, lo);
+}
+
+/**
+ * The pc from the LR just read, PAC stripped: mainline's
+ * `ptrauth_strip_kernel_insn_pac` (XPACLRI) and 6.1's `ptrauth_strip_insn_pac`
+ * agree (see @klpsim/arm64 pac.ts): bit 55 picks the half, so an LR with it
+ * clear stays a user-half value, exactly as the kernel would print it.
+ */
+export function takeRecordPc(st: UnwindState): void {
+  st.setPcExact(stripInsnPacHi(st.recLrHi, st.kernelMask, st.userMask), st.recLrLo);
 }
 
 /**

@@ -9,7 +9,11 @@ import type { Addr } from '@klpsim/arm64';
 export class TraceBuffer {
   size = 0;
   len = 0;
+  /** Each entry's pc folded (NaN when not canonical), for range checks and symbols. */
   pcs: Float64Array = new Float64Array(0);
+  /** Each entry's pc exactly, as the kernel stores it: high and low 32 bits. */
+  his: Uint32Array = new Uint32Array(0);
+  los: Uint32Array = new Uint32Array(0);
   /** Each entry's `Source`, flags and stack type in one byte (`entryKind`): one store per entry. */
   kinds: Uint8Array = new Uint8Array(0);
 
@@ -17,6 +21,8 @@ export class TraceBuffer {
   reset(size: number): void {
     if (this.pcs.length < size) {
       this.pcs = new Float64Array(size);
+      this.his = new Uint32Array(size);
+      this.los = new Uint32Array(size);
       this.kinds = new Uint8Array(size);
     }
     this.size = size;
@@ -24,10 +30,12 @@ export class TraceBuffer {
   }
 
   /** `stack_trace_consume_entry`: false when the entry could not be stored or filled the buffer. */
-  store(pc: Addr, source: number, flags: number, stack: number): boolean {
+  store(pc: Addr, hi: number, lo: number, source: number, flags: number, stack: number): boolean {
     const n = this.len;
     if (n >= this.size) return false;
     this.pcs[n] = pc;
+    this.his[n] = hi;
+    this.los[n] = lo;
     this.kinds[n] = entryKind(source, flags, stack);
     this.len = n + 1;
     return n + 1 < this.size;

@@ -1,4 +1,4 @@
-import { type Addr, addrHi, addrLo, foldAddress, formatAddr } from '@klpsim/arm64';
+import { type Addr, addrHi, addrLo, foldAddress, formatAddr, hex64 } from '@klpsim/arm64';
 import {
   type Machine,
   STACK_TYPE_NAMES,
@@ -85,8 +85,11 @@ export class Walker {
     // What depends on the kernel alone is set once, not per walk.
     const st = this.st;
     st.machine = machine;
-    st.kernelMask = machine.config.pacKernelMask;
-    st.userMask = machine.config.pacUserMask;
+    // Without CONFIG_ARM64_PTR_AUTH_KERNEL the strip is the identity
+    // (asm/compiler.h: `#define ptrauth_strip_kernel_insn_pac(ptr) (ptr)`).
+    const pac = machine.config.kernelPacEnabled;
+    st.kernelMask = pac ? machine.config.pacKernelMask : 0;
+    st.userMask = pac ? machine.config.pacUserMask : 0;
     st.returnToHandler = machine.special.returnToHandler ?? Number.NaN;
     st.kretprobeTrampoline = machine.special.kretprobeTrampoline ?? Number.NaN;
     st.coreTextStart = machine.text.core.start;
@@ -132,11 +135,11 @@ export class Walker {
       );
     if (from.kind === 'task') {
       this.setFp(task.cpuContext.fp);
-      st.pc = task.cpuContext.pc;
+      st.setPcAddr(task.cpuContext.pc);
       st.source = Source.TASK;
     } else if (from.kind === 'caller') {
       this.setFp(from.fp);
-      st.pc = from.pc;
+      st.setPcAddr(from.pc);
       st.source = Source.CALLER;
     } else {
       const layout = this.machine.config.ptRegs;
@@ -147,7 +150,7 @@ export class Walker {
       st.fpLo = w.lo;
       st.fp = foldAddress(w.hi, w.lo);
       if (!mem.read64(from.regs + layout.pcOffset, w)) return false;
-      st.pc = foldAddress(w.hi, w.lo);
+      st.setPcExact(w.hi, w.lo);
       st.source = Source.REGS_PC;
     }
     return true;
@@ -189,9 +192,11 @@ export class Walker {
       const pc = trace.pcs[i]!;
       const flags = entryFlags(trace, i);
       const src = SOURCE_MARK[entrySource(trace, i)] ?? 'U';
+      // The kernel stores and prints the raw 64-bit value, canonical or not.
+      const address = hex64(trace.his[i]!, trace.los[i]!);
       entries.push({
-        address: formatAddr(pc),
-        symbol: machine.kallsyms.formatS(pc),
+        address,
+        symbol: Number.isNaN(pc) ? address : machine.kallsyms.formatS(pc),
         source: `${src}${flags & FLAG_FGRAPH ? 'F' : ''}${flags & FLAG_KRETPROBE ? 'K' : ''}`,
         stack:
           entryStack(trace, i) === StackType.UNKNOWN

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { archStackWalk, archStackWalkReliable, POLICIES, Walker } from '../src/index.js';
-import { CAPTURE_61, CAPTURE_72, capture } from './fixtures.js';
+import { CAPTURE_61, CAPTURE_72, CAPTURE_72_HARD, capture } from './fixtures.js';
 
 const strip = (t: readonly { address: string; symbol: string }[]) =>
   t.map((e) => `${e.address} ${e.symbol}`);
@@ -58,5 +58,27 @@ describe('mainline matches the real 7.2 kernel', () => {
       frames += r.trace.length;
     }
     expect(frames).toBe(532);
+  });
+});
+
+describe('mainline matches the real 7.2 kernel under tracers, faults and IRQ preemption', () => {
+  it("gives every task of the hard capture the kernel's own verdict and entries (five -EINVAL)", () => {
+    const { machine, oracle } = capture(CAPTURE_72_HARD);
+    const walker = new Walker(machine, POLICIES.mainline);
+    let refused = 0;
+    for (const task of machine.tasks) {
+      const r = archStackWalkReliable(walker, task);
+      if (!r.ok) throw new Error(r.error.message);
+      const want = oracle.get(task.pid)!.reliable!;
+      expect(r.value.reliable, `${task.comm}:${task.pid}`).toBe(want.ret >= 0);
+      expect(strip(r.value.trace), `${task.comm}:${task.pid}`).toEqual(strip(want.trace));
+      if (want.ret < 0) refused++;
+      const full = archStackWalk(walker, task);
+      expect(strip(full.trace), `${task.comm}:${task.pid} full`).toEqual(
+        strip(oracle.get(task.pid)!.traceFull!),
+      );
+    }
+    expect(machine.tasks.length).toBe(86);
+    expect(refused).toBe(5);
   });
 });

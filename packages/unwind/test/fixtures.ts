@@ -1,12 +1,16 @@
 import { fileURLToPath } from 'node:url';
 import { formatInputError, type LoadedCapture, loadCapture } from '@klpsim/kernel';
 
-/** The real captures bundled with the repo (copied from the project's shared captures). */
+/** The real captures bundled with the repo (copied from the project's shared captures; the hard one gzipped). */
 export const CAPTURE_61 = fileURLToPath(
   new URL('../../../fixtures/captures/linux-6.1-arm64-plain/capture.json', import.meta.url),
 );
 export const CAPTURE_72 = fileURLToPath(
   new URL('../../../fixtures/captures/linux-7.2-arm64-plain/capture.json', import.meta.url),
+);
+
+export const CAPTURE_72_HARD = fileURLToPath(
+  new URL('../../../fixtures/captures/linux-7.2-arm64-hard/capture.json.gz', import.meta.url),
 );
 
 const cache = new Map<string, LoadedCapture>();

@@ -25,7 +25,14 @@ import { Kallsyms, type KernelSymbol } from '../kallsyms.js';
 import type { Cpu, CpuStack, KernelConfig, Machine, PtRegsLayout } from '../machine.js';
 import { Memory } from '../memory.js';
 import { SymCodeFunctions, type SymCodeRange } from '../symcode.js';
-import type { KretprobeInstance, RetStackEntry, Task } from '../task.js';
+import {
+  type KretprobeInstance,
+  kretprobeInstance,
+  type RetStackEntry,
+  retStackEntry,
+  type Task,
+  u64Of,
+} from '../task.js';
 import { KernelText, type TextRange } from '../text.js';
 import { validate } from '../validate.js';
 import { CATALOGUE } from './catalogue.js';
@@ -222,7 +229,8 @@ class Builder {
 
     const kernelText = new KernelText({ core, init, sections });
     kernelText.initFreed = this.desc.initFreed;
-    for (const m of modules) kernelText.addModule(m);
+    const loaded = modules.filter((m) => !this.desc.unloadedModules.includes(m.name));
+    for (const m of loaded) kernelText.addModule(m);
     for (const g of generated) kernelText.addGenerated(g);
 
     const specialOf = (name: string) => this.text.fn(name)?.start ?? null;
@@ -243,7 +251,7 @@ class Builder {
         all: false,
       },
     );
-    for (const m of modules)
+    for (const m of loaded)
       kallsyms.addModule(
         m.name,
         m.start,
@@ -540,7 +548,8 @@ class Builder {
       } else if (fr.kretprobe === true) {
         saved[k] = tramp;
       }
-      if (fr.kretprobe === true) kretprobes.unshift({ retAddr: pcs[k]!, fp: record[k]! });
+      if (fr.kretprobe === true)
+        kretprobes.unshift(kretprobeInstance(u64Of(pcs[k]!), u64Of(record[k]!)));
     }
 
     // Write the records and the exception pt_regs.
@@ -598,10 +607,9 @@ class Builder {
     }
 
     const layoutShadow = this.layout.meta !== null;
-    const entries: RetStackEntry[] = retEntries.map((e, j) => ({
-      ...e,
-      pos: layoutShadow ? 1 + 5 * j : j,
-    }));
+    const entries: RetStackEntry[] = retEntries.map((e, j) =>
+      retStackEntry(layoutShadow ? 1 + 5 * j : j, u64Of(e.ret), e.func, u64Of(e.retp)),
+    );
     const retStack =
       frames.some((f) => f.fgraph === true) || entries.length > 0
         ? {

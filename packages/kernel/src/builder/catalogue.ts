@@ -20,6 +20,55 @@ export const SYSCALL_TAIL: readonly FrameDesc[] = [
   { fn: 'el0t_64_sync' },
 ];
 
+/** A user task asleep in clock_nanosleep. */
+export const USER_NANOSLEEP: readonly FrameDesc[] = [
+  ...SCHEDULE_TOP,
+  { fn: 'do_nanosleep' },
+  { fn: 'hrtimer_nanosleep' },
+  { fn: 'common_nsleep' },
+  { fn: '__arm64_sys_clock_nanosleep' },
+  ...SYSCALL_TAIL,
+];
+
+/** A workqueue kthread waiting for work. */
+export const KWORKER: readonly FrameDesc[] = [
+  ...SCHEDULE_TOP,
+  { fn: 'worker_thread' },
+  ...KTHREAD_TAIL,
+];
+
+/** The boot CPU's idle task (init_task), whose chain runs into init text. */
+export const IDLE_TASK: readonly FrameDesc[] = [
+  ...SCHEDULE_TOP.slice(0, 2),
+  { fn: 'schedule_idle' },
+  { fn: 'do_idle' },
+  { fn: 'cpu_startup_entry' },
+  { fn: 'rest_init' },
+  { fn: 'start_kernel' },
+  { fn: '__primary_switched' },
+];
+
+/**
+ * A kthread preempted by an IRQ in `crc32_body`, which had pushed its frame
+ * record (`saved`) or had not yet (`unsaved`: its caller lives only in LR).
+ */
+export function irqPreempted(lr: 'saved' | 'unsaved'): FrameDesc[] {
+  return [
+    { fn: '__switch_to' },
+    { fn: '__schedule' },
+    { fn: 'preempt_schedule_irq' },
+    { fn: 'arm64_preempt_schedule_irq' },
+    { fn: 'el1_interrupt' },
+    { fn: 'el1h_64_irq_handler' },
+    { fn: 'el1h_64_irq' },
+    { fn: 'crc32_body', at: lr === 'saved' ? 0x48 : 0x4, exception: { lr } },
+    { fn: 'crc32_update' },
+    { fn: 'worker_thread' },
+    { fn: 'kthread' },
+    { fn: 'ret_from_fork' },
+  ];
+}
+
 /**
  * The functions every built kernel has, with the sections the real arm64
  * kernel puts them in, so chains read like real backtraces and the

@@ -104,6 +104,12 @@ export const kernelDescSchema = z.strictObject({
   /** Map per-CPU IRQ/overflow/SDEI stacks (false: known but unreadable). */
   mapCpuStacks: z.boolean().default(true),
   initFreed: z.boolean().default(true),
+  /**
+   * Modules already unloaded (`delete_module`) while a stack still holds
+   * return addresses into them: their text stays mapped but is no longer
+   * module text, and kallsyms no longer names it.
+   */
+  unloadedModules: z.array(z.string().min(1).max(64)).max(64).default([]),
   /** Functions beyond the built-in catalogue, or overriding its sizes and sections. */
   functions: z.array(functionDescSchema).default([]),
   tasks: z.array(taskDescSchema).default([]),

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { formatAddr } from '@klpsim/arm64';
+import { formatAddr, hex64 } from '@klpsim/arm64';
 import type { Machine } from '../machine.js';
 import type { CaptureDocument } from './schema.js';
 
@@ -8,7 +8,10 @@ import type { CaptureDocument } from './schema.js';
  * dump, as the capture module would have: for tool builders who want test
  * captures of shapes no real system gave them (tracers on, exception frames,
  * module text), and for the round-trip test of the importer.
- * `kernelTraceFull` is taken from `traces` when given (pid → entries).
+ * The document says it is generated (`generated`), and `traces` (pid →
+ * entries), when given, go to `generatedTraceFull`: a field meaning the
+ * kernel's own (`kernelTraceFull`, `kernelReliable`) is never filled here,
+ * only real captures have those.
  */
 export function exportCapture(
   machine: Machine,
@@ -98,18 +101,25 @@ export function exportCapture(
               layout: rs.layout,
               entries: [...rs.entries].reverse().map((e) => ({
                 ...(rs.layout === 'shadow' ? { wordOffset: e.pos } : { index: e.pos }),
-                ret: hex(e.ret),
+                ret: hex64(e.retHi, e.retLo),
                 func: hex(e.func),
-                fp: hex(e.retp),
-                retp: hex(e.retp),
+                fp: hex64(e.retpHi, e.retpLo),
+                retp: hex64(e.retpHi, e.retpLo),
               })),
             },
-      kretprobes: t.kretprobes.map((k) => ({ retAddr: hex(k.retAddr), fp: hex(k.fp) })),
-      ...(traces.has(t.pid) ? { kernelTraceFull: [...traces.get(t.pid)!] } : {}),
+      kretprobes: t.kretprobes.map((k) => ({
+        retAddr: hex64(k.retAddrHi, k.retAddrLo),
+        fp: hex64(k.fpHi, k.fpLo),
+      })),
+      ...(traces.has(t.pid) ? { generatedTraceFull: [...traces.get(t.pid)!] } : {}),
     };
   });
   const doc = {
     format: 'arm64-stack-capture/v1' as const,
+    generated: {
+      by: 'klpsim exportCapture',
+      note: 'built by klpsim, not captured from a running kernel: no field holds a kernel result',
+    },
     kernel: {
       release: machine.config.release,
       config: { KALLSYMS_ALL: machine.config.kallsymsAll ? 'y' : 'n' },

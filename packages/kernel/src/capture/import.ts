@@ -1,7 +1,8 @@
 import { createHash } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { type Addr, pacKernelMask, pacUserMask, parseAddr } from '@klpsim/arm64';
+import { gunzipSync } from 'node:zlib';
+import { type Addr, pacKernelMask, pacUserMask, parseAddr, parseHex64 } from '@klpsim/arm64';
 import { fail, type InputError, ok, type Result } from '../errors.js';
 import { Kallsyms, type KernelSymbol } from '../kallsyms.js';
 import type {
@@ -14,9 +15,15 @@ import type {
 } from '../machine.js';
 import { Memory } from '../memory.js';
 import { deriveSymCodeFunctions, SymCodeFunctions } from '../symcode.js';
-import type { KretprobeInstance, RetStack, Task } from '../task.js';
+import {
+  type KretprobeInstance,
+  kretprobeInstance,
+  type RetStack,
+  retStackEntry,
+  type Task,
+} from '../task.js';
 import { KernelText, type TextRange } from '../text.js';
-import { validate } from '../validate.js';
+import { parseJson, validate } from '../validate.js';
 import {
   type CaptureDocument,
   type CaptureTask,
@@ -61,11 +68,17 @@ function addressField(s: string, file: string, field: string): Result<Addr> {
   return ok(a);
 }
 
+/** A file's bytes, gunzipped when its name ends in `.gz` (bundled captures are kept compressed). */
+function readMaybeGzipped(file: string): Buffer {
+  const bytes = readFileSync(file);
+  return file.endsWith('.gz') ? gunzipSync(bytes) : bytes;
+}
+
 /** Reads, validates and imports a capture and its text dump; fails naming file, field and expectation. */
 export function loadCapture(file: string, options: LoadCaptureOptions = {}): Result<LoadedCapture> {
   let raw: string;
   try {
-    raw = readFileSync(file, 'utf8');
+    raw = readMaybeGzipped(file).toString('utf8');
   } catch (e) {
     return fail({
       code: 'KLPSIM_FILE_UNREADABLE',
@@ -73,22 +86,18 @@ export function loadCapture(file: string, options: LoadCaptureOptions = {}): Res
       file,
     });
   }
-  let json: unknown;
-  try {
-    json = JSON.parse(raw);
-  } catch (e) {
-    return fail({
-      code: 'KLPSIM_INPUT_INVALID',
-      message: `not JSON: ${(e as Error).message}`,
-      file,
-    });
-  }
-  const doc = validate(captureSchema, json, file);
+  const json = parseJson(raw, file, 'an arm64-stack-capture/v1 JSON document');
+  if (!json.ok) return json;
+  const doc = validate(captureSchema, json.value, file);
   if (!doc.ok) return doc;
   const textFile = options.textFile ?? join(dirname(file), doc.value.kernel.textDump.file);
   let text: Uint8Array;
   try {
-    text = new Uint8Array(readFileSync(textFile));
+    text = new Uint8Array(
+      existsSync(textFile) || !existsSync(`${textFile}.gz`)
+        ? readFileSync(textFile)
+        : readMaybeGzipped(`${textFile}.gz`),
+    );
   } catch (e) {
     return fail({
       code: 'KLPSIM_FILE_UNREADABLE',
@@ -389,13 +398,11 @@ function importTask(
           expected: 'index or wordOffset, and retp or fp',
         });
       }
-      const ret = addr(e.ret, `fgraph.entries[${j}].ret`);
+      // ret and retp are raw words the kernel compares as they are: any 64-bit value.
+      const ret = parseHex64(e.ret)!;
       const func = addr(e.func, `fgraph.entries[${j}].func`);
-      const rp = addr(retp, `fgraph.entries[${j}].retp`);
-      if (!ret.ok) return ret;
       if (!func.ok) return func;
-      if (!rp.ok) return rp;
-      entries.push({ pos, ret: ret.value, func: func.value, retp: rp.value });
+      entries.push(retStackEntry(pos, ret, func.value, parseHex64(retp)!));
     }
     entries.sort((a, b) => a.pos - b.pos);
     retStack = {
@@ -404,14 +411,10 @@ function importTask(
       entries,
     };
   }
-  const kretprobes: KretprobeInstance[] = [];
-  for (const [j, kr] of (t.kretprobes ?? []).entries()) {
-    const ra = addr(kr.retAddr, `kretprobes[${j}].retAddr`);
-    const fp = addr(kr.fp, `kretprobes[${j}].fp`);
-    if (!ra.ok) return ra;
-    if (!fp.ok) return fp;
-    kretprobes.push({ retAddr: ra.value, fp: fp.value });
-  }
+  // Likewise ret_addr and fp of a kretprobe instance (0 included: the kernel's search stops there).
+  const kretprobes: KretprobeInstance[] = (t.kretprobes ?? []).map((kr) =>
+    kretprobeInstance(parseHex64(kr.retAddr)!, parseHex64(kr.fp)!),
+  );
   return ok({
     pid: t.pid,
     tgid: t.tgid ?? t.pid,

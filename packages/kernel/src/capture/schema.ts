@@ -131,6 +131,8 @@ const task = z.looseObject({
   kretprobes: z.array(z.looseObject({ retAddr: hex64, fp: hex64 })).optional(),
   kernelTraceFull: z.array(traceEntry).optional(),
   kernelTrace: z.array(traceEntry).optional(),
+  /** A generated capture's own trace (klpsim's walk, not the kernel's). */
+  generatedTraceFull: z.array(traceEntry).optional(),
   kernelReliable: z
     .looseObject({
       ret: z.number().int(),
@@ -143,6 +145,8 @@ const task = z.looseObject({
 
 export const captureSchema = z.looseObject({
   format: z.literal('arm64-stack-capture/v1'),
+  /** Present when the capture was generated (exportCapture), not taken from a kernel. */
+  generated: z.looseObject({ by: z.string() }).optional(),
   kernel,
   symbols: z.array(symbol),
   tasks: z.array(task),

@@ -1,9 +1,8 @@
-import { stripInsnPac } from '@klpsim/arm64';
 import { consumeEntry } from '../checks.js';
 import { FAST_PREV_FP, RESUME_AT_NEXT, walkPlainFrames } from '../fastpath.js';
 import { RECOVER_LINUX_61, recoverReturnAddress } from '../recover.js';
 import { ENOENT, type UnwindState } from '../state.js';
-import { nextFrameRecordPrevFp } from '../step.js';
+import { nextFrameRecordPrevFp, takeRecordPc } from '../step.js';
 import type { TraceBuffer } from '../trace.js';
 import type { Policy } from './policy.js';
 
@@ -21,7 +20,7 @@ function next(st: UnwindState): number {
   if (st.fp === st.finalFrame) return ENOENT;
   const err = nextFrameRecordPrevFp(st);
   if (err !== 0) return err;
-  st.pc = stripInsnPac(st.recLrHi, st.recLrLo, st.kernelMask, st.userMask);
+  takeRecordPc(st);
   if (st.pc !== st.returnToHandler && st.pc !== st.kretprobeTrampoline) return 0;
   return recoverReturnAddress(st, RECOVER_LINUX_61);
 }

@@ -1,9 +1,8 @@
-import { KERNEL_HI_BASE, TWO_32 } from '@klpsim/arm64';
 import { consumeEntry } from '../checks.js';
 import { FAST_CONSUMING, RESUME_AT_CONSUME, WALK_ENDED, walkPlainFrames } from '../fastpath.js';
 import { recoverReturnAddress } from '../recover.js';
 import { EINVAL, ENOENT, Source, type UnwindState } from '../state.js';
-import { nextFrameRecordConsuming } from '../step.js';
+import { nextFrameRecordConsuming, takeRecordPc } from '../step.js';
 import type { TraceBuffer } from '../trace.js';
 import type { Policy } from './policy.js';
 
@@ -29,8 +28,7 @@ function next(st: UnwindState): number {
   if (st.source === Source.UNKNOWN) return EINVAL;
   const err = nextFrameRecordConsuming(st);
   if (err !== 0) return err;
-  // stripKernelInsnPac, written out: the result is always a kernel address.
-  st.pc = (((st.recLrHi | st.kernelMask) >>> 0) - KERNEL_HI_BASE) * TWO_32 + st.recLrLo;
+  takeRecordPc(st);
   // Only a trampoline address needs recovering; test for one before calling out.
   return st.pc === st.returnToHandler || st.pc === st.kretprobeTrampoline
     ? recoverReturnAddress(st)

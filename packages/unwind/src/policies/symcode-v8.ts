@@ -1,9 +1,8 @@
-import { stripInsnPac } from '@klpsim/arm64';
 import { consumeEntry } from '../checks.js';
 import { FAST_PREV_FP, RESUME_AT_NEXT, walkPlainFrames } from '../fastpath.js';
 import { recoverReturnAddress } from '../recover.js';
 import { EINVAL, type UnwindState } from '../state.js';
-import { nextFrameRecordPrevFp } from '../step.js';
+import { nextFrameRecordPrevFp, takeRecordPc } from '../step.js';
 import type { TraceBuffer } from '../trace.js';
 import type { Policy } from './policy.js';
 
@@ -59,7 +58,7 @@ function next(st: UnwindState): number {
   st.flags = 0;
   let err = nextFrameRecordPrevFp(st);
   if (err === 0) {
-    st.pc = stripInsnPac(st.recLrHi, st.recLrLo, st.kernelMask, st.userMask);
+    takeRecordPc(st);
     if (st.pc === st.returnToHandler || st.pc === st.kretprobeTrampoline)
       err = recoverReturnAddress(st);
   }

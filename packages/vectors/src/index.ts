@@ -1,0 +1,37 @@
+export { captureVectors } from './corpus/captures.js';
+export { type CorpusRecipe, corpusRecipes } from './corpus/recipes.js';
+export {
+  type LoadedVector,
+  loadVectorFile,
+  loadVectors,
+  parseVector,
+  vectorFiles,
+} from './load.js';
+export { fromOf, type VectorMachine, vectorMachines } from './machines.js';
+export {
+  MUTATION_KINDS,
+  type MutateOptions,
+  type MutateReport,
+  type MutationFailure,
+  type MutationKind,
+  mutateVectors,
+  RELIABLE_SETS,
+  type SetCounts,
+} from './mutate/index.js';
+export { type NewVectorMeta, newVector, vectorFrom } from './new.js';
+export { diff, type RunOptions, runVector, type VectorOutcome, walkBothWays } from './run.js';
+export {
+  type Expectation,
+  expectationSchema,
+  fromSchema,
+  ORIGINS,
+  traceEntrySchema,
+  VECTOR_FORMAT,
+  type Vector,
+  type VectorFrom,
+  type VectorInput,
+  type VectorWalk,
+  vectorJsonSchema,
+  vectorSchema,
+  walkSchema,
+} from './schema.js';

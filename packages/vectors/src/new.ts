@@ -1,0 +1,111 @@
+import { formatAddr } from '@klpsim/arm64';
+import { type BuiltStart, type KernelDesc, ok, type Result, rawFromMachine } from '@klpsim/kernel';
+import { CHECK_NAMES, type CheckName, POLICIES, POLICY_NAMES, Walker } from '@klpsim/unwind';
+import { vectorMachines } from './machines.js';
+import {
+  type Expectation,
+  VECTOR_FORMAT,
+  type Vector,
+  type VectorFrom,
+  vectorSchema,
+} from './schema.js';
+
+/** What a person says about a new vector; the expectations are filled in. */
+export interface NewVectorMeta {
+  readonly id: string;
+  readonly title: string;
+  readonly behaviour: string;
+  readonly source: string;
+  readonly tags: readonly string[];
+}
+
+/**
+ * The walks each policy gets: mainline both, symcode-v8 reliable, linux-6.1
+ * debug (it has no reliable walk); the reliable ones again with both extra checks.
+ */
+const WALKS: readonly {
+  readonly walk: 'reliable' | 'debug';
+  readonly checks: readonly CheckName[];
+}[] = [
+  { walk: 'reliable', checks: [] },
+  { walk: 'debug', checks: [] },
+  { walk: 'reliable', checks: CHECK_NAMES },
+];
+
+/** The recipe's start as a vector `from`. */
+export function vectorFrom(s: BuiltStart): VectorFrom {
+  return s.kind === 'task'
+    ? { kind: 'task' }
+    : {
+        kind: 'caller',
+        fp: formatAddr(s.fp),
+        pc: formatAddr(s.pc),
+        nonPreemptible: s.nonPreemptible,
+        inNmi: s.inNmi,
+      };
+}
+
+/**
+ * Writes a vector from a builder recipe: the raw state of the built machine
+ * beside the recipe, one walk per task, and every policy's expectation
+ * filled from the current implementation, labelled `generated` and
+ * `reviewed: false` for a person to check against the kernel source.
+ */
+export function newVector(
+  meta: NewVectorMeta,
+  recipe: KernelDesc,
+  file = '(new vector)',
+): Result<Vector> {
+  const draft = vectorSchema.safeParse({
+    format: VECTOR_FORMAT,
+    id: meta.id,
+    title: meta.title,
+    pins: { behaviour: meta.behaviour, source: meta.source },
+    tags: [...meta.tags],
+    recipe,
+    walks: [
+      {
+        task: 0,
+        expect: [{ policy: 'mainline', walk: 'debug', origin: 'generated', reliable: null }],
+      },
+    ],
+  });
+  if (!draft.success) {
+    const i = draft.error.issues[0]!;
+    return {
+      ok: false,
+      error: { code: 'KLPSIM_INPUT_INVALID', message: i.message, file, field: i.path.join('.') },
+    };
+  }
+  const machines = vectorMachines(draft.data, file);
+  if (!machines.ok) return machines;
+  const m = machines.value[0]!;
+  const walks: Vector['walks'] = [];
+  for (const [ti, task] of m.machine.tasks.entries()) {
+    const from = m.starts![ti]!;
+    const expect: Expectation[] = [];
+    for (const name of POLICY_NAMES) {
+      const policy = POLICIES[name];
+      if (policy.checkLayout(m.machine) !== null) continue;
+      for (const { walk, checks } of WALKS) {
+        if (walk === 'reliable' && !policy.hasReliableWalk) continue;
+        if (walk === 'debug' && name === 'symcode-v8') continue;
+        const w = new Walker(m.machine, policy);
+        w.walk(task, { reliable: walk === 'reliable', from, checks, fastPath: false });
+        const r = w.result();
+        expect.push({
+          policy: name,
+          ...(checks.length > 0 ? { checks: [...checks] } : {}),
+          walk,
+          origin: 'generated',
+          reviewed: false,
+          reliable: r.reliable,
+          reason: r.reason?.code ?? null,
+          trace: r.trace.map((t) => ({ address: t.address, symbol: t.symbol, source: t.source })),
+        });
+      }
+    }
+    walks.push({ task: ti, from: vectorFrom(from), expect });
+  }
+  return ok({ ...draft.data, raw: rawFromMachine(m.machine), walks });
+}
