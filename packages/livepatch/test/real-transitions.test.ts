@@ -57,10 +57,10 @@ function patchSpec(name: string) {
   };
 }
 
-const sleepersOf = (a: RealAttempt) =>
+const sleepersOf = (a: RealAttempt): (string | number)[][] =>
   a.tasks
     .filter((t) => t.reason === 'sleeping_on_function')
-    .map((t) => [t.pid, t.function])
+    .map((t) => [t.pid, t.function ?? ''])
     .sort();
 
 describe('klpsim predict on the captures taken before the real enables', () => {

@@ -194,6 +194,8 @@ class RawImporter {
         kallsymsAll: false,
         functionGraphTracer: true,
         kretprobes: true,
+        // A walk never reads it; livepatch's ftrace-location check falls back to the symbol lists.
+        ftracePatchableEntry: false,
       },
       memory: this.memory,
       text,
@@ -273,6 +275,7 @@ class RawImporter {
       comm: rt.comm,
       kthread: rt.kthread,
       state: rt.state,
+      stateRaw: null,
       cpu: rt.cpu,
       onCpu: false,
       cpuContext: { fp, sp: spv, pc },

@@ -1,4 +1,4 @@
-import { type Addr, addrHi, addrLo, foldAddress, stripKernelInsnPac } from '@klpsim/arm64';
+import { type Addr, addrHi, addrLo, foldAddress, stripInsnPac } from '@klpsim/arm64';
 import type { Machine, Task } from '@klpsim/kernel';
 import type { ChainTemplate } from './environment.js';
 
@@ -63,11 +63,13 @@ export class StackImages {
       }
     }
     const chain = t.chain.slice();
-    const mask = this.machine.config.pacKernelMask;
+    const cfg = this.machine.config;
     let fp = move(t.task.cpuContext.fp);
     for (let i = 1; i < chain.length && fp >= low && fp + 16 <= low + size; i++) {
       const k = (fp - low) / 4;
-      const lr = stripKernelInsnPac(w[k + 3]!, w[k + 2]!, mask);
+      const lr = cfg.kernelPacEnabled
+        ? stripInsnPac(w[k + 3]!, w[k + 2]!, cfg.pacKernelMask, cfg.pacUserMask)
+        : foldAddress(w[k + 3]!, w[k + 2]!);
       if (lr !== t.chain[i]) break;
       const pc = pcs[i];
       if (pc !== undefined) {
