@@ -114,7 +114,7 @@ export const CHECK_FLAG = {
   unique: true,
   arg: 'C',
   value: oneOf(CHECK_NAMES),
-  help: 'an extra reliability check (repeatable)',
+  help: 'an extra reliability check',
 } as const;
 
 /**

@@ -21,7 +21,7 @@ export const COMMANDS: readonly CommandDef[] = [
 ];
 
 /** transition and predict parse their own flags for now; their help is their usage text. */
-const OWN_USAGE: Readonly<Record<string, string>> = {
+export const OWN_USAGE: Readonly<Record<string, string>> = {
   transition: TRANSITION_USAGE,
   predict: PREDICT_USAGE,
 };

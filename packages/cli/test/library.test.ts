@@ -1,0 +1,47 @@
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { afterAll, describe, expect, it, vi } from 'vitest';
+
+/*
+ * docs/library.md's examples, taken from the Markdown (not copied) and run
+ * from the repository root, where their relative paths point.
+ */
+const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
+const OUT = fileURLToPath(new URL('../.docs-examples/', import.meta.url));
+const md = readFileSync(join(ROOT, 'docs/library.md'), 'utf8');
+const blocks = [...md.matchAll(/^## (.+)\n[\s\S]*?^```ts\n([\s\S]*?)^```/gm)].map((m) => ({
+  title: m[1]!,
+  code: m[2]!,
+}));
+
+mkdirSync(OUT, { recursive: true });
+afterAll(() => rmSync(OUT, { recursive: true, force: true }));
+
+describe('docs/library.md examples run as written', () => {
+  it('has the four examples', () => {
+    expect(blocks.map((b) => b.title)).toEqual([
+      'Building a task',
+      'Walking it',
+      'Predicting a patch on a real system',
+      'Running a transition',
+    ]);
+  });
+
+  blocks.forEach((b, i) => {
+    it(b.title, async () => {
+      const file = join(OUT, `example-${i}.ts`);
+      writeFileSync(file, b.code);
+      const log = vi.spyOn(console, 'log').mockImplementation(() => {});
+      const cwd = process.cwd();
+      process.chdir(ROOT);
+      try {
+        await import(pathToFileURL(file).href);
+        expect(log).toHaveBeenCalled();
+      } finally {
+        process.chdir(cwd);
+        log.mockRestore();
+      }
+    });
+  });
+});
