@@ -25,6 +25,11 @@ const SETUP = new Set([
 ]);
 // Minutes of work by design (a million tasks): checked to parse (`--help`), not run.
 const LONG = [/^\.\/klpsim bench transition$/];
+// Seconds of measuring by design: run as written (every flag checked, every
+// step taken) but measuring briefly; for non-repeatable flags the last wins.
+const BRIEF: readonly [RegExp, string][] = [
+  [/^\.\/klpsim bench walk\b/, ' --seconds 0.1 --tasks 100'],
+];
 
 /** Shell command lines of ```sh blocks, continuations joined, comments dropped. */
 function shellCommands(md: string): string[] {
@@ -86,7 +91,7 @@ describe('every command in README.md and docs/ runs as written', () => {
       expect(SETUP.has(cmd) || cmd.startsWith('./klpsim'), `${page}: ${cmd}`).toBe(true);
   });
 
-  it('each ./klpsim command exits 0 (placeholders and long benchmarks: their --help)', async () => {
+  it('each ./klpsim command exits 0 (placeholders and bench transition: their --help; bench walk measures briefly)', async () => {
     const runs = all
       .filter(([c]) => c.startsWith('./klpsim'))
       .map(([c, page]) => {
@@ -95,7 +100,12 @@ describe('every command in README.md and docs/ runs as written', () => {
           .split(' ')
           .filter((w) => /^[a-z]+$/.test(w))
           .slice(0, 2);
-        return { page, written: c, cmd: asHelp ? `./klpsim ${sub.join(' ')} --help` : c };
+        const brief = BRIEF.find(([r]) => r.test(c))?.[1] ?? '';
+        return {
+          page,
+          written: c,
+          cmd: asHelp ? `./klpsim ${sub.join(' ')} --help` : `${c}${brief}`,
+        };
       });
     // Two at a time: the machine has two cores.
     for (let i = 0; i < runs.length; i += 2) {

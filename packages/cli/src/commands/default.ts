@@ -6,6 +6,10 @@ import { bundledCaptures } from '../bundled.js';
 import type { CommandContext } from '../context.js';
 import { EXIT_OK, EXIT_VIOLATION } from '../errors.js';
 import { type CommandDef, JSON_FLAG, parseCommand } from '../flags.js';
+import { renderPage, table } from '../html/page.js';
+import { transitionHtml } from '../html/transition.js';
+import { walkReportHtml } from '../html/walk.js';
+import { writeFileAtomic } from '../html/write.js';
 import { count, seconds } from '../text.js';
 import { loadScenario, renderTransition, runScenario } from './transition.js';
 import { renderReport, type WalkReport, walkCapture, walkSummary } from './walk.js';
@@ -22,6 +26,11 @@ export const MAIN_COMMAND = {
     'the answer; --verbose adds every trace and the whole transition.',
   flags: {
     verbose: { type: 'boolean', short: 'v', help: 'also every trace and the whole transition log' },
+    html: {
+      type: 'string',
+      arg: 'FILE',
+      help: 'also write a self-contained HTML report to FILE: every stack drawn, the transition charted',
+    },
     json: JSON_FLAG,
   },
 } as const satisfies CommandDef;
@@ -142,7 +151,7 @@ function renderAnswer(
   }
   out.push(
     '',
-    `the built-in livepatch transition (${t.scenario}, ${count(t.tasks, 'task')}, policy ${t.policy}):`,
+    `the built-in livepatch transition (klpsim transition): ${count(t.tasks, 'task')}, policy ${t.policy}`,
   );
   out.push(
     t.completed
@@ -163,8 +172,52 @@ function renderAnswer(
   return out;
 }
 
+/** The main job as one HTML page: the answer, each capture's tasks, the transition. */
+function mainReport(
+  caps: readonly CaptureAnswer[],
+  walks: readonly { report: WalkReport; machine: Machine }[],
+  log: TransitionLog,
+): string {
+  const answerTable = table(
+    [
+      'capture',
+      'kernel',
+      'policy',
+      'agreement with the kernel',
+      'verdicts',
+      'mainline',
+      'symcode-v8',
+    ],
+    caps.map((c) => [
+      shortName(c.capture),
+      c.kernel,
+      c.policy,
+      c.agreement === null
+        ? 'not compared'
+        : `${c.agreement.tasks}/${c.agreement.of} tasks, ${c.agreement.entries}/${c.agreement.ofEntries} frames`,
+      c.verdicts === null ? 'none recorded' : `${c.verdicts.matching}/${c.verdicts.of}`,
+      c.policies.mainline === null ? 'refuses (no meta)' : cellText(c.policies.mainline),
+      cellText(c.policies['symcode-v8']),
+    ]),
+  );
+  return renderPage({
+    title: 'klpsim: the bundled kernels and the built-in transition',
+    subtitle: 'Real arm64 captures walked as their kernels walk them, every policy side by side',
+    sections: [
+      { id: 'answer', title: 'The answer', body: answerTable },
+      ...walks.map((w, i) => ({
+        id: `capture-${i}`,
+        title: shortName(w.report.capture),
+        body: walkReportHtml(w.report, w.machine, `capture-${i}`),
+      })),
+      { id: 'transition', title: 'The built-in transition', body: transitionHtml(log) },
+    ],
+  });
+}
+
 const NEXT_STEPS = [
   ['klpsim --verbose', 'every trace and the whole transition'],
+  ['klpsim --html klpsim-report.html', 'every stack drawn, in a browser'],
   ['klpsim --json', 'all of it as JSON'],
   ['klpsim walk fixtures/captures/linux-7.2-arm64-plain/capture.json --pid 1', 'one task'],
   ['klpsim transition', 'who held the transition up, and why'],
@@ -181,9 +234,11 @@ export function runDefault(argv: readonly string[], ctx: CommandContext): number
   const { flags } = parseCommand(MAIN_COMMAND, argv);
   const caps: CaptureAnswer[] = [];
   const details: string[] = [];
+  const walks: { report: WalkReport; machine: Machine }[] = [];
   for (const file of bundledCaptures()) {
     const { report, machine } = walkCapture({ capture: file, compare: true }, ctx.log);
     caps.push(answer(report, machine));
+    if (flags.html !== undefined) walks.push({ report, machine });
     if (flags.verbose === true)
       details.push(
         `== ${shortName(file)} ==`,
@@ -194,6 +249,7 @@ export function runDefault(argv: readonly string[], ctx: CommandContext): number
   const log = runScenario(loadScenario(null), null, ctx.log);
   const t = transitionAnswer(log);
   const code = t.violations > 0 ? EXIT_VIOLATION : EXIT_OK;
+  if (flags.html !== undefined) writeFileAtomic(flags.html, mainReport(caps, walks, log), '--html');
   if (flags.json === true) {
     const rel = caps.map((c) => ({
       ...c,

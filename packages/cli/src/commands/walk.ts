@@ -1,4 +1,4 @@
-import { relative } from 'node:path';
+import { basename, dirname, relative } from 'node:path';
 import type { Machine } from '@klpsim/kernel';
 import {
   type CheckName,
@@ -13,6 +13,9 @@ import { type Paint, PLAIN } from '../colour.js';
 import type { CommandContext } from '../context.js';
 import { EXIT_OK, EXIT_VERDICT } from '../errors.js';
 import { CHECK_FLAG, type CommandDef, JSON_FLAG, oneOf, parseCommand, uint } from '../flags.js';
+import { renderPage } from '../html/page.js';
+import { walkReportHtml } from '../html/walk.js';
+import { writeFileAtomic } from '../html/write.js';
 import type { Logger } from '../log.js';
 import { renderWalk } from '../render.js';
 import { chooseChecks, choosePolicy, chooseTasks, openCapture } from '../select.js';
@@ -76,6 +79,11 @@ export const WALK_COMMAND = {
     summary: {
       type: 'boolean',
       help: 'print only the summary: tasks, entries, verdicts, kernel agreement',
+    },
+    html: {
+      type: 'string',
+      arg: 'FILE',
+      help: 'also write a self-contained HTML report to FILE: each stack drawn, every policy side by side',
     },
     'fail-on-unreliable': { type: 'boolean', help: 'exit with code 1 when a reliable walk failed' },
     json: JSON_FLAG,
@@ -257,6 +265,14 @@ export function runWalk(argv: string[], ctx: CommandContext): number {
     },
     ctx.log,
   );
+  if (flags.html !== undefined) {
+    const page = renderPage({
+      title: `klpsim walk: ${basename(dirname(report.capture))}`,
+      subtitle: `${report.kernel}: ${count(report.tasks.length, 'task')}, ${report.policy}`,
+      sections: [{ id: 'tasks', title: 'Tasks', body: walkReportHtml(report, machine, 'walk') }],
+    });
+    writeFileAtomic(flags.html, page, '--html');
+  }
   if (flags.json === true) {
     const shown =
       flags['unreliable-only'] === true
