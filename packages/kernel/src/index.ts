@@ -22,7 +22,13 @@ export {
   type CaptureTraceEntry,
   captureSchema,
 } from './capture/schema.js';
-export * from './errors.js';
+// ok() and fail() build Results inside the packages; callers only read them.
+export {
+  formatInputError,
+  type InputError,
+  type KernelErrorCode,
+  type Result,
+} from './errors.js';
 export * from './kallsyms.js';
 export * from './machine.js';
 export * from './memory.js';

@@ -7,7 +7,7 @@ import type { CommandContext } from '../context.js';
 import { EXIT_OK, EXIT_VIOLATION } from '../errors.js';
 import { type CommandDef, JSON_FLAG, parseCommand } from '../flags.js';
 import { renderPage, table } from '../html/page.js';
-import { transitionHtml } from '../html/transition.js';
+import { blockedLongest, transitionHtml } from '../html/transition.js';
 import { walkReportHtml } from '../html/walk.js';
 import { writeFileAtomic } from '../html/write.js';
 import { count, seconds } from '../text.js';
@@ -88,13 +88,7 @@ function answer(report: WalkReport, machine: Machine): CaptureAnswer {
 
 /** The built-in transition in a few numbers: the transition engineer's report refines this. */
 function transitionAnswer(t: TransitionLog) {
-  const longest = t.tasks
-    .filter((x) => x.blockedBy.length > 0)
-    .sort(
-      (a, b) =>
-        (b.switchedAt ?? Number.POSITIVE_INFINITY) - (a.switchedAt ?? Number.POSITIVE_INFINITY) ||
-        a.pid - b.pid,
-    )[0];
+  const longest = blockedLongest(t, 1)[0];
   return {
     scenario: t.scenario,
     policy: t.policy,

@@ -29,6 +29,18 @@ export function pendingOverTime(t: TransitionLog): [number, number][] {
 
 const MAX_MARKERS = 12;
 
+/** The `n` tasks that switched last (never first), ties by pid: who held the transition up. */
+export function blockedLongest(t: TransitionLog, n: number): TransitionLog['tasks'][number][] {
+  return t.tasks
+    .filter((x) => x.blockedBy.length > 0)
+    .sort(
+      (a, b) =>
+        (b.switchedAt ?? Number.POSITIVE_INFINITY) - (a.switchedAt ?? Number.POSITIVE_INFINITY) ||
+        a.pid - b.pid,
+    )
+    .slice(0, n);
+}
+
 export function transitionHtml(t: TransitionLog): Html {
   // Enabling and completion always; signal rounds while they leave the chart readable.
   const signals = t.timeline.filter((e) => e.event === 'signals').slice(0, MAX_MARKERS);
@@ -42,14 +54,7 @@ export function transitionHtml(t: TransitionLog): Html {
       label: e.event === 'signals' ? 'sig' : e.event === 'complete' ? 'complete' : 'enable',
       colour: e.event === 'complete' ? '#157347' : e.event === 'signals' ? '#b42318' : '#a15c00',
     }));
-  const slow = t.tasks
-    .filter((x) => x.blockedBy.length > 0)
-    .sort(
-      (a, b) =>
-        (b.switchedAt ?? Number.POSITIVE_INFINITY) - (a.switchedAt ?? Number.POSITIVE_INFINITY) ||
-        a.pid - b.pid,
-    )
-    .slice(0, 10);
+  const slow = blockedLongest(t, 10);
   return join([
     h(
       'p',
