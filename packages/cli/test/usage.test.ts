@@ -1,3 +1,6 @@
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parseSeed, UsageError } from '../src/flags.js';
 import { CAP61, CAP72, run } from './run.js';
@@ -106,5 +109,32 @@ describe('--help and --version', () => {
       expect(r.out).toContain('Linux 6.1.0-50-cloud-arm64');
       expect(r.out).toContain('Linux 7.2.13+deb14-cloud-arm64');
     }
+  });
+});
+
+describe('--html: checked before work, written whole or not at all', () => {
+  it('an unwritable path is refused first, in one line naming --html', async () => {
+    for (const argv of [
+      ['walk', CAP72, '--html', '/nonexistent/dir/report.html'],
+      ['--html', '/nonexistent/dir/report.html'],
+    ]) {
+      const r = await run(...argv);
+      expect(r.code).toBe(2);
+      expect(r.out).toBe('');
+      expect(r.err).toMatch(
+        /^klpsim: --html \/nonexistent\/dir\/report\.html: cannot write into \/nonexistent\/dir: ENOENT\n$/,
+      );
+    }
+  });
+
+  it('a report replaces the file atomically, leaving no temporary file', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'klpsim-out-'));
+    const file = join(dir, 'walk.html');
+    writeFileSync(file, 'old');
+    expect((await run('walk', CAP72, '--pid', '1', '--summary', '--html', file)).code).toBe(0);
+    expect(readdirSync(dir)).toEqual(['walk.html']);
+    expect(readFileSync(file, 'utf8')).toMatch(/^<!doctype html>/);
+    expect((await run('walk', CAP72, '--html', dir)).err).toContain('is a directory');
+    rmSync(dir, { recursive: true, force: true });
   });
 });

@@ -9,7 +9,7 @@ import { type CommandDef, JSON_FLAG, parseCommand } from '../flags.js';
 import { renderPage, table } from '../html/page.js';
 import { blockedLongest, transitionHtml } from '../html/transition.js';
 import { walkReportHtml } from '../html/walk.js';
-import { writeFileAtomic } from '../html/write.js';
+import { checkOutputPath, writeFileAtomic } from '../html/write.js';
 import { count, seconds } from '../text.js';
 import { loadScenario, renderTransition, runScenario } from './transition.js';
 import { renderReport, type WalkReport, walkCapture, walkSummary } from './walk.js';
@@ -226,6 +226,7 @@ const NEXT_STEPS = [
  */
 export function runDefault(argv: readonly string[], ctx: CommandContext): number {
   const { flags } = parseCommand(MAIN_COMMAND, argv);
+  if (flags.html !== undefined) checkOutputPath(flags.html, '--html');
   const caps: CaptureAnswer[] = [];
   const details: string[] = [];
   const walks: { report: WalkReport; machine: Machine }[] = [];

@@ -15,7 +15,7 @@ import { EXIT_OK, EXIT_VERDICT } from '../errors.js';
 import { CHECK_FLAG, type CommandDef, JSON_FLAG, oneOf, parseCommand, uint } from '../flags.js';
 import { renderPage } from '../html/page.js';
 import { walkReportHtml } from '../html/walk.js';
-import { writeFileAtomic } from '../html/write.js';
+import { checkOutputPath, writeFileAtomic } from '../html/write.js';
 import type { Logger } from '../log.js';
 import { renderWalk } from '../render.js';
 import { chooseChecks, choosePolicy, chooseTasks, openCapture } from '../select.js';
@@ -252,6 +252,7 @@ function summaryLine(report: WalkReport): string {
 /** `klpsim walk`: parses its arguments, walks, prints; returns the exit code. */
 export function runWalk(argv: string[], ctx: CommandContext): number {
   const { flags, positionals } = parseCommand(WALK_COMMAND, argv);
+  if (flags.html !== undefined) checkOutputPath(flags.html, '--html');
   const { report, machine } = walkCapture(
     {
       capture: positionals[0]!,
