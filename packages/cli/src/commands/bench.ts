@@ -229,7 +229,9 @@ function runBenchTransition(argv: string[], ctx: CommandContext): number {
   const { flags } = parseCommand(BENCH_TRANSITION_COMMAND, argv);
   const sizes = flags.tasks ?? [100_000, 1_000_000];
   const rows = [];
-  for (const n of sizes) {
+  const progress = createProgress('bench transition');
+  for (const [i, n] of sizes.entries()) {
+    progress.update(i / sizes.length);
     const { machine } = openCapture(BUNDLED_CAPTURES[1], undefined);
     const policy = choosePolicy(machine, flags.policy);
     const pass = measurePass(machine, policy, n, {
@@ -246,6 +248,7 @@ function runBenchTransition(argv: string[], ctx: CommandContext): number {
       ctx.log,
     );
     const wall = (performance.now() - t0) / 1000;
+    progress.done();
     const row = {
       tasks: n,
       policy: policy.name,
