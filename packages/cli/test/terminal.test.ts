@@ -11,20 +11,26 @@ const BIN = fileURLToPath(new URL('../bin/klpsim.js', import.meta.url));
 describe('a closed pipe ends the command quietly, as cat does', () => {
   // The output (hundreds of KiB) outgrows the pipe's buffer, so klpsim is
   // still writing when head has its bytes and exits.
-  it('klpsim --verbose --json | head -c 100: exit 0, nothing on stderr (was EPIPE and a stack trace)', () => {
-    const r = spawnSync(
-      'bash',
-      [
-        '-c',
-        `"$0" "$1" --verbose --json | head -c 100 >/dev/null; echo "exit \${PIPESTATUS[0]}"`,
-        process.execPath,
-        BIN,
-      ],
-      { encoding: 'utf8' },
-    );
-    expect(r.stderr).toBe('');
-    expect(r.stdout).toBe('exit 0\n');
-  });
+  it.each([
+    ['--verbose', '--json'],
+    ['transition', '--json'],
+  ])(
+    'klpsim %s %s | head -c 100: exit 0, nothing on stderr (was EPIPE and a stack trace)',
+    (...args) => {
+      const r = spawnSync(
+        'bash',
+        [
+          '-c',
+          `"$0" "$1" ${args.join(' ')} | head -c 100 >/dev/null; echo "exit \${PIPESTATUS[0]}"`,
+          process.execPath,
+          BIN,
+        ],
+        { encoding: 'utf8' },
+      );
+      expect(r.stderr).toBe('');
+      expect(r.stdout).toBe('exit 0\n');
+    },
+  );
 });
 
 describe('colour only on a TTY, never in files, NO_COLOR respected', () => {
