@@ -8,6 +8,11 @@ import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 
 const env = { ...process.env, TURBO_TELEMETRY_DISABLED: '1' };
+// Colour only for a person at a terminal: a log file or CI gets plain text.
+if (!process.stdout.isTTY) {
+  env.NO_COLOR = '1';
+  env.FORCE_COLOR = '0';
+}
 const packages = readdirSync('packages').map((p) => join('packages', p));
 for (const p of packages) rmSync(join(p, '.vitest'), { recursive: true, force: true });
 
@@ -25,6 +30,7 @@ ok =
     'test',
     '--output-logs=new-only',
     '--continue',
+    ...(process.stdout.isTTY ? [] : ['--no-color']),
   ]) && ok;
 
 // The independent Python runner over every raw-state vector (mainline, linux-6.1).

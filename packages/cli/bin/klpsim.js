@@ -1,4 +1,5 @@
 #!/usr/bin/env node
-import { main } from '../dist/main.js';
+import { main, quietOnClosedPipe } from '../dist/main.js';
 
+quietOnClosedPipe(process.stdout);
 process.exitCode = await main(process.argv.slice(2));

@@ -14,6 +14,24 @@ export class CliError extends Error {
   }
 }
 
-/** Exit codes: 0 done, 2 the user's input or arguments were wrong. */
+/**
+ * The exit codes, the same for every command (docs/cli.md). Scripts tell a
+ * verdict they asked to fail on (1) from a mistake in what they passed (2)
+ * and from the one thing that must never happen, a task switched with a
+ * patched function on its stack (3).
+ */
 export const EXIT_OK = 0;
+/** A verdict the user asked to fail on: `--fail-on-unreliable`, a transition that did not complete. */
+export const EXIT_VERDICT = 1;
+/** Bad arguments or bad input. */
 export const EXIT_USAGE = 2;
+/** The consistency checker saw a violation. */
+export const EXIT_VIOLATION = 3;
+
+/** The table above as rows, for `--help` and the CLI reference. */
+export const EXIT_CODES: readonly (readonly [number, string])[] = [
+  [EXIT_OK, 'done, whatever the verdicts (and a closed output pipe, as `cat` does)'],
+  [EXIT_VERDICT, 'a verdict the user asked to fail on (`walk --fail-on-unreliable`)'],
+  [EXIT_USAGE, 'bad arguments or bad input: one line on stderr names the flag or file'],
+  [EXIT_VIOLATION, 'a consistency violation: a task switched with a changed function on its stack'],
+];

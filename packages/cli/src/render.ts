@@ -1,4 +1,6 @@
 import type { OracleComparison, WalkResult } from '@klpsim/unwind';
+import { type Paint, PLAIN } from './colour.js';
+import { count } from './text.js';
 
 /**
  * Text for people, shaped like a kernel backtrace:
@@ -10,18 +12,21 @@ export function renderWalk(
   kthread: boolean,
   state: string,
   cmp: OracleComparison | null,
+  paint: Paint = PLAIN,
 ): string {
   const lines: string[] = [];
   const who = `${r.comm} (pid ${r.pid}, ${state}, ${kthread ? 'kthread' : 'user'})`;
   const n = r.trace.length;
   if (r.walk === 'reliable') {
     const verdict = r.reliable
-      ? `reliable, ${n} entries`
-      : `UNRELIABLE (-EINVAL) after ${n} entries: ${r.reason?.code ?? 'unknown'}`;
+      ? paint.good(`reliable, ${count(n, 'entry', 'entries')}`)
+      : paint.bad(
+          `UNRELIABLE (-EINVAL) after ${count(n, 'entry', 'entries')}: ${r.reason?.code ?? 'unknown'}`,
+        );
     lines.push(`${who}: ${verdict}`);
   } else {
     lines.push(
-      `${who}: debug walk, ${n} entries${r.reason !== null ? `, stopped early: ${r.reason.code}` : ''}`,
+      `${who}: debug walk, ${count(n, 'entry', 'entries')}${r.reason !== null ? `, stopped early: ${r.reason.code}` : ''}`,
     );
   }
   if (r.reason !== null) lines.push(`  reason: ${r.reason.message} (entry ${r.reason.frame})`);
@@ -32,8 +37,9 @@ export function renderWalk(
   if (cmp !== null && cmp.against !== null) {
     const parts = [];
     if (cmp.verdictMatches !== null)
-      parts.push(`verdict ${cmp.verdictMatches ? 'matches' : 'DIFFERS'}`);
-    if (cmp.traceMatches !== null) parts.push(`entries ${cmp.traceMatches ? 'match' : 'DIFFER'}`);
+      parts.push(cmp.verdictMatches ? 'verdict matches' : paint.bad('verdict DIFFERS'));
+    if (cmp.traceMatches !== null)
+      parts.push(cmp.traceMatches ? 'entries match' : paint.bad('entries DIFFER'));
     lines.push(`  kernel's own ${cmp.against}: ${parts.join(', ')}`);
     if (cmp.kernelTrace !== null) for (const l of cmp.kernelTrace) lines.push(`    kernel: ${l}`);
   }

@@ -46,15 +46,9 @@ export function chooseChecks(names: readonly string[] | undefined): CheckName[] 
 }
 
 /** The tasks named by --pid, in the order given, or every captured task. */
-export function chooseTasks(machine: Machine, pids: readonly string[] | undefined): Task[] {
+export function chooseTasks(machine: Machine, pids: readonly number[] | undefined): Task[] {
   if (pids === undefined || pids.length === 0) return [...machine.tasks];
-  return pids.map((p) => {
-    const pid = Number(p);
-    if (!Number.isInteger(pid) || pid < 0)
-      throw new CliError(
-        'KLPSIM_USAGE',
-        `--pid: "${p}" is not a pid (expected a non-negative integer)`,
-      );
+  return pids.map((pid) => {
     const task = machine.tasks.find((t) => t.pid === pid);
     if (task !== undefined) return task;
     const skipped = machine.skippedTasks.find((t) => t.pid === pid);

@@ -1,5 +1,13 @@
+import { fileURLToPath } from 'node:url';
 import { vi } from 'vitest';
 import { main } from '../src/main.js';
+
+export const CAP61 = fileURLToPath(
+  new URL('../../../fixtures/captures/linux-6.1-arm64-plain/capture.json', import.meta.url),
+);
+export const CAP72 = fileURLToPath(
+  new URL('../../../fixtures/captures/linux-7.2-arm64-plain/capture.json', import.meta.url),
+);
 
 /** Runs the CLI in-process: exit code, stdout, stderr. */
 export async function run(...argv: string[]): Promise<{ code: number; out: string; err: string }> {

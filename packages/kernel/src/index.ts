@@ -31,7 +31,13 @@ export {
   captureSchema,
   hex64 as hex64Schema,
 } from './capture/schema.js';
-export * from './errors.js';
+// ok() and fail() build Results inside the packages; callers only read them.
+export {
+  formatInputError,
+  type InputError,
+  type KernelErrorCode,
+  type Result,
+} from './errors.js';
 export * from './kallsyms.js';
 export * from './machine.js';
 export * from './memory.js';

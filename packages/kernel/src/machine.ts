@@ -1,4 +1,4 @@
-import type { Addr } from '@klpsim/arm64';
+import { type Addr, foldAddress, stripInsnPac } from '@klpsim/arm64';
 import type { Kallsyms } from './kallsyms.js';
 import type { Memory } from './memory.js';
 import type { SymCodeFunctions } from './symcode.js';
@@ -115,4 +115,15 @@ export interface Machine {
   readonly cpus: readonly Cpu[];
   readonly tasks: readonly Task[];
   readonly skippedTasks: readonly SkippedTask[];
+}
+
+/**
+ * `ptrauth_strip_insn_pac` as this kernel does it: bit 55 picks the half
+ * (arm64 `xpaclri`); without CONFIG_ARM64_PTR_AUTH_KERNEL the identity
+ * (asm/compiler.h). Folded; NaN when the result is not canonical.
+ */
+export function ptrauthStripInsnPac(config: KernelConfig, hi: number, lo: number): Addr {
+  return config.kernelPacEnabled
+    ? stripInsnPac(hi, lo, config.pacKernelMask, config.pacUserMask)
+    : foldAddress(hi, lo);
 }

@@ -23,8 +23,8 @@ export function validate<T extends z.ZodType>(
   const parsed = schema.safeParse(data);
   if (parsed.success) return { ok: true, value: parsed.data };
   const issue = parsed.error.issues[0]!;
-  const more =
-    parsed.error.issues.length > 1 ? ` (and ${parsed.error.issues.length - 1} more problems)` : '';
+  const others = parsed.error.issues.length - 1;
+  const more = others > 0 ? ` (and ${others} more problem${others === 1 ? '' : 's'})` : '';
   const expected =
     'expected' in issue && typeof issue.expected === 'string' ? issue.expected : undefined;
   return {

@@ -1,6 +1,7 @@
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { fail, type InputError, ok, parseJson, type Result, validate } from '@klpsim/kernel';
+import { type InputError, parseJson, type Result, validate } from '@klpsim/kernel';
+import { fail, ok } from '@klpsim/kernel/internal';
 import { type Vector, vectorSchema } from './schema.js';
 
 /** One vector file, read and validated. */

@@ -2,13 +2,12 @@ import { type Addr, parseAddr } from '@klpsim/arm64';
 import {
   type BuiltStart,
   buildMachine,
-  fail,
   type InputError,
   type Machine,
   machineFromRaw,
-  ok,
   type Result,
 } from '@klpsim/kernel';
+import { fail, ok } from '@klpsim/kernel/internal';
 import type { WalkFrom } from '@klpsim/unwind';
 import type { Vector, VectorFrom } from './schema.js';
 

@@ -1,5 +1,6 @@
 import { formatAddr } from '@klpsim/arm64';
-import { type BuiltStart, type KernelDesc, ok, type Result, rawFromMachine } from '@klpsim/kernel';
+import { type BuiltStart, type KernelDesc, type Result, rawFromMachine } from '@klpsim/kernel';
+import { ok } from '@klpsim/kernel/internal';
 import { CHECK_NAMES, type CheckName, POLICIES, POLICY_NAMES, Walker } from '@klpsim/unwind';
 import { vectorMachines } from './machines.js';
 import {

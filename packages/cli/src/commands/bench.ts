@@ -1,4 +1,3 @@
-import { parseArgs } from 'node:util';
 import { buildMachine, type Machine, syntheticKernelDesc } from '@klpsim/kernel';
 import {
   defaultScenario,
@@ -7,30 +6,93 @@ import {
   scaleScenario,
   scenarioSchema,
 } from '@klpsim/livepatch';
-import { type CheckName, type Policy, Walker } from '@klpsim/unwind';
+import { type CheckName, POLICY_NAMES, type Policy, Walker } from '@klpsim/unwind';
 import { BUNDLED_CAPTURES, DEFAULT_BENCH_CAPTURE } from '../bundled.js';
-import { CliError } from '../errors.js';
-import type { Logger } from '../log.js';
-import { chooseChecks, choosePolicy, openCapture } from '../select.js';
+import type { CommandContext } from '../context.js';
+import { CliError, EXIT_OK } from '../errors.js';
+import {
+  CHECK_FLAG,
+  type CommandDef,
+  decimal,
+  JSON_FLAG,
+  listOf,
+  oneOf,
+  parseCommand,
+  UsageError,
+  uint,
+} from '../flags.js';
+import { createProgress } from '../progress.js';
+import { choosePolicy, openCapture } from '../select.js';
+import { count, seconds as seconds_ } from '../text.js';
 import { runScenario } from './transition.js';
-import { parsePositiveInt } from './walk.js';
 
-export const BENCH_USAGE = `klpsim bench walk [capture.json] [--policy P] [--check C]... [--seconds S]
-                  [--tasks N] [--depth D] [--text FILE]
-klpsim bench transition [--tasks N,N...] [--policy P]
+// Each synthetic task has a 16 KiB stack (THREAD_SIZE); 100,000 of them is 1.6 GB.
+const BENCH_TASKS_MAX = 100_000;
+// Chains spread to 1.5 times the mean, frames up to 80 bytes: 100 still fits THREAD_SIZE.
+const BENCH_DEPTH_MAX = 100;
+// bench transition: a million tasks is the figure the docs quote; twice that still fits 24 GiB.
+const TRANSITION_TASKS_MAX = 2_000_000;
 
-bench transition: for 100000 and 1000000 tasks (or --tasks), the wall-clock time of one
-klp_try_complete_transition pass over tasks asleep in the bundled 7.2 capture's stacks,
-and of the whole built-in scenario scaled to that many tasks; peak memory after each.
+export const BENCH_WALK_COMMAND = {
+  name: 'bench walk',
+  args: '[capture.json]',
+  positionals: [0, 1],
+  summary: 'frames per second of the reliable walk',
+  description:
+    'Frames per second of the reliable walk (the debug walk for linux-6.1, which has no other),\n' +
+    'repeating every task of a capture (default: the bundled 6.1 one), then the same for a\n' +
+    'synthetic kernel, and the peak memory. Figures, never assertions: see docs/performance.md.',
+  flags: {
+    policy: {
+      type: 'string',
+      arg: 'P',
+      value: oneOf(POLICY_NAMES),
+      help: "default: the capture's own (mainline with meta records, else symcode-v8, the reliable policy that fits 6.1)",
+    },
+    check: CHECK_FLAG,
+    seconds: {
+      type: 'string',
+      arg: 'S',
+      value: decimal(0, 600),
+      help: 'how long to repeat each measurement (default 3)',
+    },
+    tasks: {
+      type: 'string',
+      arg: 'N',
+      value: uint(1, BENCH_TASKS_MAX),
+      help: 'tasks of the synthetic kernel (default 10000)',
+    },
+    depth: {
+      type: 'string',
+      arg: 'D',
+      value: uint(1, BENCH_DEPTH_MAX),
+      help: 'mean depth of its chains (default 16)',
+    },
+    text: { type: 'string', arg: 'FILE', help: 'the kernel text dump of the capture' },
+    json: JSON_FLAG,
+  },
+} as const satisfies CommandDef;
 
-
-Prints frames per second of the reliable walk (the debug walk for linux-6.1, which
-has no other), repeating every task of a capture (default: the bundled 6.1 one),
-then the same for a synthetic kernel of N tasks (default 10000) of mean depth D
-(default 16), and the peak memory.
-  --policy P   default: the capture's own (mainline with meta records, else symcode-v8,
-               the policy with a reliable walk that fits a 6.1 kernel)
-  --seconds S  how long to repeat each measurement (default 3)`;
+export const BENCH_TRANSITION_COMMAND = {
+  name: 'bench transition',
+  args: '',
+  positionals: [0, 0],
+  summary: 'time and memory of the transition at 100k and 1M tasks',
+  description:
+    'For 100000 and 1000000 tasks (or --tasks), the wall-clock time of one\n' +
+    "klp_try_complete_transition pass over tasks asleep in the bundled 7.2 capture's stacks,\n" +
+    'and of the whole built-in scenario scaled to that many tasks; peak memory after each.',
+  flags: {
+    tasks: {
+      type: 'string',
+      arg: 'N,N',
+      value: listOf(uint(1, TRANSITION_TASKS_MAX), 8),
+      help: 'task counts (default 100000,1000000)',
+    },
+    policy: { type: 'string', arg: 'P', value: oneOf(POLICY_NAMES), help: 'default: mainline' },
+    json: JSON_FLAG,
+  },
+} as const satisfies CommandDef;
 
 /** Repeats walks of `tasks` for about `seconds`; frames and walks per second. */
 export function measureWalks(
@@ -38,6 +100,7 @@ export function measureWalks(
   policy: Policy,
   checks: readonly CheckName[],
   seconds: number,
+  onProgress: (fraction: number) => void = () => {},
 ): { framesPerSecond: number; walksPerSecond: number; meanDepth: number; passes: number } {
   const walker = new Walker(machine, policy);
   const options = { reliable: policy.hasReliableWalk, checks };
@@ -59,6 +122,7 @@ export function measureWalks(
     walks += tasks.length;
     passes++;
     elapsed = (performance.now() - t0) / 1000;
+    onProgress(elapsed / seconds);
   } while (elapsed < seconds);
   return {
     framesPerSecond: frames / elapsed,
@@ -70,103 +134,149 @@ export function measureWalks(
 
 const mega = (x: number) => `${(x / 1e6).toFixed(1)} M`;
 
-/** `klpsim bench walk`: returns the exit code. */
-export function runBench(argv: string[], log: Logger, print: (s: string) => void): number {
-  const { values, positionals } = parseArgs({
-    args: argv,
-    allowPositionals: true,
-    strict: true,
-    options: {
-      policy: { type: 'string' },
-      check: { type: 'string', multiple: true },
-      seconds: { type: 'string' },
-      tasks: { type: 'string' },
-      depth: { type: 'string' },
-      text: { type: 'string' },
-    },
-  });
-  if (positionals[0] === 'transition' && positionals.length === 1)
-    return runBenchTransition(values, log, print);
-  if (positionals[0] !== 'walk' || positionals.length > 2) {
-    print(BENCH_USAGE);
-    return 2;
-  }
-  const seconds = values.seconds === undefined ? 3 : Number(values.seconds);
-  if (!(seconds > 0 && seconds <= 600))
-    throw new CliError('KLPSIM_USAGE', `--seconds: "${values.seconds}" is not between 0 and 600`);
-  const ntasks = values.tasks === undefined ? 10_000 : parsePositiveInt('--tasks', values.tasks);
-  const depth = values.depth === undefined ? 16 : parsePositiveInt('--depth', values.depth);
-  const checks = chooseChecks(values.check);
-  const file = positionals[1] ?? DEFAULT_BENCH_CAPTURE;
+const rssMiB = () => Math.round(process.resourceUsage().maxRSS / 1024);
 
-  const { machine } = openCapture(file, values.text);
+/** `klpsim bench walk` and `klpsim bench transition`: return the exit code. */
+export function runBench(argv: string[], ctx: CommandContext): number {
+  const [what, ...rest] = argv;
+  if (what === 'walk') return runBenchWalk(rest, ctx);
+  if (what === 'transition') return runBenchTransition(rest, ctx);
+  throw new UsageError(
+    'bench',
+    what === undefined
+      ? 'expected walk or transition'
+      : `unknown benchmark "${what}" (expected walk or transition)`,
+  );
+}
+
+function runBenchWalk(argv: string[], ctx: CommandContext): number {
+  // Every flag is checked before the first capture is read or kernel built.
+  const { flags, positionals } = parseCommand(BENCH_WALK_COMMAND, argv);
+  const seconds = flags.seconds ?? 3;
+  const ntasks = flags.tasks ?? 10_000;
+  const depth = flags.depth ?? 16;
+  const checks = flags.check ?? [];
+  const file = positionals[0] ?? DEFAULT_BENCH_CAPTURE;
+
+  const { machine } = openCapture(file, flags.text);
   const capPolicy = choosePolicy(
     machine,
-    values.policy ?? (machine.config.ptRegs.meta !== null ? 'mainline' : 'symcode-v8'),
+    flags.policy ?? (machine.config.ptRegs.meta !== null ? 'mainline' : 'symcode-v8'),
   );
-  const perPass = machine.tasks.length;
-  const cap = measureWalks(machine, capPolicy, checks, seconds);
-  const walkName = capPolicy.hasReliableWalk
-    ? 'reliable walk'
-    : 'debug walk (the policy has no reliable one)';
-  print(`capture ${file}`);
-  print(
-    `  kernel ${machine.config.release}, ${perPass} tasks, mean depth ${cap.meanDepth.toFixed(1)}, policy ${capPolicy.name}, ${walkName}, checks: ${checks.join(', ') || 'none'}`,
-  );
-  print(
-    `  ${mega(cap.framesPerSecond)}frames/s, ${mega(cap.walksPerSecond)}walks/s (${cap.passes} passes in ${seconds} s)`,
-  );
-
   const t0 = performance.now();
   const built = buildMachine(syntheticKernelDesc({ tasks: ntasks, meanDepth: depth, seed: 1 }));
   if (!built.ok) throw CliError.fromInput(built.error);
   const buildSeconds = (performance.now() - t0) / 1000;
-  const synPolicy = choosePolicy(built.value.machine, values.policy);
-  const syn = measureWalks(built.value.machine, synPolicy, checks, seconds);
-  print(
-    `synthetic kernel: ${ntasks} tasks, mean depth ${syn.meanDepth.toFixed(1)} (built in ${buildSeconds.toFixed(1)} s), policy ${synPolicy.name}`,
+  const synPolicy = choosePolicy(built.value.machine, flags.policy);
+
+  const progress = createProgress('bench walk');
+  const cap = measureWalks(machine, capPolicy, checks, seconds, (f) => progress.update(f / 2));
+  const syn = measureWalks(built.value.machine, synPolicy, checks, seconds, (f) =>
+    progress.update(0.5 + f / 2),
   );
-  print(
-    `  ${mega(syn.framesPerSecond)}frames/s, ${mega(syn.walksPerSecond)}walks/s (${syn.passes} passes in ${seconds} s)`,
+  progress.done();
+  ctx.log.debug({ cap, syn }, 'bench done');
+
+  const walkName = capPolicy.hasReliableWalk ? 'reliable' : 'debug';
+  if (flags.json === true) {
+    ctx.print(
+      JSON.stringify(
+        {
+          capture: {
+            file,
+            kernel: machine.config.release,
+            tasks: machine.tasks.length,
+            policy: capPolicy.name,
+            walk: walkName,
+            checks,
+            seconds,
+            ...cap,
+          },
+          synthetic: {
+            tasks: ntasks,
+            depth,
+            buildSeconds,
+            policy: synPolicy.name,
+            seconds,
+            ...syn,
+          },
+          maxRssMiB: rssMiB(),
+        },
+        null,
+        2,
+      ),
+    );
+    return EXIT_OK;
+  }
+  ctx.print(`capture ${file}`);
+  ctx.print(
+    `  kernel ${machine.config.release}, ${count(machine.tasks.length, 'task')}, mean depth ${cap.meanDepth.toFixed(1)}, policy ${capPolicy.name}, ${capPolicy.hasReliableWalk ? 'reliable walk' : 'debug walk (the policy has no reliable one)'}, checks: ${checks.join(', ') || 'none'}`,
   );
-  print(`peak memory (max RSS): ${(process.resourceUsage().maxRSS / 1024).toFixed(0)} MiB`);
-  log.debug({ cap, syn }, 'bench done');
-  return 0;
+  ctx.print(
+    `  ${mega(cap.framesPerSecond)}frames/s, ${mega(cap.walksPerSecond)}walks/s (${count(cap.passes, 'pass', 'passes')} in ${seconds_(seconds)})`,
+  );
+  ctx.print(
+    `synthetic kernel: ${count(ntasks, 'task')}, mean depth ${syn.meanDepth.toFixed(1)} (built in ${seconds_(buildSeconds)}), policy ${synPolicy.name}`,
+  );
+  ctx.print(
+    `  ${mega(syn.framesPerSecond)}frames/s, ${mega(syn.walksPerSecond)}walks/s (${count(syn.passes, 'pass', 'passes')} in ${seconds_(seconds)})`,
+  );
+  ctx.print(`peak memory (max RSS): ${rssMiB()} MiB`);
+  return EXIT_OK;
 }
 
-const rssMiB = () => `${(process.resourceUsage().maxRSS / 1024).toFixed(0)} MiB`;
-
-function runBenchTransition(
-  values: { tasks?: string | undefined; policy?: string | undefined },
-  log: Logger,
-  print: (s: string) => void,
-): number {
-  const sizes = (values.tasks ?? '100000,1000000')
-    .split(',')
-    .map((s) => parsePositiveInt('--tasks', s.trim()));
-  for (const n of sizes) {
+function runBenchTransition(argv: string[], ctx: CommandContext): number {
+  const { flags } = parseCommand(BENCH_TRANSITION_COMMAND, argv);
+  const sizes = flags.tasks ?? [100_000, 1_000_000];
+  const rows = [];
+  const progress = createProgress('bench transition');
+  for (const [i, n] of sizes.entries()) {
+    progress.update(i / sizes.length);
     const { machine } = openCapture(BUNDLED_CAPTURES[1], undefined);
-    const policy = choosePolicy(machine, values.policy);
+    const policy = choosePolicy(machine, flags.policy);
     const pass = measurePass(machine, policy, n, {
       name: 'bench',
       funcs: [{ oldName: 'do_nanosleep' }, { oldName: 'kthread_worker_fn' }],
     });
-    print(`${n} tasks, policy ${policy.name}:`);
-    print(
-      `  one klp_try_complete_transition pass: ${pass.seconds.toFixed(3)} s (${mega(n / pass.seconds)}tasks/s; ${pass.switched} switched, ${pass.blocked} blocked); peak memory ${rssMiB()}`,
-    );
+    const passRss = rssMiB();
     // Ten simulated minutes: time for the busy kthread workers to leave, whatever the task count.
     const sc = scenarioSchema.parse({ ...scaleScenario(defaultScenario(), n), timeLimit: 600 });
     const t0 = performance.now();
     const t = runScenario(
-      values.policy === undefined ? sc : { ...sc, policy: values.policy as Scenario['policy'] },
+      flags.policy === undefined ? sc : { ...sc, policy: flags.policy as Scenario['policy'] },
       null,
-      log,
+      ctx.log,
     );
     const wall = (performance.now() - t0) / 1000;
-    print(
-      `  whole simulated transition (built-in scenario scaled to ${t.tasks.length} tasks): ${wall.toFixed(1)} s wall, ${t.completed ? `completed at ${t.completedAt} s simulated` : 'not completed'}, ${t.attempts} attempts; peak memory ${rssMiB()}`,
+    progress.done();
+    const row = {
+      tasks: n,
+      policy: policy.name,
+      pass: {
+        seconds: pass.seconds,
+        switched: pass.switched,
+        blocked: pass.blocked,
+        maxRssMiB: passRss,
+      },
+      transition: {
+        tasks: t.tasks.length,
+        wallSeconds: wall,
+        completed: t.completed,
+        completedAt: t.completedAt,
+        attempts: t.attempts,
+        maxRssMiB: rssMiB(),
+      },
+    };
+    rows.push(row);
+    if (flags.json === true) continue;
+    ctx.print(`${count(n, 'task')}, policy ${policy.name}:`);
+    ctx.print(
+      `  one klp_try_complete_transition pass: ${seconds_(pass.seconds)} (${mega(n / pass.seconds)}tasks/s; ${pass.switched} switched, ${pass.blocked} blocked); peak memory ${passRss} MiB`,
+    );
+    ctx.print(
+      `  whole simulated transition (built-in scenario scaled to ${count(t.tasks.length, 'task')}): ${seconds_(wall)} wall, ${t.completed ? `completed at ${seconds_(t.completedAt ?? 0)} simulated` : 'not completed'}, ${count(t.attempts, 'attempt')}; peak memory ${row.transition.maxRssMiB} MiB`,
     );
   }
-  return 0;
+  if (flags.json === true) ctx.print(JSON.stringify({ runs: rows }, null, 2));
+  return EXIT_OK;
 }

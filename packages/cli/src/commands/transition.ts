@@ -128,7 +128,7 @@ export function transitionAnswer(t: TransitionLog): string[] {
       `${forceOnly ? 'NEVER COMPLETES WITHOUT FORCE' : 'NOT COMPLETED'}: ${plural(t.pendingAtEnd.length, 'task')} still pending at the ${t.timeLimit} s limit, after ${plural(t.attempts, 'attempt')}`,
     );
     for (const p of t.pendingAtEnd.slice(0, 8))
-      out.push(`  ${p.comm}:${p.pid} ${p.reason}: ends with ${p.remedy}`);
+      out.push(`  ${p.comm}:${p.pid} ${p.reason}; ends with ${p.remedy}`);
     if (t.pendingAtEnd.length > 8)
       out.push(`  ... and ${t.pendingAtEnd.length - 8} more (--json lists them all)`);
   }

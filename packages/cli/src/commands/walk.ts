@@ -1,32 +1,94 @@
-import { relative } from 'node:path';
-import { parseArgs } from 'node:util';
+import { basename, dirname, relative } from 'node:path';
 import type { Machine } from '@klpsim/kernel';
 import {
   type CheckName,
   compareWithKernel,
   type OracleComparison,
+  POLICY_NAMES,
   type Policy,
   Walker,
   type WalkResult,
 } from '@klpsim/unwind';
-import { CliError } from '../errors.js';
+import { type Paint, PLAIN } from '../colour.js';
+import type { CommandContext } from '../context.js';
+import { EXIT_OK, EXIT_VERDICT } from '../errors.js';
+import { CHECK_FLAG, type CommandDef, JSON_FLAG, oneOf, parseCommand, uint } from '../flags.js';
+import { renderPage } from '../html/page.js';
+import { walkReportHtml } from '../html/walk.js';
+import { checkOutputPath, writeFileAtomic } from '../html/write.js';
 import type { Logger } from '../log.js';
 import { renderWalk } from '../render.js';
 import { chooseChecks, choosePolicy, chooseTasks, openCapture } from '../select.js';
+import { count } from '../text.js';
 
-export const WALK_USAGE = `klpsim walk <capture.json> [--pid N]... [--all] [--policy P] [--check C]...
-             [--best-effort] [--size N] [--text FILE] [--compare] [--json]
+/** Bounds a user can meet, and why they are where they are. */
+// PID_MAX_LIMIT on 64-bit (include/linux/threads.h): pids are below 4 * 1024 * 1024.
+const PID_MAX = 4 * 1024 * 1024 - 1;
+// Far more entries than frame records fit on every stack a task can cross
+// (THREAD_SIZE 16 KiB and the per-CPU stacks hold at most a few thousand).
+export const SIZE_MAX = 65536;
 
-Walks tasks of a real capture (format arm64-stack-capture/v1) as the kernel would.
-  --pid N          a task to walk (repeat for more); default and --all: every captured task
-  --policy P       mainline | linux-6.1 | symcode-v8 (default: mainline if the kernel has
-                   meta frame records, else linux-6.1)
-  --check C        extra reliability check: call-site | start-in-schedule (repeatable)
-  --best-effort    the debug walk (arch_stack_walk) instead of arch_stack_walk_reliable
-  --size N         trace buffer entries (default 100 reliable, 512 debug)
-  --text FILE      the kernel text dump (default: the file the capture names, beside it)
-  --compare        compare each task with the kernel's own trace and verdict in the capture
-  --json           one JSON document on stdout`;
+export const WALK_COMMAND = {
+  name: 'walk',
+  args: '<capture.json>',
+  positionals: [1, 1],
+  summary: 'walk tasks of a capture under a policy',
+  description:
+    'Walks tasks of a real capture (format arm64-stack-capture/v1) as the kernel would, and prints each\n' +
+    'trace as the kernel prints a backtrace, then the verdict and, when the walk fails, the rule that failed.',
+  flags: {
+    pid: {
+      type: 'string',
+      multiple: true,
+      unique: true,
+      arg: 'N',
+      value: uint(0, PID_MAX),
+      help: 'a task to walk (repeat for more); default: every captured task',
+    },
+    all: { type: 'boolean', help: 'every captured task (the default)' },
+    policy: {
+      type: 'string',
+      arg: 'P',
+      value: oneOf(POLICY_NAMES),
+      help: 'the policy; default: mainline if the kernel has meta frame records, else linux-6.1',
+    },
+    check: CHECK_FLAG,
+    'best-effort': {
+      type: 'boolean',
+      help: 'the debug walk (arch_stack_walk) instead of arch_stack_walk_reliable',
+    },
+    size: {
+      type: 'string',
+      arg: 'N',
+      value: uint(1, SIZE_MAX),
+      help: 'trace buffer entries (default 100 reliable, as livepatch; 512 debug)',
+    },
+    text: {
+      type: 'string',
+      arg: 'FILE',
+      help: 'the kernel text dump (default: the file the capture names, beside it)',
+    },
+    compare: {
+      type: 'boolean',
+      help: "compare each task with the kernel's own trace and verdict in the capture",
+    },
+    'unreliable-only': {
+      type: 'boolean',
+      help: 'print only the tasks whose walk failed (or stopped early)',
+    },
+    summary: {
+      type: 'boolean',
+      help: 'print only the summary: tasks, entries, verdicts, kernel agreement',
+    },
+    html: {
+      type: 'string',
+      arg: 'FILE',
+      help: 'also write a self-contained HTML report to FILE: each stack drawn, every policy side by side',
+    },
+    'fail-on-unreliable': { type: 'boolean', help: 'exit with code 1 when a reliable walk failed' },
+    json: JSON_FLAG,
+  },
+} as const satisfies CommandDef;
 
 export interface WalkReport {
   readonly capture: string;
@@ -46,7 +108,7 @@ export interface WalkReport {
 export interface WalkRequest {
   readonly capture: string;
   readonly text?: string | undefined;
-  readonly pids?: readonly string[] | undefined;
+  readonly pids?: readonly number[] | undefined;
   readonly policy?: string | undefined;
   readonly checks?: readonly string[] | undefined;
   readonly bestEffort?: boolean | undefined;
@@ -100,8 +162,27 @@ export function walkCapture(
   };
 }
 
+/** What to print of a walk report. */
+export interface RenderOptions {
+  /** Only the tasks whose walk failed or stopped early. */
+  readonly unreliableOnly?: boolean;
+  /** Only the header and the summary. */
+  readonly summary?: boolean;
+  readonly paint?: Paint;
+}
+
+/** Whether a task's walk failed (reliable walk) or stopped before the end (debug walk). */
+export function walkFailed(t: WalkReport['tasks'][number]): boolean {
+  return t.reliable === false || t.reason !== null;
+}
+
 /** Human text for a walk report. */
-export function renderReport(report: WalkReport, machine: Machine): string {
+export function renderReport(
+  report: WalkReport,
+  machine: Machine,
+  options: RenderOptions = {},
+): string {
+  const paint = options.paint ?? PLAIN;
   const how =
     report.walk === 'reliable'
       ? 'arch_stack_walk_reliable'
@@ -111,87 +192,110 @@ export function renderReport(report: WalkReport, machine: Machine): string {
     `kernel ${report.kernel}, policy ${report.policy}, ${how}, checks: ${report.checks.length > 0 ? report.checks.join(', ') : 'none'}`,
     '',
   ];
-  for (const t of report.tasks) {
-    const task = machine.tasks.find((x) => x.pid === t.pid)!;
-    const r = {
-      ...t,
-      policy: report.policy,
-      checks: report.checks,
-      walk: report.walk,
-    } as WalkResult;
-    out.push(renderWalk(r, task.kthread, task.state, t.kernel ?? null), '');
+  if (options.summary !== true) {
+    for (const t of report.tasks) {
+      if (options.unreliableOnly === true && !walkFailed(t)) continue;
+      const task = machine.tasks.find((x) => x.pid === t.pid)!;
+      const r = {
+        ...t,
+        policy: report.policy,
+        checks: report.checks,
+        walk: report.walk,
+      } as WalkResult;
+      out.push(renderWalk(r, task.kthread, task.state, t.kernel ?? null, paint), '');
+    }
   }
   out.push(summaryLine(report));
   for (const s of report.skipped) out.push(`not captured: ${s.comm} (pid ${s.pid}): ${s.reason}`);
   return out.join('\n');
 }
 
-function summaryLine(report: WalkReport): string {
-  const n = report.tasks.length;
+/** Totals of a walk report: tasks, entries, verdicts, and agreement with the kernel's own results. */
+export function walkSummary(report: WalkReport): {
+  tasks: number;
+  entries: number;
+  reliable: number | null;
+  kernel: { tasks: number; of: number; entries: number; ofEntries: number } | null;
+} {
   const frames = report.tasks.reduce((a, t) => a + t.trace.length, 0);
-  const parts = [`${n} tasks, ${frames} entries`];
-  if (report.walk === 'reliable') {
-    const ok = report.tasks.filter((t) => t.reliable === true).length;
-    parts.push(`${ok} reliable, ${n - ok} unreliable`);
-  }
+  const reliable =
+    report.walk === 'reliable' ? report.tasks.filter((t) => t.reliable === true).length : null;
   const compared = report.tasks.filter(
-    (t) => t.kernel?.traceMatches !== null && t.kernel !== undefined,
+    (t) => t.kernel !== undefined && t.kernel.traceMatches !== null,
   );
+  let kernel = null;
   if (compared.length > 0) {
     const same = compared.filter(
       (t) => t.kernel!.traceMatches === true && t.kernel!.verdictMatches !== false,
     );
-    const sameFrames = same.reduce((a, t) => a + t.trace.length, 0);
-    parts.push(
-      `kernel agreement: ${same.length}/${compared.length} tasks, ${sameFrames}/${frames} entries`,
-    );
+    kernel = {
+      tasks: same.length,
+      of: compared.length,
+      entries: same.reduce((a, t) => a + t.trace.length, 0),
+      ofEntries: frames,
+    };
   }
+  return { tasks: report.tasks.length, entries: frames, reliable, kernel };
+}
+
+function summaryLine(report: WalkReport): string {
+  const s = walkSummary(report);
+  const parts = [`${count(s.tasks, 'task')}, ${count(s.entries, 'entry', 'entries')}`];
+  if (s.reliable !== null) parts.push(`${s.reliable} reliable, ${s.tasks - s.reliable} unreliable`);
+  if (s.kernel !== null)
+    parts.push(
+      `kernel agreement: ${s.kernel.tasks}/${s.kernel.of} tasks, ${s.kernel.entries}/${s.kernel.ofEntries} entries`,
+    );
   return `summary: ${parts.join('; ')}`;
 }
 
 /** `klpsim walk`: parses its arguments, walks, prints; returns the exit code. */
-export function runWalk(argv: string[], log: Logger, print: (s: string) => void): number {
-  const { values, positionals } = parseArgs({
-    args: argv,
-    allowPositionals: true,
-    strict: true,
-    options: {
-      pid: { type: 'string', multiple: true },
-      all: { type: 'boolean' },
-      policy: { type: 'string' },
-      check: { type: 'string', multiple: true },
-      'best-effort': { type: 'boolean' },
-      size: { type: 'string' },
-      text: { type: 'string' },
-      compare: { type: 'boolean' },
-      json: { type: 'boolean' },
-    },
-  });
-  if (positionals.length !== 1) {
-    print(WALK_USAGE);
-    return 2;
-  }
-  const size = values.size === undefined ? undefined : parsePositiveInt('--size', values.size);
+export function runWalk(argv: string[], ctx: CommandContext): number {
+  const { flags, positionals } = parseCommand(WALK_COMMAND, argv);
+  if (flags.html !== undefined) checkOutputPath(flags.html, '--html');
   const { report, machine } = walkCapture(
     {
       capture: positionals[0]!,
-      text: values.text,
-      pids: values.all === true ? undefined : values.pid,
-      policy: values.policy,
-      checks: values.check,
-      bestEffort: values['best-effort'],
-      size,
-      compare: values.compare,
+      text: flags.text,
+      pids: flags.all === true ? undefined : flags.pid,
+      policy: flags.policy,
+      checks: flags.check,
+      bestEffort: flags['best-effort'],
+      size: flags.size,
+      compare: flags.compare,
     },
-    log,
+    ctx.log,
   );
-  print(values.json === true ? JSON.stringify(report, null, 2) : renderReport(report, machine));
-  return 0;
-}
-
-export function parsePositiveInt(flag: string, s: string): number {
-  const n = Number(s);
-  if (!Number.isInteger(n) || n < 1)
-    throw new CliError('KLPSIM_USAGE', `${flag}: "${s}" is not a positive integer`);
-  return n;
+  if (flags.html !== undefined) {
+    const page = renderPage({
+      title: `klpsim walk: ${basename(dirname(report.capture))}`,
+      subtitle: `${report.kernel}: ${count(report.tasks.length, 'task')}, ${report.policy}`,
+      sections: [{ id: 'tasks', title: 'Tasks', body: walkReportHtml(report, machine, 'walk') }],
+    });
+    writeFileAtomic(flags.html, page, '--html');
+  }
+  if (flags.json === true) {
+    const shown =
+      flags['unreliable-only'] === true
+        ? { ...report, tasks: report.tasks.filter(walkFailed) }
+        : report;
+    ctx.print(
+      JSON.stringify(
+        flags.summary === true
+          ? { ...shown, tasks: undefined, summary: walkSummary(report) }
+          : shown,
+        null,
+        2,
+      ),
+    );
+  } else
+    ctx.print(
+      renderReport(report, machine, {
+        unreliableOnly: flags['unreliable-only'] === true,
+        summary: flags.summary === true,
+        paint: ctx.paint,
+      }),
+    );
+  const failed = report.walk === 'reliable' && report.tasks.some((t) => t.reliable === false);
+  return flags['fail-on-unreliable'] === true && failed ? EXIT_VERDICT : EXIT_OK;
 }

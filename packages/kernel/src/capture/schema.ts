@@ -10,6 +10,19 @@ export const hex64 = z.string().regex(/^0x[0-9a-fA-F]{1,16}$/, {
   message: 'expected a "0x..." hex string of at most 16 digits',
 });
 
+/**
+ * CONFIG_NR_CPUS on arm64 is at most 4096 (arch/arm64/Kconfig: "Maximum
+ * number of CPUs (2-4096)"), and nr_cpu_ids never exceeds it: a larger
+ * count is a broken file, and building that many CPUs' stacks would take
+ * minutes and gigabytes before failing.
+ */
+export const NR_CPUS_MAX = 4096;
+const cpuId = z
+  .number()
+  .int()
+  .nonnegative()
+  .max(NR_CPUS_MAX - 1);
+
 const range = z.looseObject({ start: hex64.nullable(), end: hex64.nullable() });
 
 const metaLayout = z.looseObject({
@@ -39,26 +52,35 @@ const kernel = z.looseObject({
   sections: z.record(z.string(), range.nullable()),
   specialAddresses: z.record(z.string(), hex64.nullable()),
   cpus: z
-    .looseObject({ nrCpuIds: z.number().int().positive(), online: z.number().int().nonnegative() })
+    .looseObject({
+      nrCpuIds: z.number().int().positive().max(NR_CPUS_MAX),
+      online: z.number().int().nonnegative().max(NR_CPUS_MAX),
+    })
+    .refine((c) => c.online <= c.nrCpuIds, {
+      message: 'more CPUs online than nrCpuIds',
+      path: ['online'],
+    })
     .optional(),
   irqStacks: z
-    .array(z.looseObject({ cpu: z.number().int().nonnegative(), base: hex64, top: hex64 }))
+    .array(z.looseObject({ cpu: cpuId, base: hex64, top: hex64 }))
+    .max(NR_CPUS_MAX)
     .nullable()
     .optional(),
   overflowStacks: z
     .array(
       z.looseObject({
-        cpu: z.number().int().nonnegative(),
+        cpu: cpuId,
         base: hex64,
         size: z.number().int().positive(),
       }),
     )
+    .max(NR_CPUS_MAX)
     .nullable()
     .optional(),
   perCpuStacks: z
     .array(
       z.looseObject({
-        cpu: z.number().int().nonnegative(),
+        cpu: cpuId,
         irqStackSize: z.number().int().positive(),
         overflowStackSize: z.number().int().positive(),
         sdeiStackSize: z.number().int().positive().optional(),
@@ -69,6 +91,7 @@ const kernel = z.looseObject({
         sdeiStackCritical: hex64.nullable().optional(),
       }),
     )
+    .max(NR_CPUS_MAX)
     .optional(),
   textDump: z.looseObject({
     file: z.string().min(1),
@@ -101,7 +124,7 @@ const task = z.looseObject({
   state: z.string(),
   /** `task->__state` as a number in hex: TASK_FREEZABLE, TASK_WAKEKILL and TASK_NOLOAD are not in the letter. */
   stateRaw: hex64.optional(),
-  cpu: z.number().int().nonnegative(),
+  cpu: cpuId,
   cpuContext: z.looseObject({ fp: hex64, sp: hex64, pc: hex64 }),
   stack: z.looseObject({
     low: hex64,
@@ -149,7 +172,15 @@ export const captureSchema = z.looseObject({
   generated: z.looseObject({ by: z.string() }).optional(),
   kernel,
   symbols: z.array(symbol),
-  tasks: z.array(task),
+  // A pid names one task: two tasks with one pid would make `--pid` and the oracle ambiguous.
+  tasks: z.array(task).superRefine((tasks, ctx) => {
+    const seen = new Set<number>();
+    tasks.forEach((t, i) => {
+      if (seen.has(t.pid))
+        ctx.addIssue({ code: 'custom', path: [i, 'pid'], message: `pid ${t.pid} appears twice` });
+      seen.add(t.pid);
+    });
+  }),
   skippedTasks: z
     .array(
       z.looseObject({

@@ -1,5 +1,5 @@
-import { type Addr, addrHi, addrLo, foldAddress, stripInsnPac } from '@klpsim/arm64';
-import type { Machine, Task } from '@klpsim/kernel';
+import { type Addr, addrHi, addrLo, foldAddress } from '@klpsim/arm64';
+import { type Machine, ptrauthStripInsnPac, type Task } from '@klpsim/kernel';
 import type { ChainTemplate } from './environment.js';
 
 /**
@@ -67,9 +67,7 @@ export class StackImages {
     let fp = move(t.task.cpuContext.fp);
     for (let i = 1; i < chain.length && fp >= low && fp + 16 <= low + size; i++) {
       const k = (fp - low) / 4;
-      const lr = cfg.kernelPacEnabled
-        ? stripInsnPac(w[k + 3]!, w[k + 2]!, cfg.pacKernelMask, cfg.pacUserMask)
-        : foldAddress(w[k + 3]!, w[k + 2]!);
+      const lr = ptrauthStripInsnPac(cfg, w[k + 3]!, w[k + 2]!);
       if (lr !== t.chain[i]) break;
       const pc = pcs[i];
       if (pc !== undefined) {

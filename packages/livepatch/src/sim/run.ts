@@ -956,7 +956,7 @@ class Simulation {
       if (inBase)
         return done(
           reason,
-          `force: ${fn} is the base of its stack (its thread function), on every stack it will ever have`,
+          `force (${fn} is its thread function: on every stack it will ever have)`,
           true,
         );
       if (!Number.isFinite(t.wakeAt) && (lp.kthread || !wokenByKlpSignal(t.sleepState)))

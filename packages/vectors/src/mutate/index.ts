@@ -1,7 +1,7 @@
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
-import type { InputError } from '@klpsim/kernel';
-import { fail, ok, type Result } from '@klpsim/kernel';
+import type { InputError, Result } from '@klpsim/kernel';
+import { fail, ok } from '@klpsim/kernel/internal';
 import { loadVectors } from '../load.js';
 import { emptyTally, MutationRunner, type MutationTally, mergeTally } from './run.js';
 

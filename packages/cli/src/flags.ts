@@ -1,0 +1,252 @@
+import { parseArgs } from 'node:util';
+import { CHECK_NAMES } from '@klpsim/unwind';
+import { z } from 'zod';
+import { CliError } from './errors.js';
+
+/**
+ * Validated command-line flags, one module for every command. A command is
+ * data (`CommandDef`): its flags with their bounds, from which come the
+ * parser, `--help` and docs/cli-reference.md, so none of them is written
+ * twice. Validation happens before any work, and an error names the flag as
+ * the user typed it, the value and what was expected, in one line.
+ */
+
+/** How a flag's string is checked and converted; `expected` completes "expected ..." in errors and help. */
+export interface ValueDef<T> {
+  readonly schema: z.ZodType<T, string>;
+  readonly expected: string;
+}
+
+export interface FlagDef {
+  readonly type: 'boolean' | 'string';
+  readonly multiple?: boolean;
+  /** Refuse a value given twice (`--pid 1 --pid 1` would walk the task twice). */
+  readonly unique?: boolean;
+  readonly short?: string;
+  /** The value's name in usage lines: N, FILE, P. */
+  readonly arg?: string;
+  readonly help: string;
+  readonly value?: ValueDef<unknown>;
+}
+
+export interface CommandDef {
+  /** As typed after `klpsim`: `walk`, `bench walk`; '' for the main job. */
+  readonly name: string;
+  /** The positional arguments in usage lines: `<capture.json>`. */
+  readonly args: string;
+  readonly positionals: readonly [min: number, max: number];
+  readonly summary: string;
+  readonly description: string;
+  readonly flags: Readonly<Record<string, FlagDef>>;
+}
+
+type ValueOf<F extends FlagDef> = F['type'] extends 'boolean'
+  ? boolean
+  : F['value'] extends ValueDef<infer T>
+    ? T
+    : string;
+
+/** The parsed flags of a command, typed from its definition. */
+export type Flags<D extends CommandDef> = {
+  -readonly [K in keyof D['flags']]?: D['flags'][K]['multiple'] extends true
+    ? ValueOf<D['flags'][K]>[]
+    : ValueOf<D['flags'][K]>;
+};
+
+/** A usage mistake: printed as one line that ends by pointing at the command's --help. */
+export class UsageError extends CliError {
+  constructor(
+    readonly command: string,
+    message: string,
+  ) {
+    super('KLPSIM_USAGE', message);
+  }
+}
+
+const DIGITS = /^[0-9]+$/;
+
+/** An integer in [min, max], written in decimal digits only (no 1e3, 0x10, -1 or 1.0). */
+export function uint(min: number, max: number): ValueDef<number> {
+  return {
+    schema: z.string().regex(DIGITS).transform(Number).pipe(z.number().int().min(min).max(max)),
+    expected: `an integer from ${min} to ${max}`,
+  };
+}
+
+/** A decimal number in (min, max]: `--seconds 0.5`. */
+export function decimal(minExclusive: number, max: number): ValueDef<number> {
+  return {
+    schema: z
+      .string()
+      .regex(/^[0-9]+(\.[0-9]+)?$/)
+      .transform(Number)
+      .pipe(z.number().gt(minExclusive).lte(max)),
+    expected: `a number above ${minExclusive} and at most ${max}`,
+  };
+}
+
+/** One of a fixed set of names. */
+export function oneOf<const T extends string>(names: readonly T[]): ValueDef<T> {
+  return {
+    schema: z.string().refine((s): s is T => (names as readonly string[]).includes(s)) as never,
+    expected: `one of ${names.join(', ')}`,
+  };
+}
+
+/** A comma-separated list of values: `--tasks 1000,10000`. */
+export function listOf<T>(item: ValueDef<T>, maxItems: number): ValueDef<T[]> {
+  return {
+    schema: z
+      .string()
+      .transform((s) => s.split(',').map((x) => x.trim()))
+      .pipe(z.array(item.schema).min(1).max(maxItems)),
+    expected: `1 to ${maxItems} comma-separated values, each ${item.expected}`,
+  };
+}
+
+/** `--json`, the same on every command. */
+export const JSON_FLAG = { type: 'boolean', help: 'one JSON document on stdout' } as const;
+
+/** `--check C`, repeatable, each check once. */
+export const CHECK_FLAG = {
+  type: 'string',
+  multiple: true,
+  unique: true,
+  arg: 'C',
+  value: oneOf(CHECK_NAMES),
+  help: 'an extra reliability check',
+} as const;
+
+/**
+ * A simulation seed: an unsigned 32-bit integer, as the PRNG uses it
+ * (mulberry32 keeps `seed >>> 0`, so 4294967296 would silently be seed 0).
+ */
+export const SEED: ValueDef<number> = uint(0, 0xffff_ffff);
+
+/** Checks a `--seed` value; the transition command's parser can call this as it is. */
+export function parseSeed(s: string, flag = '--seed', command = 'transition'): number {
+  return checkValue(command, flag, SEED, s) as number;
+}
+
+function checkValue(command: string, flag: string, def: ValueDef<unknown>, s: string): unknown {
+  const r = def.schema.safeParse(s);
+  if (r.success) return r.data;
+  throw new UsageError(command, `${flag} "${s}": expected ${def.expected}`);
+}
+
+/** The first sentence of node's parseArgs error, which otherwise goes on about `--` and quotes. */
+function parseArgsMessage(e: Error): string {
+  const first = e.message.split(/\.(\s|$)/)[0] ?? e.message;
+  return first.charAt(0).toLowerCase() + first.slice(1);
+}
+
+/** Rewrites node's parseArgs errors as usage errors; anything else passes through. */
+export function asUsageError(command: string, e: unknown): unknown {
+  const code = (e as { code?: unknown }).code;
+  if (typeof code === 'string' && code.startsWith('ERR_PARSE_ARGS'))
+    return new UsageError(command, parseArgsMessage(e as Error));
+  return e;
+}
+
+/** Parses and validates a command's arguments; throws UsageError naming the flag. */
+export function parseCommand<D extends CommandDef>(
+  def: D,
+  argv: readonly string[],
+): { flags: Flags<D>; positionals: string[] } {
+  const options: Record<
+    string,
+    { type: 'boolean' | 'string'; multiple?: boolean; short?: string }
+  > = {};
+  for (const [name, f] of Object.entries(def.flags)) {
+    options[name] = {
+      type: f.type,
+      ...(f.multiple === true ? { multiple: true } : {}),
+      ...(f.short !== undefined ? { short: f.short } : {}),
+    };
+  }
+  let parsed: ReturnType<typeof parseArgs>;
+  try {
+    parsed = parseArgs({ args: [...argv], options, allowPositionals: true, strict: true });
+  } catch (e) {
+    throw asUsageError(def.name, e);
+  }
+  const [min, max] = def.positionals;
+  const n = parsed.positionals.length;
+  if (n < min || n > max) {
+    const want = min === max ? `${min}` : max === min + 1 ? `${min} or ${max}` : `${min} to ${max}`;
+    throw new UsageError(
+      def.name,
+      `expected ${want} argument${max === 1 ? '' : 's'} (${def.args || 'none'}), got ${n}${n > 0 ? `: ${parsed.positionals.join(' ')}` : ''}`,
+    );
+  }
+  const flags: Record<string, unknown> = {};
+  for (const [name, raw] of Object.entries(parsed.values)) {
+    const f = def.flags[name]!;
+    const check = (s: unknown) =>
+      f.value === undefined || typeof s !== 'string'
+        ? s
+        : checkValue(def.name, `--${name}`, f.value, s);
+    if (Array.isArray(raw)) {
+      if (f.unique === true) {
+        const dup = raw.find((s, i) => raw.indexOf(s) !== i);
+        if (dup !== undefined)
+          throw new UsageError(def.name, `--${name} ${String(dup)} given twice`);
+      }
+      flags[name] = raw.map(check);
+    } else flags[name] = check(raw);
+  }
+  return { flags: flags as Flags<D>, positionals: parsed.positionals };
+}
+
+/** `klpsim walk <capture.json> [--pid N]...`: the usage line of a command. */
+export function usageLine(def: CommandDef): string {
+  const parts = [`klpsim${def.name !== '' ? ` ${def.name}` : ''}`];
+  if (def.args !== '') parts.push(def.args);
+  for (const [name, f] of Object.entries(def.flags)) {
+    const arg = f.type === 'string' ? ` ${f.arg ?? 'VALUE'}` : '';
+    parts.push(`[--${name}${arg}]${f.multiple === true ? '...' : ''}`);
+  }
+  return parts.join(' ');
+}
+
+/** The flag's bound or choices, for help text. */
+function flagHelp(f: FlagDef): string {
+  return f.value !== undefined ? `${f.help} (${f.value.expected})` : f.help;
+}
+
+/** `klpsim walk --help`. */
+export function helpText(def: CommandDef): string {
+  const rows = Object.entries(def.flags).map(([name, f]) => {
+    const short = f.short !== undefined ? `-${f.short}, ` : '';
+    return [`${short}--${name}${f.type === 'string' ? ` ${f.arg ?? 'VALUE'}` : ''}`, flagHelp(f)];
+  });
+  const width = Math.max(0, ...rows.map(([l]) => l!.length)) + 2;
+  return [
+    `usage: ${usageLine(def)}`,
+    '',
+    def.description,
+    '',
+    'options:',
+    ...rows.map(([l, h]) => `  ${l!.padEnd(width)}${h}`),
+  ].join('\n');
+}
+
+/** The Markdown section of docs/cli-reference.md for one command. */
+export function referenceSection(def: CommandDef): string {
+  const rows = Object.entries(def.flags).map(([name, f]) => {
+    const arg = f.type === 'string' ? ` ${f.arg ?? 'VALUE'}` : '';
+    const many = f.multiple === true ? ' (repeatable)' : '';
+    return `| \`--${name}${arg}\`${many} | ${flagHelp(f).replaceAll('|', '\\|')} |`;
+  });
+  return [
+    `## \`klpsim${def.name !== '' ? ` ${def.name}` : ''}\``,
+    '',
+    `\`${usageLine(def)}\``,
+    '',
+    def.description,
+    '',
+    '| option | meaning |',
+    '|---|---|',
+    ...rows,
+  ].join('\n');
+}
