@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process';
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -16,6 +17,7 @@ const blocks = [...md.matchAll(/^## (.+)\n[\s\S]*?^```ts\n([\s\S]*?)^```/gm)].ma
 }));
 
 mkdirSync(OUT, { recursive: true });
+for (const [i, b] of blocks.entries()) writeFileSync(join(OUT, `example-${i}.ts`), b.code);
 afterAll(() => rmSync(OUT, { recursive: true, force: true }));
 
 describe('docs/library.md examples run as written', () => {
@@ -28,10 +30,33 @@ describe('docs/library.md examples run as written', () => {
     ]);
   });
 
+  it("type-check against the packages' declarations, as the tests do", () => {
+    writeFileSync(
+      join(OUT, 'tsconfig.json'),
+      JSON.stringify({
+        extends: '../../../tsconfig.base.json',
+        compilerOptions: {
+          noEmit: true,
+          composite: false,
+          declaration: false,
+          declarationMap: false,
+          sourceMap: false,
+          incremental: false,
+          rootDir: '.',
+        },
+        include: ['*.ts'],
+      }),
+    );
+    const tsc = fileURLToPath(new URL('../../../node_modules/.bin/tsc', import.meta.url));
+    const r = spawnSync(tsc, ['-p', join(OUT, 'tsconfig.json')], { encoding: 'utf8' });
+    expect(r.error).toBeUndefined();
+    expect(`${r.stdout}${r.stderr}`).toBe('');
+    expect(r.status).toBe(0);
+  });
+
   blocks.forEach((b, i) => {
     it(b.title, async () => {
       const file = join(OUT, `example-${i}.ts`);
-      writeFileSync(file, b.code);
       const log = vi.spyOn(console, 'log').mockImplementation(() => {});
       const cwd = process.cwd();
       process.chdir(ROOT);

@@ -106,9 +106,7 @@ describe('walk --html in Chromium', () => {
     await expect(shown.locator('h3').textContent()).resolves.toContain('irq-preempted (pid 101');
     await expect(shown.locator('.stop').textContent()).resolves.toMatch(/stopped at entry/);
     await expect(
-      shown
-        .locator('svg.stack text', { hasText: 'pt_regs: EL1 exception, PC=crc32_body+0x48' })
-        .count(),
+      shown.locator('svg.stack text', { hasText: 'pt_regs: EL1 IRQ, PC=crc32_body+0x48' }).count(),
     ).resolves.toBe(1);
     expect(await shown.locator('svg.stack .record').count()).toBeGreaterThan(5);
     expect(await shown.locator('svg.stack path.link').count()).toBeGreaterThan(4);

@@ -46,6 +46,20 @@ function verdictCell(
 
 const ROW = 40;
 
+// The vector the record below a pt_regs returns into says which exception it was (entry.S names).
+const VECTORS: Readonly<Record<string, string>> = {
+  irq: 'EL1 IRQ',
+  fiq: 'EL1 FIQ',
+  sync: 'EL1 synchronous exception',
+  error: 'EL1 SError',
+};
+
+function exceptionKind(machine: Machine, below: ChainRecord | null): string {
+  const sym = below === null ? '' : machine.kallsyms.formatS(below.lr);
+  const m = /^el1[ht]_64_(irq|fiq|sync|error)\+/.exec(sym);
+  return m === null ? 'EL1 exception' : VECTORS[m[1]!]!;
+}
+
 /** The two words of a record as drawn: a meta record's are zero, a pt_regs shows its pc. */
 function wordText(r: ChainRecord, which: 'fp' | 'lr'): string {
   if (r.kind === 'final' && r.fp === 0) return `${which} 0`;
@@ -70,7 +84,10 @@ export function stackSvg(machine: Machine, task: Task, t: ReportTask): Html {
     return i < 0 ? null : unused.splice(i, 1)[0]!;
   };
   const labels = new Map<number, { text: string; cls: string }>();
-  for (const r of [...chain.records]) {
+  let previous: ChainRecord | null = null;
+  for (const r of chain.records) {
+    const before = previous;
+    previous = r;
     if (r.kind === 'final') {
       const what =
         machine.config.ptRegs.meta !== null
@@ -81,7 +98,10 @@ export function stackSvg(machine: Machine, task: Task, t: ReportTask): Html {
     }
     if (r.kind === 'pt_regs') {
       const pc = r.regsPc === null ? '?' : machine.kallsyms.formatS(r.regsPc);
-      labels.set(r.at, { text: `pt_regs: EL1 exception, PC=${pc}`, cls: 'warn' });
+      labels.set(r.at, {
+        text: `pt_regs: ${exceptionKind(machine, before)}, PC=${pc}`,
+        cls: 'warn',
+      });
       continue;
     }
     if (r.trampoline !== null) {
