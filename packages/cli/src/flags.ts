@@ -88,7 +88,7 @@ export function decimal(minExclusive: number, max: number): ValueDef<number> {
 /** One of a fixed set of names. */
 export function oneOf<const T extends string>(names: readonly T[]): ValueDef<T> {
   return {
-    schema: z.string().refine((s): s is T => (names as readonly string[]).includes(s)) as never,
+    schema: z.enum(names as unknown as [T, ...T[]]),
     expected: `one of ${names.join(', ')}`,
   };
 }

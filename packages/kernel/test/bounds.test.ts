@@ -53,3 +53,21 @@ describe('capture bounds: refused before any work, in one line', () => {
     expect(one.ok || one.error.message).toMatch(/\(and 1 more problem\)$/);
   });
 });
+
+describe('every number in a capture has a bound', () => {
+  it('a stack above 64 KiB (THREAD_SIZE at most 64 KiB on arm64) is refused', () => {
+    const r = mutated((d) => {
+      d.kernel['threadSize'] = 1e12;
+    });
+    expect(r.ok).toBe(false);
+    if (!r.ok) expect(r.error.field).toBe('kernel.threadSize');
+  });
+
+  it('a pid at or above PID_MAX_LIMIT is refused', () => {
+    const r = mutated((d) => {
+      d.tasks[0]!.pid = 4 * 1024 * 1024;
+    });
+    expect(r.ok).toBe(false);
+    if (!r.ok) expect(r.error.field).toBe('tasks[0].pid');
+  });
+});

@@ -249,6 +249,12 @@ function summaryLine(report: WalkReport): string {
   return `summary: ${parts.join('; ')}`;
 }
 
+/** The report's header fields, for `--summary --json`. */
+function withoutTasks(report: WalkReport): Omit<WalkReport, 'tasks'> {
+  const { tasks: _tasks, ...rest } = report;
+  return rest;
+}
+
 /** `klpsim walk`: parses its arguments, walks, prints; returns the exit code. */
 export function runWalk(argv: string[], ctx: CommandContext): number {
   const { flags, positionals } = parseCommand(WALK_COMMAND, argv);
@@ -281,9 +287,7 @@ export function runWalk(argv: string[], ctx: CommandContext): number {
         : report;
     ctx.print(
       JSON.stringify(
-        flags.summary === true
-          ? { ...shown, tasks: undefined, summary: walkSummary(report) }
-          : shown,
+        flags.summary === true ? { ...withoutTasks(shown), summary: walkSummary(report) } : shown,
         null,
         2,
       ),

@@ -23,30 +23,55 @@ const cpuId = z
   .nonnegative()
   .max(NR_CPUS_MAX - 1);
 
+/**
+ * THREAD_SIZE on arm64 is 1 << THREAD_SHIFT: 16 KiB, doubled or quadrupled
+ * under KASAN, at most 64 KiB (arch/arm64/include/asm/memory.h); the IRQ and
+ * SDEI stacks are THREAD_SIZE too and the overflow stack 4 KiB. A stack
+ * size above 64 KiB is not a kernel's.
+ */
+export const STACK_SIZE_MAX = 64 * 1024;
+const stackSize = z.number().int().positive().max(STACK_SIZE_MAX);
+// sizeof(struct pt_regs) is a few hundred bytes (336 on 6.1 and 7.2); offsets lie inside it.
+const PT_REGS_MAX = 1024;
+const ptRegsOffset = z.number().int().nonnegative().max(PT_REGS_MAX);
+// PID_MAX_LIMIT on 64-bit (include/linux/threads.h): every pid is below 4 * 1024 * 1024.
+const pid = z
+  .number()
+  .int()
+  .nonnegative()
+  .max(4 * 1024 * 1024 - 1);
+// ret_stack: 50 entries on 6.1 (FTRACE_RETFUNC_DEPTH), a page of words on 6.8+ (SHADOW_STACK_SIZE).
+const RET_STACK_MAX = 4096;
+const retStackIndex = z.number().int().min(-1).max(RET_STACK_MAX);
+// Trace buffers: far above livepatch's 100 entries, as `klpsim walk --size` allows.
+const traceCount = z.number().int().min(-4095).max(65536);
+// The kernel's text is tens of MiB; a dump claiming gigabytes is not one.
+const TEXT_DUMP_MAX = 1024 * 1024 * 1024;
+
 const range = z.looseObject({ start: hex64.nullable(), end: hex64.nullable() });
 
 const metaLayout = z.looseObject({
-  typeOffset: z.number().int().nonnegative(),
-  recordFpOffset: z.number().int().nonnegative(),
-  regs29Offset: z.number().int().nonnegative().optional(),
-  sizeofFrameRecordMeta: z.number().int().positive().optional(),
-  FRAME_META_TYPE_FINAL: z.number().int(),
-  FRAME_META_TYPE_PT_REGS: z.number().int(),
+  typeOffset: ptRegsOffset,
+  recordFpOffset: ptRegsOffset,
+  regs29Offset: ptRegsOffset.optional(),
+  sizeofFrameRecordMeta: z.number().int().positive().max(PT_REGS_MAX).optional(),
+  FRAME_META_TYPE_FINAL: z.number().int().nonnegative().max(0xffff),
+  FRAME_META_TYPE_PT_REGS: z.number().int().nonnegative().max(0xffff),
 });
 
 const kernel = z.looseObject({
   release: z.string(),
   config: z.record(z.string(), z.string()).optional(),
   configFromModule: z.record(z.string(), z.number()).optional(),
-  threadSize: z.number().int().positive(),
-  irqStackSize: z.number().int().positive().optional(),
-  overflowStackSize: z.number().int().positive().optional(),
+  threadSize: stackSize,
+  irqStackSize: stackSize.optional(),
+  overflowStackSize: stackSize.optional(),
   vaBits: z.number().int().min(39).max(52),
   kernelPacEnabled: z.boolean(),
   ptRegs: z.looseObject({
-    size: z.number().int().positive(),
-    stackframeOffset: z.number().int().nonnegative(),
-    pcOffset: z.number().int().nonnegative(),
+    size: z.number().int().positive().max(PT_REGS_MAX),
+    stackframeOffset: ptRegsOffset,
+    pcOffset: ptRegsOffset,
     meta: metaLayout.optional(),
   }),
   sections: z.record(z.string(), range.nullable()),
@@ -71,7 +96,7 @@ const kernel = z.looseObject({
       z.looseObject({
         cpu: cpuId,
         base: hex64,
-        size: z.number().int().positive(),
+        size: stackSize,
       }),
     )
     .max(NR_CPUS_MAX)
@@ -81,9 +106,9 @@ const kernel = z.looseObject({
     .array(
       z.looseObject({
         cpu: cpuId,
-        irqStackSize: z.number().int().positive(),
-        overflowStackSize: z.number().int().positive(),
-        sdeiStackSize: z.number().int().positive().optional(),
+        irqStackSize: stackSize,
+        overflowStackSize: stackSize,
+        sdeiStackSize: stackSize.optional(),
         irqStack: hex64,
         overflowStack: hex64,
         // null where the kernel has no SDEI (CONFIG_ARM_SDE_INTERFACE=n): those stacks are absent.
@@ -97,7 +122,7 @@ const kernel = z.looseObject({
     file: z.string().min(1),
     start: hex64,
     end: hex64,
-    size: z.number().int().positive(),
+    size: z.number().int().positive().max(TEXT_DUMP_MAX),
     sha256: z.string().regex(/^[0-9a-f]{64}$/, { message: 'expected 64 lowercase hex digits' }),
   }),
   modules: z
@@ -117,8 +142,8 @@ const symbol = z.looseObject({
 const traceEntry = z.looseObject({ address: hex64, symbol: z.string() });
 
 const task = z.looseObject({
-  pid: z.number().int().nonnegative(),
-  tgid: z.number().int().nonnegative().optional(),
+  pid,
+  tgid: pid.optional(),
   comm: z.string(),
   kthread: z.boolean(),
   state: z.string(),
@@ -129,7 +154,7 @@ const task = z.looseObject({
   stack: z.looseObject({
     low: hex64,
     high: hex64,
-    size: z.number().int().positive(),
+    size: stackSize,
     base64: z.string(),
   }),
   ptRegs: hex64,
@@ -137,12 +162,12 @@ const task = z.looseObject({
   fgraph: z
     .looseObject({
       retStack: hex64,
-      curr: z.number().int(),
+      curr: retStackIndex,
       layout: z.string().optional(),
       entries: z.array(
         z.looseObject({
-          index: z.number().int().optional(),
-          wordOffset: z.number().int().optional(),
+          index: retStackIndex.optional(),
+          wordOffset: retStackIndex.optional(),
           ret: hex64,
           func: hex64,
           retp: hex64.optional(),
@@ -158,9 +183,9 @@ const task = z.looseObject({
   generatedTraceFull: z.array(traceEntry).optional(),
   kernelReliable: z
     .looseObject({
-      ret: z.number().int(),
-      entries: z.number().int().optional(),
-      size: z.number().int().optional(),
+      ret: traceCount,
+      entries: traceCount.optional(),
+      size: traceCount.optional(),
       trace: z.array(traceEntry),
     })
     .optional(),
@@ -184,9 +209,9 @@ export const captureSchema = z.looseObject({
   skippedTasks: z
     .array(
       z.looseObject({
-        pid: z.number().int(),
+        pid,
         comm: z.string(),
-        cpu: z.number().int().optional(),
+        cpu: cpuId.optional(),
         reason: z.string(),
       }),
     )
