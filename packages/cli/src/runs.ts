@@ -64,7 +64,7 @@ export function renderRuns(r: RunsSummary): string {
       ? `NEVER COMPLETED in ${r.runs} runs (seeds ${r.seeds[0]}-${r.seeds[1]})`
       : `completes in ${pct(r.completionProbability)} of ${r.runs} runs (seeds ${r.seeds[0]}-${r.seeds[1]}): median ${s(t.median)}, p90 ${s(t.p90)}, p99 ${s(t.p99)}, max ${s(t.max)} after the enable`,
   );
-  out.push(`inside kpatch's window (15 s, signals, 60 s more): ${pct(r.kpatchWindowProbability)}`);
+  out.push(`inside kpatch's window (15 s, then 60 s more): ${pct(r.kpatchWindowProbability)}`);
   out.push(
     `signal rounds needed in ${pct(r.signals.needed)} of runs (mean ${r.signals.meanRounds} rounds); forced in ${pct(r.forcedProbability)}`,
   );

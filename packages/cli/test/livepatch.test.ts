@@ -88,6 +88,7 @@ describe('klpsim transition', () => {
       'switchedAt',
       'via',
       'switches',
+      'blockedIn',
       'blockedBy',
     ]);
   });

@@ -166,3 +166,70 @@ describe('the main job --html in Chromium', () => {
     await page.close();
   });
 });
+
+describe('the transition and predict --html reports in Chromium', () => {
+  it('transition: the chart drawn, a task row opens the stack that blocked it', async () => {
+    const report = join(dir, 'transition.html');
+    const r = await run('transition', '--html', report);
+    // The built-in scenario never completes without force: exit 1, and the report says who and why.
+    expect(r.code, r.err).toBe(1);
+    const { page, errors, requests } = await open(report);
+    await expect(page.locator('#answer pre').textContent()).resolves.toContain(
+      'NEVER COMPLETES WITHOUT FORCE',
+    );
+    const chart = page.locator('#transition svg.chart');
+    expect(await chart.locator('path.series').count()).toBe(1);
+    // The kthread workers sleep in kthread_worker_fn, their thread function: the first row opens its stack.
+    await page.locator('#blocked tr[data-target="blocked-0"]').click();
+    const panel = page.locator('#blocked .panel.shown');
+    await expect(panel.locator('h3').textContent()).resolves.toContain('kthread_worker_fn');
+    await expect(panel.locator('li.blocking').textContent()).resolves.toMatch(
+      /^kthread_worker_fn\+0x/,
+    );
+    await page.screenshot({ path: join(ARTEFACTS, 'transition-report.png'), fullPage: true });
+    expect(errors).toEqual([]);
+    expect(requests).toEqual([]);
+    await page.close();
+  });
+
+  it('transition --runs: the distribution of completion times', async () => {
+    const EXAMPLE = fileURLToPath(
+      new URL('../../../examples/busy-kthread.scenario.json', import.meta.url),
+    );
+    const report = join(dir, 'runs.html');
+    const r = await run('transition', EXAMPLE, '--runs', '4', '--workers', '2', '--html', report);
+    expect(r.code, r.err).toBe(0);
+    const { page, errors, requests } = await open(report);
+    const chart = page.locator('#distribution svg.chart');
+    expect(await chart.locator('path.series').count()).toBe(1);
+    await expect(page.locator('#answer pre').textContent()).resolves.toContain(
+      'completes in 100.0% of 4 runs',
+    );
+    expect(errors).toEqual([]);
+    expect(requests).toEqual([]);
+    await page.close();
+  });
+
+  it('predict: each task that would not switch, its walked stack with the blocking frame marked', async () => {
+    const CAP = fileURLToPath(
+      new URL(
+        '../../../fixtures/transitions/linux-7.2-livepatch/capture-user-pre.json',
+        import.meta.url,
+      ),
+    );
+    const report = join(dir, 'predict.html');
+    const r = await run('predict', CAP, '--patch', 'sleepermod:sm_r_level3', '--html', report);
+    expect(r.code, r.err).toBe(0);
+    const { page, errors, requests } = await open(report);
+    // The kernel's first attempt of the real `user` transition: workload:74 sleeps in sm_r_level3.
+    const row = page.locator('#predict tr[data-target]', { hasText: 'workload:74' });
+    await row.click();
+    await expect(page.locator('#predict .panel.shown li.blocking').textContent()).resolves.toMatch(
+      /^sm_r_level3\+0x/,
+    );
+    await page.screenshot({ path: join(ARTEFACTS, 'predict-report.png'), fullPage: true });
+    expect(errors).toEqual([]);
+    expect(requests).toEqual([]);
+    await page.close();
+  });
+});

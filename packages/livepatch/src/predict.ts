@@ -30,6 +30,8 @@ export interface PredictedTask {
   readonly reason: WalkReason | null;
   /** Why, in words, when it does not switch. */
   readonly why: string | null;
+  /** The reliable walk's entries (%pS) when its stack was walked, else empty. */
+  readonly trace: readonly string[];
 }
 
 export interface Prediction {
@@ -138,7 +140,9 @@ export function predictTransition(
     ret !== 0
       ? []
       : core.tasks.map((t) => {
+          const walks = policy.hasReliableWalk && !t.running && t.stack !== null;
           klpTrySwitchTask(core, t);
+          const trace = walks ? core.stackWalker.result().trace.map((e) => e.symbol) : [];
           const o = outcome.get(t);
           if (o === undefined) {
             // klp_have_reliable_stack() is false: the task stays pending, silently.
@@ -151,6 +155,7 @@ export function predictTransition(
               why: policy.hasReliableWalk
                 ? null
                 : `${policy.name} has no reliable stack trace (klp_have_reliable_stack() is false)`,
+              trace,
             };
           }
           return {
@@ -167,6 +172,7 @@ export function predictTransition(
                   : o.kind === 'unreliable'
                     ? 'has an unreliable stack'
                     : null,
+            trace,
           };
         });
   return {

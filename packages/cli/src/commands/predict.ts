@@ -1,17 +1,21 @@
 import { parseArgs } from 'node:util';
 import { predictTransition } from '@klpsim/livepatch';
 import { CliError } from '../errors.js';
+import { predictReport } from '../html/livepatch.js';
+import { renderPage } from '../html/page.js';
+import { checkOutputPath, writeFileAtomic } from '../html/write.js';
 import type { Logger } from '../log.js';
 import { choosePolicy, openCapture } from '../select.js';
 
-export const PREDICT_USAGE = `klpsim predict <capture.json> --patch f1,module:f2 [--unpatch] [--policy P] [--text FILE] [--json]
+export const PREDICT_USAGE = `klpsim predict <capture.json> --patch f1,module:f2 [--unpatch] [--policy P] [--text FILE] [--html FILE] [--json]
 
 One klp_try_complete_transition pass over a real capture, as if a patch of these
 functions were enabled now (--unpatch: as if the applied patch were being disabled):
 for each task, switches, sleeping on function X, unreliable stack (with the reason),
 or running. A function of a module is written module:function. Default policy:
 mainline where the kernel has meta records, else symcode-v8. Exit code 1 if the
-kernel would refuse the patch (its messages say why).`;
+kernel would refuse the patch (its messages say why). --html FILE: also a page with each
+task that would not switch and the stack walked, the blocking frame marked.`;
 
 /** `klpsim predict`: returns the exit code. */
 export function runPredict(argv: string[], log: Logger, print: (s: string) => void): number {
@@ -24,6 +28,7 @@ export function runPredict(argv: string[], log: Logger, print: (s: string) => vo
       unpatch: { type: 'boolean' },
       policy: { type: 'string' },
       text: { type: 'string' },
+      html: { type: 'string' },
       json: { type: 'boolean' },
     },
   });
@@ -40,6 +45,7 @@ export function runPredict(argv: string[], log: Logger, print: (s: string) => vo
       'KLPSIM_USAGE',
       '--patch: expected one or more function names, comma-separated',
     );
+  if (values.html !== undefined) checkOutputPath(values.html, '--html');
   const { machine } = openCapture(positionals[0]!, values.text);
   const policy = choosePolicy(
     machine,
@@ -59,6 +65,12 @@ export function runPredict(argv: string[], log: Logger, print: (s: string) => vo
   );
   if (!r.ok) throw new CliError(r.error.code, `--patch: ${r.error.message}`);
   log.debug({ tasks: r.value.tasks.length }, 'predicted');
+  if (values.html !== undefined && r.value.enableResult === 0)
+    writeFileAtomic(
+      values.html,
+      renderPage({ title: `klpsim predict: ${positionals[0]}`, sections: predictReport(r.value) }),
+      '--html',
+    );
   if (values.json === true) {
     print(
       JSON.stringify(

@@ -21,10 +21,14 @@ import {
 } from '@klpsim/livepatch';
 import { BUNDLED_CAPTURES } from '../bundled.js';
 import { CliError } from '../errors.js';
+import { runsReport, transitionReport } from '../html/livepatch.js';
+import { renderPage } from '../html/page.js';
+import { checkOutputPath, writeFileAtomic } from '../html/write.js';
 import type { Logger } from '../log.js';
 import { defaultWorkers, progressBar, renderRuns, runMany } from '../runs.js';
 
-export const TRANSITION_USAGE = `klpsim transition [scenario.json] [--policy P] [--kernel V] [--seed N] [--runs N [--workers W]] [--debug] [--json]
+export const TRANSITION_USAGE = `klpsim transition [scenario.json] [--policy P] [--kernel V] [--seed N] [--runs N [--workers W]]
+                  [--sysfs-at T] [--html FILE] [--debug] [--json]
 
 Simulates a livepatch transition over simulated time (without a file: the built-in
 scenario, a 64-CPU server of ~2000 tasks drawn from the bundled 7.2 capture).
@@ -261,6 +265,7 @@ export async function runTransition(
       workers: { type: 'string' },
       kernel: { type: 'string' },
       'sysfs-at': { type: 'string' },
+      html: { type: 'string' },
       debug: { type: 'boolean' },
       json: { type: 'boolean' },
     },
@@ -270,6 +275,7 @@ export async function runTransition(
     return 2;
   }
   const file = positionals[0] ?? null;
+  if (values.html !== undefined) checkOutputPath(values.html, '--html');
   let sc = loadScenario(file);
   if (values.policy !== undefined) {
     if (!['mainline', 'linux-6.1', 'symcode-v8'].includes(values.policy)) {
@@ -308,7 +314,17 @@ export async function runTransition(
         file: env.error.file ?? file ?? '(built-in scenario)',
       });
     const summary = await runMany(sc, file, runs, workers, progressBar());
-    print(values.json === true ? JSON.stringify(summary, null, 2) : renderRuns(summary));
+    const text = renderRuns(summary);
+    if (values.html !== undefined)
+      writeFileAtomic(
+        values.html,
+        renderPage({
+          title: `klpsim: ${sc.name}, ${runs} runs`,
+          sections: runsReport(summary, text),
+        }),
+        '--html',
+      );
+    print(values.json === true ? JSON.stringify(summary, null, 2) : text);
     return summary.completionProbability === 1 ? 0 : 1;
   }
   let at: number | null = null;
@@ -326,6 +342,16 @@ export async function runTransition(
     print(values.json === true ? JSON.stringify(view, null, 2) : renderSysfs(view));
     return 0;
   }
+  if (values.html !== undefined)
+    writeFileAtomic(
+      values.html,
+      renderPage({
+        title: `klpsim: ${t.scenario}`,
+        subtitle: `kernel ${t.kernel}, policy ${t.policy}, seed ${t.seed}`,
+        sections: transitionReport(t, transitionAnswer(t)),
+      }),
+      '--html',
+    );
   print(values.json === true ? JSON.stringify(t, null, 2) : renderTransition(t));
   if (t.violations.length > 0) {
     process.stderr.write(

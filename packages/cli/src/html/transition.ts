@@ -1,5 +1,5 @@
 import type { TransitionLog } from '@klpsim/livepatch';
-import { seconds } from '../text.js';
+import { count, seconds } from '../text.js';
 import { type Html, h, join, table } from './page.js';
 import { lineChart, type Marker } from './svg.js';
 
@@ -83,7 +83,7 @@ export function transitionHtml(t: TransitionLog): Html {
         s.blockedBy
           .map(
             (b) =>
-              `${b.reason}${b.function !== null ? ` ${b.function}` : ''} (${b.count} attempts)`,
+              `${b.reason}${b.function !== null ? ` ${b.function}` : ''} (${count(b.count, 'attempt')})`,
           )
           .join('; '),
       ]),

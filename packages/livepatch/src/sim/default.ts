@@ -78,6 +78,7 @@ export function defaultScenario(): ScenarioInput {
           sleep: { exp: 2 },
           run: { uniform: [5000, 30000] },
           condResched: { const: 1 },
+          pollsSignals: true,
           user: true,
           userTime: { const: 0.05 },
         },

@@ -29,6 +29,8 @@ export interface TaskReport {
   readonly switchedAt: number | null;
   readonly via: SwitchVia | null;
   readonly switches: readonly TaskSwitch[];
+  /** The call chain (%pS, innermost first) of the last stack a check refused, or null. */
+  readonly blockedIn: readonly string[] | null;
   readonly blockedBy: readonly BlockedBy[];
 }
 

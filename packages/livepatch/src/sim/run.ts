@@ -105,6 +105,8 @@ interface SimTask {
   unreliable: Map<string, number> | null;
   sleepingOn: Map<string, number> | null;
   signalled: boolean;
+  /** The true chain of the last stack a check refused (a reference: nothing is copied in the pass). */
+  lastBlockedChain: readonly Addr[] | null;
 }
 
 /** `round_jiffies_relative(HZ)` from `now`: a second later, rounded to a whole second (down if within 250 ms). */
@@ -352,6 +354,7 @@ class Simulation {
       unreliable: null,
       sleepingOn: null,
       signalled: false,
+      lastBlockedChain: null,
     };
     this.byIndex.push(t);
     this.lpIndex.set(lp, t);
@@ -648,6 +651,9 @@ class Simulation {
         this.runFor(t, Math.min(this.draw(t.behaviour.run), 1));
       } else if (t.phase === Phase.USER) {
         this.exitToUser(t);
+      } else if (t.phase === Phase.RUN && t.behaviour.pollsSignals) {
+        // The kick's IPI lands in a loop that checks signal_pending(): the call returns now.
+        this.exitToUser(t);
       }
       return;
     }
@@ -904,6 +910,7 @@ class Simulation {
       t.blockedRunning++;
       return;
     }
+    t.lastBlockedChain = lp.chain;
     const key = detail ?? '';
     if (why === 'unreliable') {
       t.unreliable ??= new Map();
@@ -1009,6 +1016,10 @@ class Simulation {
         switchedAt: last?.t ?? null,
         via: last?.via ?? null,
         switches: t.switches,
+        blockedIn:
+          t.lastBlockedChain === null
+            ? null
+            : t.lastBlockedChain.map((a) => this.machine.kallsyms.formatS(a)),
         blockedBy: blockedByOf(t).sort(
           (a, b) => b.count - a.count || a.reason.localeCompare(b.reason),
         ),

@@ -56,6 +56,12 @@ export const behaviourSchema = z.strictObject({
   run: durationSchema.default({ const: 1 }),
   /** While on a CPU, `cond_resched()` this often (ms): CPU-bound kthreads and vCPU loops. */
   condResched: durationSchema.optional(),
+  /**
+   * While on a CPU in a system call it polls `signal_pending()` (as KVM_RUN
+   * does between guest entries): a fake signal ends the call at once. Else
+   * the call goes on to its next interruptible sleep or its end.
+   */
+  pollsSignals: z.boolean().default(false),
   /** The stack while on a CPU, when `cond_resched()` checks it (default: the sleep chain). */
   runChain: chainFromSchema.optional(),
   /** A user task: its system calls return to user space, where it switches at the kernel exit. */
