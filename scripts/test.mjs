@@ -6,6 +6,7 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
+import { ensureSystemPackages } from './system-packages.mjs';
 
 const env = { ...process.env, TURBO_TELEMETRY_DISABLED: '1' };
 // Colour only for a person at a terminal: a log file or CI gets plain text.
@@ -22,7 +23,8 @@ function step(name, cmd, args) {
   return r.status === 0;
 }
 
-let ok = step('lint', 'biome', ['check', '.']);
+let ok = ensureSystemPackages();
+ok = step('lint', 'biome', ['check', '.']) && ok;
 ok =
   step('types and tests', 'turbo', [
     'run',

@@ -20,6 +20,7 @@ const PAGES = [
 
 // The quick start's own set-up lines: running them here would install into the checkout under test.
 const SETUP = new Set([
+  'npx --yes pnpm@12.21.0 install && ./klpsim',
   'npx --yes pnpm@12.21.0 install',
   'npx --yes pnpm@12.21.0 install && npx --yes pnpm@12.21.0 test',
 ]);
