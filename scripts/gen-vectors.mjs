@@ -10,6 +10,7 @@ import { formatInputError, loadCapture } from '../packages/kernel/dist/index.js'
 import {
   captureVectors,
   corpusRecipes,
+  knownUnsoundVectors,
   newVector,
   vectorJsonSchema,
 } from '../packages/vectors/dist/index.js';
@@ -35,6 +36,13 @@ for (const r of corpusRecipes()) {
   n++;
 }
 console.log(`wrote ${n} generated vectors`);
+const unsound = knownUnsoundVectors();
+if (!unsound.ok) {
+  console.error(formatInputError(unsound.error));
+  process.exit(1);
+}
+for (const v of unsound.value) write(join(ROOT, `${v.id}.json`), v);
+console.log(`wrote ${unsound.value.length} known-unsound vectors`);
 
 for (const [name, file] of [
   ['linux-6.1-arm64-plain', 'fixtures/captures/linux-6.1-arm64-plain/capture.json'],
