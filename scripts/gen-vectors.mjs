@@ -10,6 +10,7 @@ import { formatInputError, loadCapture } from '../packages/kernel/dist/index.js'
 import {
   captureVectors,
   corpusRecipes,
+  kernelRuleVectors,
   knownUnsoundVectors,
   newVector,
   vectorJsonSchema,
@@ -36,13 +37,17 @@ for (const r of corpusRecipes()) {
   n++;
 }
 console.log(`wrote ${n} generated vectors`);
-const unsound = knownUnsoundVectors();
-if (!unsound.ok) {
-  console.error(formatInputError(unsound.error));
-  process.exit(1);
+for (const [what, made] of [
+  ['kernel-rules', kernelRuleVectors()],
+  ['known-unsound', knownUnsoundVectors()],
+]) {
+  if (!made.ok) {
+    console.error(formatInputError(made.error));
+    process.exit(1);
+  }
+  for (const v of made.value) write(join(ROOT, `${v.id}.json`), v);
+  console.log(`wrote ${made.value.length} ${what} vectors`);
 }
-for (const v of unsound.value) write(join(ROOT, `${v.id}.json`), v);
-console.log(`wrote ${unsound.value.length} known-unsound vectors`);
 
 for (const [name, file] of [
   ['linux-6.1-arm64-plain', 'fixtures/captures/linux-6.1-arm64-plain/capture.json'],

@@ -1,5 +1,6 @@
 export { captureVectors } from './corpus/captures.js';
 export { type CorpusRecipe, corpusRecipes } from './corpus/recipes.js';
+export { kernelRuleVectors } from './corpus/rules.js';
 export { knownUnsoundVectors } from './corpus/unsound.js';
 export {
   type LoadedVector,

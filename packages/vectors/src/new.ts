@@ -75,6 +75,28 @@ export function generatedExpectation(
   };
 }
 
+/** What a raw vector made in code says about itself. */
+export interface RawVectorMeta {
+  readonly id: string;
+  readonly title: string;
+  readonly behaviour: string;
+  readonly source: string;
+  readonly tags: readonly string[];
+}
+
+/** A raw-state vector of the machine's one task, walked from its saved context. */
+export function rawVector(meta: RawVectorMeta, machine: Machine, expect: Expectation[]): Vector {
+  return {
+    format: VECTOR_FORMAT,
+    id: meta.id,
+    title: meta.title,
+    pins: { behaviour: meta.behaviour, source: meta.source },
+    tags: [...meta.tags],
+    raw: rawFromMachine(machine),
+    walks: [{ task: 0, from: { kind: 'task' }, expect }],
+  };
+}
+
 /** The recipe's start as a vector `from`. */
 export function vectorFrom(s: BuiltStart): VectorFrom {
   return s.kind === 'task'

@@ -5,11 +5,10 @@ import {
   irqPreempted,
   type Machine,
   type Result,
-  rawFromMachine,
 } from '@klpsim/kernel';
 import { CHECK_NAMES, type CheckName, POLICIES, type PolicyName } from '@klpsim/unwind';
-import { generatedExpectation } from '../new.js';
-import { type Expectation, VECTOR_FORMAT, type Vector } from '../schema.js';
+import { generatedExpectation, rawVector } from '../new.js';
+import type { Expectation, Vector } from '../schema.js';
 
 /**
  * The two kinds of damage `vectors mutate` found that the kernels' own rules
@@ -56,15 +55,7 @@ function expectations(m: Machine): Expectation[] {
 }
 
 function vector(id: string, title: string, behaviour: string, source: string, m: Machine): Vector {
-  return {
-    format: VECTOR_FORMAT,
-    id,
-    title,
-    pins: { behaviour, source },
-    tags: ['known-unsound'],
-    raw: rawFromMachine(m),
-    walks: [{ task: 0, from: { kind: 'task' }, expect: expectations(m) }],
-  };
+  return rawVector({ id, title, behaviour, source, tags: ['known-unsound'] }, m, expectations(m));
 }
 
 /** The known-unsound vectors, built from recipes and one explicit write each. */
