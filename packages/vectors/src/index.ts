@@ -16,6 +16,7 @@ export {
   type MutateReport,
   type MutationFailure,
   type MutationKind,
+  mutatedVectors,
   mutateVectors,
   RELIABLE_SETS,
   type SetCounts,
