@@ -10,6 +10,8 @@ import { formatInputError, loadCapture } from '../packages/kernel/dist/index.js'
 import {
   captureVectors,
   corpusRecipes,
+  kernelRuleVectors,
+  knownUnsoundVectors,
   newVector,
   vectorJsonSchema,
 } from '../packages/vectors/dist/index.js';
@@ -35,6 +37,17 @@ for (const r of corpusRecipes()) {
   n++;
 }
 console.log(`wrote ${n} generated vectors`);
+for (const [what, made] of [
+  ['kernel-rules', kernelRuleVectors()],
+  ['known-unsound', knownUnsoundVectors()],
+]) {
+  if (!made.ok) {
+    console.error(formatInputError(made.error));
+    process.exit(1);
+  }
+  for (const v of made.value) write(join(ROOT, `${v.id}.json`), v);
+  console.log(`wrote ${made.value.length} ${what} vectors`);
+}
 
 for (const [name, file] of [
   ['linux-6.1-arm64-plain', 'fixtures/captures/linux-6.1-arm64-plain/capture.json'],

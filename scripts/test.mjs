@@ -39,6 +39,13 @@ ok =
 ok =
   step('vectors (independent Python runner)', 'python3', ['test-vectors/runners/python/run.py']) &&
   ok;
+// The same runner on 2,000 mutated stacks, against klpsim's own results.
+ok =
+  step('mutated stacks (klpsim against the Python runner)', 'node', [
+    'scripts/crosscheck-mutations.mjs',
+    '2000',
+    '1',
+  ]) && ok;
 
 let passed = 0;
 let failed = 0;

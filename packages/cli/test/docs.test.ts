@@ -24,10 +24,11 @@ const SETUP = new Set([
   'npx --yes pnpm@12.21.0 install',
   'npx --yes pnpm@12.21.0 install && npx --yes pnpm@12.21.0 test',
 ]);
-// What the docs may ask a user to run: klpsim itself and the independent Python vector runner.
-const RUNNABLE = /^(\.\/klpsim|python3 test-vectors\/runners\/python\/run\.py)\b/;
-// Commands whose exit code 1 is their answer: a transition that does not complete, a refused patch.
-const VERDICT = /^\.\/klpsim (transition|predict)\b/;
+// What the docs may ask a user to run: klpsim, the independent Python vector runner, its cross-check.
+const RUNNABLE = /^(\.\/klpsim|python3 test-vectors\/runners\/python\/run\.py|node scripts\/crosscheck-mutations\.mjs)\b/;
+// Commands whose exit code 1 is their answer: a transition that does not complete, a refused
+// patch, a mutation run that meets the kernel rules' own holes (docs/vectors.md).
+const VERDICT = /^\.\/klpsim (transition|predict|vectors mutate)\b/;
 // Minutes of work by design (a million tasks): checked to parse (`--help`), not run.
 const LONG = [/^\.\/klpsim bench transition$/, /^\.\/klpsim vectors mutate .*--count 1000000\b/];
 // Seconds of measuring by design: run as written (every flag checked, every
@@ -65,7 +66,7 @@ for (const page of PAGES) {
 
 // Outputs (--html FILE) land in a scratch folder that looks like a checkout.
 const work = mkdtempSync(join(tmpdir(), 'klpsim-docs-'));
-for (const f of ['klpsim', 'packages', 'fixtures', 'examples', 'docs', 'test-vectors'])
+for (const f of ['klpsim', 'packages', 'fixtures', 'examples', 'docs', 'test-vectors', 'scripts'])
   symlinkSync(join(ROOT, f), join(work, f));
 afterAll(() => rmSync(work, { recursive: true, force: true }));
 

@@ -1,5 +1,7 @@
 export { captureVectors } from './corpus/captures.js';
 export { type CorpusRecipe, corpusRecipes } from './corpus/recipes.js';
+export { kernelRuleVectors } from './corpus/rules.js';
+export { knownUnsoundVectors } from './corpus/unsound.js';
 export {
   type LoadedVector,
   loadVectorFile,
@@ -14,6 +16,7 @@ export {
   type MutateReport,
   type MutationFailure,
   type MutationKind,
+  mutatedVectors,
   mutateVectors,
   RELIABLE_SETS,
   type SetCounts,

@@ -1,7 +1,22 @@
 import { formatAddr } from '@klpsim/arm64';
-import { type BuiltStart, type KernelDesc, type Result, rawFromMachine } from '@klpsim/kernel';
+import {
+  type BuiltStart,
+  type KernelDesc,
+  type Machine,
+  type Result,
+  rawFromMachine,
+  type Task,
+} from '@klpsim/kernel';
 import { ok } from '@klpsim/kernel/internal';
-import { CHECK_NAMES, type CheckName, POLICIES, POLICY_NAMES, Walker } from '@klpsim/unwind';
+import {
+  CHECK_NAMES,
+  type CheckName,
+  POLICIES,
+  POLICY_NAMES,
+  type PolicyName,
+  Walker,
+  type WalkFrom,
+} from '@klpsim/unwind';
 import { vectorMachines } from './machines.js';
 import {
   type Expectation,
@@ -32,6 +47,55 @@ const WALKS: readonly {
   { walk: 'debug', checks: [] },
   { walk: 'reliable', checks: CHECK_NAMES },
 ];
+
+/**
+ * What the current implementation's reference walk gives for `task`, as an
+ * expectation labelled `generated` and `reviewed: false`.
+ */
+export function generatedExpectation(
+  machine: Machine,
+  task: Task,
+  policy: PolicyName,
+  walk: 'reliable' | 'debug',
+  checks: readonly CheckName[] = [],
+  from: WalkFrom = { kind: 'task' },
+): Expectation & { trace: NonNullable<Expectation['trace']> } {
+  const w = new Walker(machine, POLICIES[policy]);
+  w.walk(task, { reliable: walk === 'reliable', from, checks, fastPath: false });
+  const r = w.result();
+  return {
+    policy,
+    ...(checks.length > 0 ? { checks: [...checks] } : {}),
+    walk,
+    origin: 'generated',
+    reviewed: false,
+    reliable: r.reliable,
+    reason: r.reason?.code ?? null,
+    trace: r.trace.map((t) => ({ address: t.address, symbol: t.symbol, source: t.source })),
+  };
+}
+
+/** What a raw vector made in code says about itself. */
+export interface RawVectorMeta {
+  readonly id: string;
+  readonly title: string;
+  readonly behaviour: string;
+  readonly source: string;
+  readonly tags: readonly string[];
+}
+
+/** A raw-state vector of the machine's one task, walked from its saved context. */
+export function rawVector(meta: RawVectorMeta, machine: Machine, expect: Expectation[]): Vector {
+  return {
+    format: VECTOR_FORMAT,
+    id: meta.id,
+    title: meta.title,
+    pins: { behaviour: meta.behaviour, source: meta.source },
+    tags: [...meta.tags],
+    raw: rawFromMachine(machine),
+    walks: [{ task: 0, from: { kind: 'task' }, expect }],
+  };
+}
 
 /** The recipe's start as a vector `from`. */
 export function vectorFrom(s: BuiltStart): VectorFrom {
@@ -91,19 +155,7 @@ export function newVector(
       for (const { walk, checks } of WALKS) {
         if (walk === 'reliable' && !policy.hasReliableWalk) continue;
         if (walk === 'debug' && name === 'symcode-v8') continue;
-        const w = new Walker(m.machine, policy);
-        w.walk(task, { reliable: walk === 'reliable', from, checks, fastPath: false });
-        const r = w.result();
-        expect.push({
-          policy: name,
-          ...(checks.length > 0 ? { checks: [...checks] } : {}),
-          walk,
-          origin: 'generated',
-          reviewed: false,
-          reliable: r.reliable,
-          reason: r.reason?.code ?? null,
-          trace: r.trace.map((t) => ({ address: t.address, symbol: t.symbol, source: t.source })),
-        });
+        expect.push(generatedExpectation(m.machine, task, name, walk, checks, from));
       }
     }
     walks.push({ task: ti, from: vectorFrom(from), expect });

@@ -59,7 +59,7 @@ export const frameDescSchema = z.strictObject({
   /** The function this entry of the backtrace is in. */
   fn: z.string().min(1),
   /** Offset of the entry's pc in `fn`: for a return address, just after the call. */
-  at: z.number().int().min(4).multipleOf(4).optional(),
+  at: z.number().int().min(4).max(0x100000).multipleOf(4).optional(),
   /** The call instruction before the return address. */
   call: z.enum(CALL_KINDS).optional(),
   /** Bytes of stack the frame takes (its 16-byte record at the bottom). */
@@ -77,21 +77,21 @@ export const frameDescSchema = z.strictObject({
 export const corruptionSchema = z.strictObject({
   kind: z.enum(CORRUPTIONS),
   /** The frame whose saved record (or, for lr-not-after-call, whose pc) is corrupted. */
-  frame: z.number().int().nonnegative(),
+  frame: z.number().int().nonnegative().max(4095),
 });
 
 export const taskDescSchema = z.strictObject({
-  pid: z.number().int().nonnegative().optional(),
+  pid: z.number().int().nonnegative().max(4194304).optional(),
   comm: z.string().optional(),
   /** Defaults from the outermost frame: ret_from_fork means a kernel thread. */
   kthread: z.boolean().optional(),
   state: z.string().length(1).optional(),
-  cpu: z.number().int().nonnegative().optional(),
+  cpu: z.number().int().nonnegative().max(511).optional(),
   /** The task is `current` on its CPU: walk it from its caller, not from cpu_context. */
   running: z.boolean().optional(),
   /** Innermost first, as a backtrace prints them; the last is the entry (el0t_64_sync, ret_from_fork...). */
   frames: z.array(frameDescSchema).min(1).max(4096),
-  corrupt: z.array(corruptionSchema).optional(),
+  corrupt: z.array(corruptionSchema).max(64).optional(),
 });
 
 export const kernelDescSchema = z.strictObject({
@@ -111,8 +111,8 @@ export const kernelDescSchema = z.strictObject({
    */
   unloadedModules: z.array(z.string().min(1).max(64)).max(64).default([]),
   /** Functions beyond the built-in catalogue, or overriding its sizes and sections. */
-  functions: z.array(functionDescSchema).default([]),
-  tasks: z.array(taskDescSchema).default([]),
+  functions: z.array(functionDescSchema).max(100_000).default([]),
+  tasks: z.array(taskDescSchema).max(1_000_000).default([]),
 });
 
 export type FunctionDesc = z.infer<typeof functionDescSchema>;

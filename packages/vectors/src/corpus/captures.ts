@@ -1,6 +1,7 @@
 import { type Addr, parseAddr } from '@klpsim/arm64';
 import { type LoadedCapture, rawFromMachine } from '@klpsim/kernel';
-import { type CHECK_NAMES, POLICIES, type PolicyName, Walker } from '@klpsim/unwind';
+import type { PolicyName } from '@klpsim/unwind';
+import { generatedExpectation } from '../new.js';
 import { type Expectation, VECTOR_FORMAT, type Vector } from '../schema.js';
 
 /**
@@ -40,28 +41,13 @@ export function captureVectors(cap: LoadedCapture, name: string): Vector[] {
       const a = parseAddr(e.address);
       if (a !== null) symbolize.push(a);
     }
-    const generated = (
-      policy: PolicyName,
-      reliable: boolean,
-      checks: readonly (typeof CHECK_NAMES)[number][] = [],
-    ) => {
-      const w = new Walker(m, POLICIES[policy]);
-      w.walk(task, { reliable, checks, fastPath: false });
-      const r = w.result();
-      for (const t of r.trace) {
+    const generated = (policy: PolicyName, reliable: boolean) => {
+      const e = generatedExpectation(m, task, policy, reliable ? 'reliable' : 'debug');
+      for (const t of e.trace) {
         const a = parseAddr(t.address);
         if (a !== null) symbolize.push(a);
       }
-      expect.push({
-        policy,
-        ...(checks.length > 0 ? { checks: [...checks] } : {}),
-        walk: reliable ? 'reliable' : 'debug',
-        origin: 'generated',
-        reviewed: false,
-        reliable: r.reliable,
-        reason: r.reason?.code ?? null,
-        trace: r.trace.map((t) => ({ address: t.address, symbol: t.symbol, source: t.source })),
-      });
+      expect.push(e);
     };
     generated('symcode-v8', true);
     if (meta) generated('linux-6.1', false);

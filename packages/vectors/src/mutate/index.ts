@@ -3,6 +3,7 @@ import { Worker } from 'node:worker_threads';
 import type { InputError, Result } from '@klpsim/kernel';
 import { fail, ok } from '@klpsim/kernel/internal';
 import { loadVectors } from '../load.js';
+import type { Vector } from '../schema.js';
 import { emptyTally, MutationRunner, type MutationTally, mergeTally } from './run.js';
 
 export { MUTATION_KINDS, type MutationKind } from './mutations.js';
@@ -41,17 +42,9 @@ export async function mutateVectors(
   paths: readonly string[],
   options: MutateOptions,
 ): Promise<Result<MutateReport>> {
-  const loaded = loadVectors(paths);
-  if (!loaded.ok) return loaded;
-  if (loaded.value.errors.length > 0) return fail(loaded.value.errors[0]!);
-  const runner = new MutationRunner(loaded.value.vectors);
-  if (runner.baseCount === 0)
-    return fail<InputError>({
-      code: 'KLPSIM_INPUT_INVALID',
-      message: 'no vector with a recipe to mutate',
-      file: paths.join(', '),
-      expected: 'klpsim-vector/v1 files with a recipe',
-    });
+  const made = runnerFor(paths);
+  if (!made.ok) return made;
+  const runner = made.value;
   const workers = Math.max(0, Math.min(options.workers ?? availableParallelism(), options.count));
   const tally = emptyTally();
   if (workers === 0) runner.run(options.seed, 0, options.count, tally, options.onProgress);
@@ -81,6 +74,37 @@ export async function mutateVectors(
     for (const t of tallies) mergeTally(tally, t);
   }
   return ok({ count: options.count, seed: options.seed, bases: runner.baseCount, ...tally });
+}
+
+/** Iterations [from, to) of a run as raw vectors with generated expectations (see `MutationRunner.vectorOf`). */
+export function mutatedVectors(
+  paths: readonly string[],
+  seed: number,
+  from: number,
+  to: number,
+): Result<Vector[]> {
+  const made = runnerFor(paths);
+  if (!made.ok) return made;
+  const runner = made.value;
+  const out: Vector[] = [];
+  for (let i = from; i < to; i++) out.push(runner.vectorOf(seed, i));
+  return ok(out);
+}
+
+/** A mutation runner over the recipe vectors under `paths`; fails on a bad vector or none with a recipe. */
+function runnerFor(paths: readonly string[]): Result<MutationRunner> {
+  const loaded = loadVectors(paths);
+  if (!loaded.ok) return loaded;
+  if (loaded.value.errors.length > 0) return fail(loaded.value.errors[0]!);
+  const runner = new MutationRunner(loaded.value.vectors);
+  if (runner.baseCount === 0)
+    return fail<InputError>({
+      code: 'KLPSIM_INPUT_INVALID',
+      message: 'no vector with a recipe to mutate',
+      file: paths.join(', '),
+      expected: 'klpsim-vector/v1 files with a recipe',
+    });
+  return ok(runner);
 }
 
 /** The compiled worker beside this module (dist/mutate/worker.js). */

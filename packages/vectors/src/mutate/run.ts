@@ -2,7 +2,7 @@ import { hex64 } from '@klpsim/arm64';
 import { mulberry32, rawFromMachine, type Task } from '@klpsim/kernel';
 import { CHECK_NAMES, type CheckName, POLICIES, type PolicyName, Walker } from '@klpsim/unwind';
 import type { LoadedVector } from '../load.js';
-import { vectorFrom } from '../new.js';
+import { generatedExpectation, rawVector, vectorFrom } from '../new.js';
 import { type Expectation, VECTOR_FORMAT, type Vector } from '../schema.js';
 import { type MutationBase, mutationBases } from './base.js';
 import { MUTATION_KINDS, type MutationKind, mutate, UndoLog } from './mutations.js';
@@ -142,23 +142,64 @@ export class MutationRunner {
     const n = this.bases.length;
     if (n === 0) return;
     for (let i = from; i < to; i++) {
-      const rng = mulberry32(iterationSeed(seed, i));
-      const k = i % n;
-      const base = this.bases[k]!;
-      const u = this.undo[k]!;
-      let kind = MUTATION_KINDS[Math.floor(rng() * MUTATION_KINDS.length)]!;
-      let task = mutate(base, kind, rng, u);
-      // A kind that does not apply here (no tracer, no meta record): flip an LR bit instead.
-      if (task === null) {
-        kind = 'flip-lr-bit';
-        task = mutate(base, kind, rng, u)!;
-      }
+      const { k, base, kind, task } = this.apply(seed, i);
       tally.stacks++;
       tally.kinds[kind] = (tally.kinds[kind] ?? 0) + 1;
       this.check(i, base, k, task, kind, tally);
-      u.undo();
+      this.undo[k]!.undo();
       if (progress !== undefined && (i - from + 1) % 10_000 === 0) progress(i - from + 1);
     }
+  }
+
+  /** Applies iteration i's mutation (undo it with `this.undo[k]`). */
+  private apply(seed: number, i: number) {
+    const rng = mulberry32(iterationSeed(seed, i));
+    const k = i % this.bases.length;
+    const base = this.bases[k]!;
+    const u = this.undo[k]!;
+    let kind = MUTATION_KINDS[Math.floor(rng() * MUTATION_KINDS.length)]!;
+    let task = mutate(base, kind, rng, u);
+    // A kind that does not apply here (no tracer, no meta record): flip an LR bit instead.
+    if (task === null) {
+      kind = 'flip-lr-bit';
+      task = mutate(base, kind, rng, u)!;
+    }
+    return { k, base, kind, task };
+  }
+
+  /**
+   * Iteration i's mutated stack as a raw vector, with what the current
+   * implementation gives under mainline (reliable and debug) and linux-6.1
+   * (debug), labelled generated: for another implementation to check.
+   */
+  vectorOf(seed: number, i: number): Vector {
+    const { k, base, kind, task } = this.apply(seed, i);
+    const m = { ...base.machine, tasks: [task] };
+    const from = base.from;
+    const expect = [
+      ...(POLICIES.mainline.checkLayout(m) === null
+        ? [
+            generatedExpectation(m, task, 'mainline', 'reliable', [], from),
+            generatedExpectation(m, task, 'mainline', 'debug', [], from),
+          ]
+        : []),
+      generatedExpectation(m, task, 'linux-6.1', 'debug', [], from),
+    ];
+    const v: Vector = {
+      ...rawVector(
+        {
+          id: `mutations/${base.vectorId.replace(/\//g, '-')}-${seed}-${i}`,
+          title: `${kind} on ${base.vectorId} (seed ${seed}, iteration ${i})`,
+          behaviour: 'a mutated stack, for cross-checking implementations',
+          source: 'klpsim vectors mutate',
+          tags: ['mutations', kind],
+        },
+        m,
+        expect,
+      ),
+    };
+    this.undo[k]!.undo();
+    return { ...v, walks: [{ task: 0, from: vectorFrom(from), expect }] };
   }
 
   /** The iteration being checked (what a failure records). */
