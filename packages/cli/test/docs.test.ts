@@ -25,7 +25,8 @@ const SETUP = new Set([
   'npx --yes pnpm@12.21.0 install && npx --yes pnpm@12.21.0 test',
 ]);
 // What the docs may ask a user to run: klpsim, the independent Python vector runner, its cross-check.
-const RUNNABLE = /^(\.\/klpsim|python3 test-vectors\/runners\/python\/run\.py|node scripts\/crosscheck-mutations\.mjs)\b/;
+const RUNNABLE =
+  /^(\.\/klpsim|python3 test-vectors\/runners\/python\/run\.py|node scripts\/crosscheck-mutations\.mjs)\b/;
 // Commands whose exit code 1 is their answer: a transition that does not complete, a refused
 // patch, a mutation run that meets the kernel rules' own holes (docs/vectors.md).
 const VERDICT = /^\.\/klpsim (transition|predict|vectors mutate)\b/;
