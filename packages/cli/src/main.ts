@@ -4,8 +4,8 @@ import { bundledCaptures } from './bundled.js';
 import { paintFor } from './colour.js';
 import { BENCH_TRANSITION_COMMAND, BENCH_WALK_COMMAND, runBench } from './commands/bench.js';
 import { MAIN_COMMAND, runDefault } from './commands/default.js';
-import { PREDICT_USAGE, runPredict } from './commands/predict.js';
-import { runTransition, TRANSITION_USAGE } from './commands/transition.js';
+import { PREDICT_COMMAND, runPredict } from './commands/predict.js';
+import { runTransition, TRANSITION_COMMAND } from './commands/transition.js';
 import { runVectors, VECTORS_USAGE } from './commands/vectors.js';
 import { runWalk, WALK_COMMAND } from './commands/walk.js';
 import type { CommandContext } from './context.js';
@@ -17,14 +17,14 @@ import { createLogger, LOG_LEVELS } from './log.js';
 export const COMMANDS: readonly CommandDef[] = [
   MAIN_COMMAND,
   WALK_COMMAND,
+  TRANSITION_COMMAND,
+  PREDICT_COMMAND,
   BENCH_WALK_COMMAND,
   BENCH_TRANSITION_COMMAND,
 ];
 
-/** transition, predict and vectors parse their own flags for now; their help is their usage text. */
+/** vectors parses its own flags for now; its help is its usage text. */
 export const OWN_USAGE: Readonly<Record<string, string>> = {
-  transition: TRANSITION_USAGE,
-  predict: PREDICT_USAGE,
   vectors: VECTORS_USAGE,
 };
 
@@ -112,6 +112,8 @@ async function dispatch(args: string[], ctx: CommandContext): Promise<number> {
     const bench = rest[0] === 'transition' ? BENCH_TRANSITION_COMMAND : BENCH_WALK_COMMAND;
     if (command === 'bench') return printHelp(ctx, helpText(bench));
     if (command === 'walk') return printHelp(ctx, helpText(WALK_COMMAND));
+    if (command === 'transition') return printHelp(ctx, helpText(TRANSITION_COMMAND));
+    if (command === 'predict') return printHelp(ctx, helpText(PREDICT_COMMAND));
   }
   switch (command) {
     case 'walk':
@@ -119,14 +121,12 @@ async function dispatch(args: string[], ctx: CommandContext): Promise<number> {
     case 'bench':
       return runBench(rest, ctx);
     case 'transition':
+      return await runTransition(rest, ctx);
     case 'predict':
+      return runPredict(rest, ctx);
     case 'vectors':
       try {
-        return command === 'transition'
-          ? await runTransition(rest, ctx.log, ctx.print)
-          : command === 'vectors'
-            ? await runVectors(rest, ctx.log, ctx.print)
-            : runPredict(rest, ctx.log, ctx.print);
+        return await runVectors(rest, ctx.log, ctx.print);
       } catch (e) {
         throw asUsageError(command, e);
       }

@@ -74,18 +74,3 @@ export function renderRuns(r: RunsSummary): string {
   }
   return out.join('\n');
 }
-
-/** A progress bar on stderr, only when it is a terminal. */
-export function progressBar(): (done: number, total: number) => void {
-  if (process.stderr.isTTY !== true) return () => {};
-  let last = -1;
-  return (done, total) => {
-    const filled = Math.round((done / total) * 30);
-    if (filled === last && done !== total) return;
-    last = filled;
-    process.stderr.write(
-      `\r[${'#'.repeat(filled)}${'.'.repeat(30 - filled)}] ${done}/${total} runs`,
-    );
-    if (done === total) process.stderr.write('\n');
-  };
-}

@@ -126,14 +126,16 @@ describe('klpsim transition', () => {
 
   it('--runs, --seed, --workers and --kernel are validated before any work, naming the flag', async () => {
     for (const [args, msg] of [
-      [['--runs', '0'], '--runs: "0" is not a whole number from 1 to 1000000'],
-      [['--runs', '1e3'], '--runs: "1e3" is not a whole number'],
+      [['--runs', '0'], '--runs "0": expected an integer from 1 to 1000000'],
+      [['--runs', '1e3'], '--runs "1e3": expected an integer'],
+      [['--seed', '4294967296'], '--seed "4294967296": expected an integer from 0 to 4294967295'],
       [
         ['--runs', '5', '--seed', '4294967295'],
-        '--seed: "4294967295" is not a whole number from 0 to 4294967291',
+        '--runs 5: seeds 4294967295 to 4294967299 go past 4294967295',
       ],
-      [['--workers', '0'], '--workers: "0" is not a whole number from 1 to 64'],
-      [['--kernel', '5.4'], '--kernel: "5.4" is not a kernel version'],
+      [['--workers', '0'], '--workers "0": expected an integer from 1 to 64'],
+      [['--kernel', '5.4'], '--kernel "5.4": expected a kernel version from 6.1 on'],
+      [['--sysfs-at', 'soon'], '--sysfs-at "soon": expected a time in seconds'],
     ] as const) {
       const r = await run('transition', EXAMPLE, ...args);
       expect(r.code).toBe(2);

@@ -1,50 +1,85 @@
-import { parseArgs } from 'node:util';
 import { predictTransition } from '@klpsim/livepatch';
+import { POLICY_NAMES } from '@klpsim/unwind';
+import { z } from 'zod';
+import type { CommandContext } from '../context.js';
 import { CliError } from '../errors.js';
+import {
+  type CommandDef,
+  JSON_FLAG,
+  oneOf,
+  parseCommand,
+  UsageError,
+  type ValueDef,
+} from '../flags.js';
 import { predictReport } from '../html/livepatch.js';
 import { renderPage } from '../html/page.js';
 import { checkOutputPath, writeFileAtomic } from '../html/write.js';
-import type { Logger } from '../log.js';
 import { choosePolicy, openCapture } from '../select.js';
 
-export const PREDICT_USAGE = `klpsim predict <capture.json> --patch f1,module:f2 [--unpatch] [--policy P] [--text FILE] [--html FILE] [--json]
+/** A function to patch: `name`, or `module:name` for a module's. */
+const FUNCTION_LIST: ValueDef<string[]> = {
+  schema: z
+    .string()
+    .transform((s) =>
+      s
+        .split(',')
+        .map((x) => x.trim())
+        .filter((x) => x !== ''),
+    )
+    .pipe(
+      z
+        .array(z.string().regex(/^([A-Za-z0-9_.-]+:)?[A-Za-z_.$][A-Za-z0-9_.$]*$/))
+        .min(1)
+        .max(10_000),
+    ),
+  expected: 'one or more function names, comma-separated (module:function for a module)',
+};
 
-One klp_try_complete_transition pass over a real capture, as if a patch of these
-functions were enabled now (--unpatch: as if the applied patch were being disabled):
-for each task, switches, sleeping on function X, unreliable stack (with the reason),
-or running. A function of a module is written module:function. Default policy:
-mainline where the kernel has meta records, else symcode-v8. Exit code 1 if the
-kernel would refuse the patch (its messages say why). --html FILE: also a page with each
-task that would not switch and the stack walked, the blocking frame marked.`;
+export const PREDICT_COMMAND = {
+  name: 'predict',
+  args: '<capture.json>',
+  positionals: [1, 1],
+  summary: 'which tasks a patch would let switch right now',
+  description:
+    'One klp_try_complete_transition pass over a real capture, as if a patch of these functions were\n' +
+    'enabled now (--unpatch: as if the applied patch were being disabled): for each task, switches,\n' +
+    'sleeping on function X, unreliable stack (with the reason), or running. Exit code 1 if the\n' +
+    'kernel would refuse the patch (its messages say why).',
+  flags: {
+    patch: {
+      type: 'string',
+      arg: 'LIST',
+      value: FUNCTION_LIST,
+      help: "the patched functions (required): f1,f2 or module:f for a module's",
+    },
+    unpatch: { type: 'boolean', help: 'as if the applied patch were being disabled' },
+    policy: {
+      type: 'string',
+      arg: 'P',
+      value: oneOf(POLICY_NAMES),
+      help: 'the policy; default: mainline where the kernel has meta records, else symcode-v8',
+    },
+    text: {
+      type: 'string',
+      arg: 'FILE',
+      help: 'the kernel text dump (default: the file the capture names, beside it)',
+    },
+    html: {
+      type: 'string',
+      arg: 'FILE',
+      help: 'also a page: each task that would not switch, its walked stack, the blocking frame marked',
+    },
+    json: JSON_FLAG,
+  },
+} as const satisfies CommandDef;
 
 /** `klpsim predict`: returns the exit code. */
-export function runPredict(argv: string[], log: Logger, print: (s: string) => void): number {
-  const { values, positionals } = parseArgs({
-    args: argv,
-    allowPositionals: true,
-    strict: true,
-    options: {
-      patch: { type: 'string' },
-      unpatch: { type: 'boolean' },
-      policy: { type: 'string' },
-      text: { type: 'string' },
-      html: { type: 'string' },
-      json: { type: 'boolean' },
-    },
-  });
-  if (positionals.length !== 1 || values.patch === undefined) {
-    print(PREDICT_USAGE);
-    return 2;
-  }
-  const names = values.patch
-    .split(',')
-    .map((s) => s.trim())
-    .filter((s) => s !== '');
-  if (names.length === 0)
-    throw new CliError(
-      'KLPSIM_USAGE',
-      '--patch: expected one or more function names, comma-separated',
-    );
+export function runPredict(argv: string[], ctx: CommandContext): number {
+  const { flags: values, positionals } = parseCommand(PREDICT_COMMAND, argv);
+  const { log, print } = ctx;
+  if (values.patch === undefined)
+    throw new UsageError('predict', `--patch is required: ${FUNCTION_LIST.expected}`);
+  const names = values.patch;
   if (values.html !== undefined) checkOutputPath(values.html, '--html');
   const { machine } = openCapture(positionals[0]!, values.text);
   const policy = choosePolicy(

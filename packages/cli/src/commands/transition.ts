@@ -1,6 +1,5 @@
 import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
-import { parseArgs } from 'node:util';
 import {
   type InputError,
   type LoadedCapture,
@@ -19,31 +18,101 @@ import {
   sysfsAt,
   type TransitionLog,
 } from '@klpsim/livepatch';
+import { POLICY_NAMES } from '@klpsim/unwind';
+import { z } from 'zod';
 import { BUNDLED_CAPTURES } from '../bundled.js';
+import type { CommandContext } from '../context.js';
 import { CliError } from '../errors.js';
+import {
+  type CommandDef,
+  JSON_FLAG,
+  oneOf,
+  parseCommand,
+  SEED,
+  UsageError,
+  uint,
+  type ValueDef,
+} from '../flags.js';
 import { runsReport, transitionReport } from '../html/livepatch.js';
 import { renderPage } from '../html/page.js';
 import { checkOutputPath, writeFileAtomic } from '../html/write.js';
 import type { Logger } from '../log.js';
-import { defaultWorkers, progressBar, renderRuns, runMany } from '../runs.js';
+import { createProgress } from '../progress.js';
+import { defaultWorkers, renderRuns, runMany } from '../runs.js';
+import { count } from '../text.js';
 
-export const TRANSITION_USAGE = `klpsim transition [scenario.json] [--policy P] [--kernel V] [--seed N] [--runs N [--workers W]]
-                  [--sysfs-at T] [--html FILE] [--debug] [--json]
+/** A time in seconds, 0 to a day (the longest scenario). */
+const TIME: ValueDef<number> = {
+  schema: z
+    .string()
+    .regex(/^[0-9]+(\.[0-9]+)?$/)
+    .transform(Number)
+    .pipe(z.number().min(0).max(86_400)),
+  expected: 'a time in seconds from 0 to 86400',
+};
 
-Simulates a livepatch transition over simulated time (without a file: the built-in
-scenario, a 64-CPU server of ~2000 tasks drawn from the bundled 7.2 capture).
-Leads with the answer: completes (when, at which attempt) or not (who is still
-pending, why, and what would end the wait), then the details and the timeline.
---kernel V: the kernel version whose scheduler hook applies (6.1-6.3 none, 6.4-6.15
-cond_resched(), 6.16+ freezable sleeps in __schedule()); default the scenario's.
---runs N: N runs with seeds S, S+1, ... (S from --seed or the scenario) over W worker
-threads (default: one per core, at most 8), summed up: completion probability, time to
-completion (median, p90, p99, max), signals, force, kpatch's window, who held it up.
-The same N and S give the same bytes whatever W is. A progress bar on a terminal.
---debug also logs the kernel's pr_debug messages ("%s:%d is sleeping on function %s").
-Exit codes: 0 completed (with --runs: in every run); 1 did not complete within the
-scenario's time limit (or the kernel refused the patch); 3 the consistency checker saw a task switch while
-running another version of a patched function (forced switches excepted).`;
+/** A kernel version klpsim models. */
+const KERNEL_VERSION: ValueDef<string> = {
+  schema: z.string().refine((v) => parseKernelVersion(v) !== null),
+  expected: 'a kernel version from 6.1 on, as 6.12 or 7.2.13',
+};
+
+/** The largest --runs: a million runs is hours of work already. */
+const MAX_RUNS = 1_000_000;
+
+export const TRANSITION_COMMAND = {
+  name: 'transition',
+  args: '[scenario.json]',
+  positionals: [0, 1],
+  summary: 'simulate a livepatch transition over time',
+  description:
+    'Simulates a livepatch transition over simulated time (without a file: the built-in scenario, a\n' +
+    '64-CPU Linux 7.2 server of ~2,000 tasks drawn from the bundled 7.2 capture). Leads with the\n' +
+    'answer: completes (when, at which attempt) or not (who is still pending, why, and what would\n' +
+    'end the wait), then the details and the timeline. Exit codes: 0 completed (with --runs: in\n' +
+    'every run); 1 not completed within the time limit, refused by the kernel, or kpatch gave up;\n' +
+    '3 the consistency checker saw a task switch while running another version of a patched function.',
+  flags: {
+    policy: {
+      type: 'string',
+      arg: 'P',
+      value: oneOf(POLICY_NAMES),
+      help: "the walk policy; default: the scenario's, else the one that fits the kernel",
+    },
+    kernel: {
+      type: 'string',
+      arg: 'V',
+      value: KERNEL_VERSION,
+      help: 'the scheduler hook of this version: 6.1-6.3 none, 6.4-6.15 cond_resched(), 6.16+ freezable __schedule()',
+    },
+    seed: { type: 'string', arg: 'N', value: SEED, help: "the seed; default: the scenario's" },
+    runs: {
+      type: 'string',
+      arg: 'N',
+      value: uint(1, MAX_RUNS),
+      help: 'N seeded runs (S, S+1, ...) summed up: completion probability, time to completion, blockers',
+    },
+    workers: {
+      type: 'string',
+      arg: 'W',
+      value: uint(1, 64),
+      help: 'worker threads for --runs (default: one per core, at most 8); the output is the same for any W',
+    },
+    'sysfs-at': {
+      type: 'string',
+      arg: 'T',
+      value: TIME,
+      help: "instead: /sys/kernel/livepatch and every task's patch_state at T seconds",
+    },
+    html: {
+      type: 'string',
+      arg: 'FILE',
+      help: 'also a self-contained page: the chart, who held it up and the stack that did (--runs: the distribution)',
+    },
+    debug: { type: 'boolean', help: "also the kernel's pr_debug lines (dynamic debug)" },
+    json: JSON_FLAG,
+  },
+} as const satisfies CommandDef;
 
 /** Resolves a scenario's capture: "bundled:linux-6.1", "bundled:linux-7.2", or a path relative to the scenario. */
 export function captureLoader(
@@ -99,8 +168,8 @@ export function runScenario(sc: Scenario, file: string | null, log: Logger): Tra
   return out.value;
 }
 
+// A kernel timeline is read to the millisecond: three decimals always, not text.ts's seconds().
 const sec = (x: number): string => `${x.toFixed(3)} s`;
-const plural = (n: number, w: string): string => `${n} ${n === 1 ? w : `${w}s`}`;
 
 /** The answer first: will it complete, when, and who holds it up and why. */
 export function transitionAnswer(t: TransitionLog): string[] {
@@ -123,13 +192,12 @@ export function transitionAnswer(t: TransitionLog): string[] {
     );
   } else if (t.completed) {
     out.push(
-      `COMPLETES${t.forced ? ' (FORCED)' : ''}: at ${sec(last.completedAt!)} of simulated time, ${sec(last.completedAt! - last.startedAt)} after it started, at attempt ${last.completingAttempt}${last.signalRounds.length > 0 ? `, after ${plural(last.signalRounds.length, 'signal round')}` : ''}`,
+      `COMPLETES${t.forced ? ' (FORCED)' : ''}: at ${sec(last.completedAt!)} of simulated time, ${sec(last.completedAt! - last.startedAt)} after it started, at attempt ${last.completingAttempt}${last.signalRounds.length > 0 ? `, after ${count(last.signalRounds.length, 'signal round')}` : ''}`,
     );
   } else {
-    const forceOnly =
-      t.pendingAtEnd.length > 0 && t.pendingAtEnd.every((p) => p.remedy.startsWith('force'));
+    const forceOnly = t.pendingAtEnd.some((p) => p.needsForce);
     out.push(
-      `${forceOnly ? 'NEVER COMPLETES WITHOUT FORCE' : 'NOT COMPLETED'}: ${plural(t.pendingAtEnd.length, 'task')} still pending at the ${t.timeLimit} s limit, after ${plural(t.attempts, 'attempt')}`,
+      `${forceOnly ? 'NEVER COMPLETES WITHOUT FORCE' : 'NOT COMPLETED'}: ${count(t.pendingAtEnd.length, 'task')} still pending at the ${t.timeLimit} s limit, after ${count(t.attempts, 'attempt')}`,
     );
     for (const p of t.pendingAtEnd.slice(0, 8))
       out.push(`  ${p.comm}:${p.pid} ${p.reason}; ends with ${p.remedy}`);
@@ -153,10 +221,10 @@ export function transitionAnswer(t: TransitionLog): string[] {
 export function renderTransition(t: TransitionLog): string {
   const out = transitionAnswer(t);
   out.push(
-    `scenario: ${t.scenario} (kernel ${t.kernel}: scheduler hook ${t.schedHook}; policy ${t.policy}; seed ${t.seed}; ${plural(t.tasks.length, 'task')})`,
+    `scenario: ${t.scenario} (kernel ${t.kernel}: scheduler hook ${t.schedHook}; policy ${t.policy}; seed ${t.seed}; ${count(t.tasks.length, 'task')})`,
   );
   out.push(
-    `${plural(t.attempts, 'attempt')}; ${plural(t.signalsSent, 'signal')} to ${plural(t.tasksSignalled, 'task')}${t.forced ? '; forced' : ''}`,
+    `${count(t.attempts, 'attempt')}; ${count(t.signalsSent, 'signal')} to ${count(t.tasksSignalled, 'task')}${t.forced ? '; forced' : ''}`,
   );
   for (const v of t.violations.slice(0, 10))
     out.push(`  ${v.t} s ${v.comm}:${v.pid} switched (${v.via}) with ${v.function} on its stack`);
@@ -182,7 +250,7 @@ export function renderTransition(t: TransitionLog): string {
       const why = s.blockedBy
         .map(
           (b) =>
-            `${b.reason}${b.function !== null ? ` ${b.function}` : ''} (${plural(b.count, 'attempt')})`,
+            `${b.reason}${b.function !== null ? ` ${b.function}` : ''} (${count(b.count, 'attempt')})`,
         )
         .join('; ');
       out.push(
@@ -234,76 +302,23 @@ function renderSysfs(v: ReturnType<typeof sysfsView>): string {
   return out.join('\n');
 }
 
-/** A whole number from the command line, within bounds; the error names the flag as typed. */
-function intFlag(flag: string, text: string, min: number, max: number): number {
-  const n = /^\d+$/.test(text) ? Number(text) : Number.NaN;
-  if (!Number.isSafeInteger(n) || n < min || n > max)
-    throw new CliError(
-      'KLPSIM_USAGE',
-      `${flag}: "${text}" is not a whole number from ${min} to ${max}`,
-    );
-  return n;
-}
-
-/** The largest --runs: a million runs is hours of work already. */
-const MAX_RUNS = 1_000_000;
-
 /** `klpsim transition`: returns the exit code. */
-export async function runTransition(
-  argv: string[],
-  log: Logger,
-  print: (s: string) => void,
-): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args: argv,
-    allowPositionals: true,
-    strict: true,
-    options: {
-      policy: { type: 'string' },
-      seed: { type: 'string' },
-      runs: { type: 'string' },
-      workers: { type: 'string' },
-      kernel: { type: 'string' },
-      'sysfs-at': { type: 'string' },
-      html: { type: 'string' },
-      debug: { type: 'boolean' },
-      json: { type: 'boolean' },
-    },
-  });
-  if (positionals.length > 1) {
-    print(TRANSITION_USAGE);
-    return 2;
-  }
+export async function runTransition(argv: string[], ctx: CommandContext): Promise<number> {
+  const { flags: values, positionals } = parseCommand(TRANSITION_COMMAND, argv);
+  const { log, print } = ctx;
   const file = positionals[0] ?? null;
   if (values.html !== undefined) checkOutputPath(values.html, '--html');
   let sc = loadScenario(file);
-  if (values.policy !== undefined) {
-    if (!['mainline', 'linux-6.1', 'symcode-v8'].includes(values.policy)) {
-      throw new CliError(
-        'KLPSIM_USAGE',
-        `--policy: unknown policy "${values.policy}" (expected one of mainline, linux-6.1, symcode-v8)`,
-      );
-    }
-    sc = { ...sc, policy: values.policy as Scenario['policy'] & string };
-  }
-  if (values.kernel !== undefined) {
-    if (parseKernelVersion(values.kernel) === null)
-      throw new CliError(
-        'KLPSIM_USAGE',
-        `--kernel: "${values.kernel}" is not a kernel version klpsim models (6.1 or later, e.g. 6.12)`,
-      );
-    sc = { ...sc, kernel: values.kernel };
-  }
-  const runs = values.runs === undefined ? null : intFlag('--runs', values.runs, 1, MAX_RUNS);
-  if (values.seed !== undefined)
-    sc = { ...sc, seed: intFlag('--seed', values.seed, 0, 0xffffffff - (runs ?? 1) + 1) };
-  else if (runs !== null && sc.seed + runs - 1 > 0xffffffff)
-    throw new CliError(
-      'KLPSIM_USAGE',
-      `--runs: seeds ${sc.seed}..${sc.seed + runs - 1} go past 4294967295`,
+  if (values.policy !== undefined) sc = { ...sc, policy: values.policy };
+  if (values.kernel !== undefined) sc = { ...sc, kernel: values.kernel };
+  if (values.seed !== undefined) sc = { ...sc, seed: values.seed };
+  const runs = values.runs ?? null;
+  if (runs !== null && sc.seed + runs - 1 > 0xffffffff)
+    throw new UsageError(
+      'transition',
+      `--runs ${runs}: seeds ${sc.seed} to ${sc.seed + runs - 1} go past 4294967295 (lower --seed or --runs)`,
     );
-  const workers =
-    values.workers === undefined ? defaultWorkers() : intFlag('--workers', values.workers, 1, 64);
+  const workers = values.workers ?? defaultWorkers();
   if (values.debug === true) sc = { ...sc, debug: true };
   if (runs !== null) {
     // Validate the environment here, where an error can name the file, before any worker starts.
@@ -313,7 +328,11 @@ export async function runTransition(
         ...env.error,
         file: env.error.file ?? file ?? '(built-in scenario)',
       });
-    const summary = await runMany(sc, file, runs, workers, progressBar());
+    const bar = createProgress(`${runs} runs`);
+    const summary = await runMany(sc, file, runs, workers, (done, total) =>
+      bar.update(done / total),
+    );
+    bar.done();
     const text = renderRuns(summary);
     if (values.html !== undefined)
       writeFileAtomic(
@@ -327,15 +346,12 @@ export async function runTransition(
     print(values.json === true ? JSON.stringify(summary, null, 2) : text);
     return summary.completionProbability === 1 ? 0 : 1;
   }
-  let at: number | null = null;
-  if (values['sysfs-at'] !== undefined) {
-    at = Number(values['sysfs-at']);
-    if (!/^\d+(\.\d+)?$/.test(values['sysfs-at']) || at > sc.timeLimit)
-      throw new CliError(
-        'KLPSIM_USAGE',
-        `--sysfs-at: "${values['sysfs-at']}" is not a time in seconds from 0 to the time limit (${sc.timeLimit})`,
-      );
-  }
+  const at = values['sysfs-at'] ?? null;
+  if (at !== null && at > sc.timeLimit)
+    throw new UsageError(
+      'transition',
+      `--sysfs-at ${at}: after the scenario's time limit (${sc.timeLimit} s)`,
+    );
   const t = runScenario(sc, file, log);
   if (at !== null) {
     const view = sysfsView(t, at);
@@ -355,7 +371,7 @@ export async function runTransition(
   print(values.json === true ? JSON.stringify(t, null, 2) : renderTransition(t));
   if (t.violations.length > 0) {
     process.stderr.write(
-      `klpsim: ${plural(t.violations.length, 'consistency violation')}: a task switched while running another version of a patched function\n`,
+      `klpsim: ${count(t.violations.length, 'consistency violation')}: a task switched while running another version of a patched function\n`,
     );
     return 3;
   }
