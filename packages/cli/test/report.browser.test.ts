@@ -2,7 +2,7 @@ import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { buildMachine, exportCapture, KTHREAD_TAIL, SCHEDULE_TOP } from '@klpsim/kernel';
+import { buildMachine, exportCapture, irqPreempted, SCHEDULE_TOP } from '@klpsim/kernel';
 import { type Browser, chromium } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { run } from './run.js';
@@ -71,19 +71,7 @@ function describedCapture(): string {
       {
         pid: 101,
         comm: 'irq-preempted',
-        frames: [
-          { fn: '__switch_to' },
-          { fn: '__schedule' },
-          { fn: 'preempt_schedule_irq' },
-          { fn: 'arm64_preempt_schedule_irq' },
-          { fn: 'el1_interrupt' },
-          { fn: 'el1h_64_irq_handler' },
-          { fn: 'el1h_64_irq' },
-          { fn: 'crc32_body', at: 0x48, exception: { lr: 'saved' } },
-          { fn: 'crc32_update' },
-          { fn: 'worker_thread' },
-          ...KTHREAD_TAIL,
-        ],
+        frames: irqPreempted('saved'),
       },
     ],
   });

@@ -1,5 +1,6 @@
 import {
   type FrameDesc,
+  IDLE_TASK,
   type KernelDesc,
   KTHREAD_TAIL,
   SCHEDULE_TOP,
@@ -62,17 +63,7 @@ const KERNEL: KernelDesc = {
         ...SYSCALL_TAIL,
       ],
     },
-    {
-      frames: [
-        ...SCHEDULE_TOP.slice(0, 2),
-        { fn: 'schedule_idle' },
-        { fn: 'do_idle' },
-        { fn: 'cpu_startup_entry' },
-        { fn: 'rest_init' },
-        { fn: 'start_kernel' },
-        { fn: '__primary_switched' },
-      ],
-    },
+    { frames: [...IDLE_TASK] },
     { frames: NANOSLEEP, corrupt: [{ kind: 'lr-not-text', frame: 2 }] },
   ],
 };
