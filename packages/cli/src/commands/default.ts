@@ -198,12 +198,12 @@ function mainReport(
 }
 
 const NEXT_STEPS = [
-  ['klpsim --verbose', 'every trace and the whole transition'],
-  ['klpsim --html klpsim-report.html', 'every stack drawn, in a browser'],
-  ['klpsim --json', 'all of it as JSON'],
-  ['klpsim walk fixtures/captures/linux-7.2-arm64-plain/capture.json --pid 1', 'one task'],
-  ['klpsim transition', 'who held the transition up, and why'],
-  ['klpsim --help', 'every command'],
+  ['./klpsim --verbose', 'every trace and the whole transition'],
+  ['./klpsim --html klpsim-report.html', 'every stack drawn, in a browser'],
+  ['./klpsim --json', 'all of it as JSON'],
+  ['./klpsim walk fixtures/captures/linux-7.2-arm64-plain/capture.json --pid 1', 'one task'],
+  ['./klpsim transition', 'who held the transition up, and why'],
+  ['./klpsim --help', 'every command'],
 ] as const;
 
 /**
