@@ -34,7 +34,13 @@ export {
   type TransitionRecord,
   type Violation,
 } from './sim/log.js';
-export { KPATCH_ENABLE_WAIT, KPATCH_SIGNAL_WAIT, retryTime, simulate } from './sim/run.js';
+export {
+  KPATCH_ENABLE_WAIT,
+  KPATCH_SIGNAL_WAIT,
+  retryTime,
+  type SimulateOptions,
+  simulate,
+} from './sim/run.js';
 export { type RunOutcome, type RunsSummary, runOutcome, summarizeRuns } from './sim/runs.js';
 export * from './sim/schema.js';
 export {

@@ -162,7 +162,9 @@ export function runScenario(sc: Scenario, file: string | null, log: Logger): Tra
       file: env.error.file ?? file ?? '(built-in scenario)',
     });
   const t0 = performance.now();
-  const out = simulate(sc, env.value);
+  const bar = createProgress('simulating');
+  const out = simulate(sc, env.value, { progress: (f) => bar.update(f) });
+  bar.done();
   if (!out.ok) throw CliError.fromInput({ ...out.error, file: file ?? '(built-in scenario)' });
   log.debug({ ms: Math.round(performance.now() - t0) }, 'simulated');
   return out.value;

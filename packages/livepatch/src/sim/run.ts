@@ -130,12 +130,21 @@ export const KPATCH_SIGNAL_WAIT = 60_000;
 export function simulate(
   scenario: Scenario,
   env: SimEnvironment,
+  options: SimulateOptions = {},
 ): Result<TransitionLog, InputError> {
   const error = checkReferences(scenario, env);
   return error === null
-    ? { ok: true, value: new Simulation(scenario, env).run() }
+    ? { ok: true, value: new Simulation(scenario, env).run(options.progress) }
     : { ok: false, error };
 }
+
+export interface SimulateOptions {
+  /** Told now and then how far through its time limit the run is (0 to 1): for a progress bar. */
+  readonly progress?: (fraction: number) => void;
+}
+
+/** How many events between two progress reports: often enough for a bar, rare enough to cost nothing. */
+const PROGRESS_EVERY = 1 << 14;
 
 /** The first reference in `sc` to something the environment does not have, or null. */
 function checkReferences(sc: Scenario, env: SimEnvironment): InputError | null {
@@ -491,7 +500,7 @@ class Simulation {
     this.at(this.now + this.draw(t.behaviour.userTime), EventKind.SYSCALL, t);
   }
 
-  run(): TransitionLog {
+  run(progress?: (fraction: number) => void): TransitionLog {
     const sc = this.scenario;
     for (const [g, group] of sc.tasks.entries()) {
       for (let i = 0; i < group.count; i++) {
@@ -540,7 +549,9 @@ class Simulation {
     const limit = sc.timeLimit * 1000;
     const q = this.queue;
     let actionsLeft = sc.actions.length;
+    let events = 0;
     while (q.peekTime() <= limit && q.pop()) {
+      if (progress !== undefined && ++events % PROGRESS_EVERY === 0) progress(q.outTime / limit);
       this.now = q.outTime;
       this.delay = 0;
       const kind = q.outKind;
