@@ -1018,6 +1018,16 @@ class Simulation {
 
   private report(): TransitionLog {
     const all = [...this.tasks, ...this.idle];
+    // Tasks share chains (one stack image per chain): symbolize each chain once, share the result.
+    const names = new Map<readonly Addr[], readonly string[]>();
+    const symbolized = (chain: readonly Addr[]): readonly string[] => {
+      let out = names.get(chain);
+      if (out === undefined) {
+        out = chain.map((a) => this.machine.kallsyms.formatS(a));
+        names.set(chain, out);
+      }
+      return out;
+    };
     const tasks: TaskReport[] = all.map((t) => {
       const last = t.switches[t.switches.length - 1];
       return {
@@ -1027,10 +1037,7 @@ class Simulation {
         switchedAt: last?.t ?? null,
         via: last?.via ?? null,
         switches: t.switches,
-        blockedIn:
-          t.lastBlockedChain === null
-            ? null
-            : t.lastBlockedChain.map((a) => this.machine.kallsyms.formatS(a)),
+        blockedIn: t.lastBlockedChain === null ? null : symbolized(t.lastBlockedChain),
         blockedBy: blockedByOf(t).sort(
           (a, b) => b.count - a.count || a.reason.localeCompare(b.reason),
         ),
