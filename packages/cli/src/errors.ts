@@ -31,7 +31,10 @@ export const EXIT_VIOLATION = 3;
 /** The table above as rows, for `--help` and the CLI reference. */
 export const EXIT_CODES: readonly (readonly [number, string])[] = [
   [EXIT_OK, 'done, whatever the verdicts (and a closed output pipe, as `cat` does)'],
-  [EXIT_VERDICT, 'a verdict the user asked to fail on (`walk --fail-on-unreliable`)'],
+  [
+    EXIT_VERDICT,
+    'a verdict that is a failure: `walk --fail-on-unreliable`; a transition that does not complete, a patch the kernel refuses, kpatch giving up (`transition`, `predict`); an unsound mutation (`vectors mutate`)',
+  ],
   [EXIT_USAGE, 'bad arguments or bad input: one line on stderr names the flag or file'],
   [EXIT_VIOLATION, 'a consistency violation: a task switched with a changed function on its stack'],
 ];

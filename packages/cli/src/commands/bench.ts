@@ -232,6 +232,8 @@ function runBenchTransition(argv: string[], ctx: CommandContext): number {
   const progress = createProgress('bench transition');
   for (const [i, n] of sizes.entries()) {
     progress.update(i / sizes.length);
+    // Said before the work: a million tasks take a minute or two.
+    if (flags.json !== true) process.stderr.write(`bench transition: ${count(n, 'task')}...\n`);
     const { machine } = openCapture(BUNDLED_CAPTURES[1], undefined);
     const policy = choosePolicy(machine, flags.policy);
     const pass = measurePass(machine, policy, n, {

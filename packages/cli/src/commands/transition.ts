@@ -148,6 +148,11 @@ export function loadScenario(file: string | null): Scenario {
   } catch (e) {
     throw new CliError('KLPSIM_INPUT_INVALID', `${file}: ${(e as Error).message}`);
   }
+  if ((json as { format?: unknown } | null)?.format === 'arm64-stack-capture/v1')
+    throw new CliError(
+      'KLPSIM_INPUT_INVALID',
+      `${file}: a capture (arm64-stack-capture/v1), not a scenario: walk and predict read captures; a scenario names one in machine.capture (docs/livepatch.md)`,
+    );
   const r = validate(scenarioSchema, json, file);
   if (!r.ok) throw CliError.fromInput(r.error);
   return r.value;
@@ -298,8 +303,11 @@ function renderSysfs(v: ReturnType<typeof sysfsView>): string {
   out.push(
     `/proc/*/patch_state: ${[...counts]
       .sort((a, b) => a[0] - b[0])
-      .map(([k, n]) => `${k}: ${n}`)
-      .join(', ')} (-1 idle, 0 unpatched, 1 patched; --json lists every task)`,
+      .map(
+        ([k, n]) =>
+          `${count(n, 'task')} ${k === -1 ? 'idle (-1)' : k === 0 ? 'unpatched (0)' : 'patched (1)'}`,
+      )
+      .join(', ')} (--json lists every task)`,
   );
   return out.join('\n');
 }

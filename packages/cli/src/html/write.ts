@@ -12,6 +12,8 @@ export function writeFileAtomic(file: string, content: string, flag: string): vo
   try {
     writeFileSync(tmp, content);
     renameSync(tmp, file);
+    // Said on stderr, so stdout stays the result: where the page went.
+    process.stderr.write(`klpsim: wrote ${file}\n`);
   } catch (e) {
     rmSync(tmp, { force: true });
     throw new CliError(

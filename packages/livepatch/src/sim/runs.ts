@@ -120,7 +120,7 @@ export function summarizeRuns(scenario: string, outcomes: readonly RunOutcome[])
     kpatchWindowProbability: round(frac(runs.filter((r) => r.inKpatchWindow).length)),
     blockers: [...blockers]
       .map(([who, k]) => ({ who, runs: k }))
-      .sort((a, b) => b.runs - a.runs || a.who.localeCompare(b.who))
+      .sort((a, b) => b.runs - a.runs || a.who.localeCompare(b.who, 'en', { numeric: true }))
       .slice(0, 10),
     durations,
   };
