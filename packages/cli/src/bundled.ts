@@ -10,6 +10,8 @@ const ROOT = fileURLToPath(new URL('../../../fixtures/captures/', import.meta.ur
 export const BUNDLED_CAPTURES = [
   `${ROOT}linux-6.1-arm64-plain/capture.json`,
   `${ROOT}linux-7.2-arm64-plain/capture.json`,
+  // Tracers on, kretprobes, a sleeping kernel fault, IRQ preemption (gzipped).
+  `${ROOT}linux-7.2-arm64-hard/capture.json.gz`,
 ] as const;
 
 export const DEFAULT_BENCH_CAPTURE = BUNDLED_CAPTURES[0];

@@ -1,5 +1,6 @@
 import { closeSync, openSync, readFileSync, readSync } from 'node:fs';
 import { basename, dirname } from 'node:path';
+import { gunzipSync, constants as zlibConstants } from 'node:zlib';
 import { bundledCaptures } from './bundled.js';
 import { paintFor } from './colour.js';
 import { BENCH_TRANSITION_COMMAND, BENCH_WALK_COMMAND, runBench } from './commands/bench.js';
@@ -55,7 +56,11 @@ function captureRelease(file: string): string {
   try {
     const buf = Buffer.alloc(4096);
     const n = readSync(fd, buf, 0, buf.length, 0);
-    return /"release"\s*:\s*"([^"]+)"/.exec(buf.toString('utf8', 0, n))?.[1] ?? 'unknown';
+    // A gzipped capture: inflate just this first block (a sync flush gives what it holds).
+    const head = file.endsWith('.gz')
+      ? gunzipSync(buf.subarray(0, n), { finishFlush: zlibConstants.Z_SYNC_FLUSH })
+      : buf.subarray(0, n);
+    return /"release"\s*:\s*"([^"]+)"/.exec(head.toString('utf8'))?.[1] ?? 'unknown';
   } finally {
     closeSync(fd);
   }

@@ -66,6 +66,10 @@ describe('the main job leads with the answer', () => {
       /linux-7\.2-arm64-plain +mainline +71\/71 tasks, 532\/532 frames, 71\/71 verdicts/,
     );
     expect(r.out).toMatch(/linux-7\.2-arm64-plain +71\/71 +71\/71/);
+    // The hard capture: the kernel's own 86 verdicts (five -EINVAL) and 694 entries.
+    expect(r.out).toMatch(
+      /linux-7\.2-arm64-hard +mainline +86\/86 tasks, 694\/694 frames, 86\/86 verdicts/,
+    );
     expect(r.out).toContain('consistency violations: 0');
     expect(r.out).toContain('klpsim --verbose');
     expect(r.out).not.toContain('[<');
@@ -83,6 +87,7 @@ describe('the main job leads with the answer', () => {
     };
     expect(doc.captures.map((c) => c.kernel)).toEqual([
       '6.1.0-50-cloud-arm64',
+      '7.2.13+deb14-cloud-arm64',
       '7.2.13+deb14-cloud-arm64',
     ]);
     expect(doc.captures[1]!.verdicts).toEqual({ matching: 71, of: 71 });

@@ -206,10 +206,19 @@ export function transitionAnswer(t: TransitionLog): string[] {
     out.push(
       `${forceOnly ? 'NEVER COMPLETES WITHOUT FORCE' : 'NOT COMPLETED'}: ${count(t.pendingAtEnd.length, 'task')} still pending at the ${t.timeLimit} s limit, after ${count(t.attempts, 'attempt')}`,
     );
-    for (const p of t.pendingAtEnd.slice(0, 8))
-      out.push(`  ${p.comm}:${p.pid} ${p.reason}; ends with ${p.remedy}`);
-    if (t.pendingAtEnd.length > 8)
-      out.push(`  ... and ${t.pendingAtEnd.length - 8} more (--json lists them all)`);
+    // Tasks held for the same reason with the same way out share a line.
+    const groups = new Map<string, typeof t.pendingAtEnd>();
+    for (const p of t.pendingAtEnd) {
+      const key = `${p.reason}; ends with ${p.remedy}`;
+      groups.set(key, [...(groups.get(key) ?? []), p]);
+    }
+    for (const [why, ps] of [...groups].slice(0, 8)) {
+      const who = ps.slice(0, 4).map((p) => `${p.comm}:${p.pid}`);
+      if (ps.length > 4) who.push(`${ps.length - 4} more`);
+      out.push(`  ${who.join(', ')}: ${why}`);
+    }
+    if (groups.size > 8)
+      out.push(`  ... and ${groups.size - 8} more reasons (--json lists every task)`);
   }
   if (t.kpatch !== null)
     out.push(
