@@ -251,27 +251,18 @@ export function klpTrySwitchTask(
   if (task.patchState === core.targetState) return true;
   if (!core.policy.hasReliableWalk) return false;
   if (task.running && !current) {
-    klpPrint(core, 'debug', `klp_try_switch_task: ${task.comm}:${task.pid} is running`);
+    switchDebug(core, task, 'is running');
     core.observer.blocked(task, 'running', null);
     return false;
   }
   const ret = klpCheckStack(core, task);
   if (ret === EINVAL) {
-    klpPrint(
-      core,
-      'debug',
-      `klp_try_switch_task: ${task.comm}:${task.pid} has an unreliable stack`,
-    );
+    switchDebug(core, task, 'has an unreliable stack');
     core.observer.blocked(task, 'unreliable', core.lastReason);
     return false;
   }
   if (ret === EADDRINUSE) {
-    if (core.observer.debug === true)
-      klpPrint(
-        core,
-        'debug',
-        `klp_try_switch_task: ${task.comm}:${task.pid} is sleeping on function ${core.lastOldName}`,
-      );
+    switchDebug(core, task, 'is sleeping on function ', core.lastOldName);
     core.observer.blocked(task, 'sleeping', core.lastOldName);
     return false;
   }
@@ -279,6 +270,16 @@ export function klpTrySwitchTask(
   task.patchState = core.targetState;
   core.observer.switched(task, via);
   return true;
+}
+
+/**
+ * `klp_try_switch_task`'s pr_debug line. It runs per blocked task per
+ * attempt, so the text is built only when dynamic debug is on: the pass
+ * allocates nothing otherwise.
+ */
+function switchDebug(core: KlpCore, task: LpTask, what: string, fn = ''): void {
+  if (core.observer.debug !== true) return;
+  klpPrint(core, 'debug', `klp_try_switch_task: ${task.comm}:${task.pid} ${what}${fn}`);
 }
 
 /**
