@@ -38,6 +38,7 @@ export {
   KPATCH_ENABLE_WAIT,
   KPATCH_SIGNAL_WAIT,
   retryTime,
+  type SimStats,
   type SimulateOptions,
   simulate,
 } from './sim/run.js';

@@ -133,6 +133,8 @@ export function measureWalks(
 }
 
 const mega = (x: number) => `${(x / 1e6).toFixed(1)} M`;
+/** A rate in M (millions) or k (thousands), whichever reads. */
+const rate = (x: number) => (x >= 1e6 ? mega(x) : `${(x / 1e3).toFixed(0)} k`);
 
 const rssMiB = () => Math.round(process.resourceUsage().maxRSS / 1024);
 
@@ -249,13 +251,17 @@ function runBenchTransition(argv: string[], ctx: CommandContext): number {
       timeLimit: 120,
       actions: [...(base.actions ?? []), { at: 60, do: 'force', patch: 'livepatch_default' }],
     });
+    const stats = { events: 0, dropped: 0 };
     const t0 = performance.now();
     const t = runScenario(
       flags.policy === undefined ? sc : { ...sc, policy: flags.policy as Scenario['policy'] },
       null,
       ctx.log,
+      stats,
     );
     const wall = (performance.now() - t0) / 1000;
+    // The run ends when the (forced) transition completes: that is how much time it simulated.
+    const simulated = t.completedAt ?? sc.timeLimit;
     progress.done();
     const row = {
       tasks: n,
@@ -268,7 +274,12 @@ function runBenchTransition(argv: string[], ctx: CommandContext): number {
       },
       transition: {
         tasks: t.tasks.length,
+        simulatedSeconds: simulated,
         wallSeconds: wall,
+        wallPerSimulatedSecond: wall / simulated,
+        events: stats.events,
+        eventsDropped: stats.dropped,
+        eventsPerSecond: stats.events / wall,
         completed: t.completed,
         completedAt: t.completedAt,
         attempts: t.attempts,
@@ -282,7 +293,10 @@ function runBenchTransition(argv: string[], ctx: CommandContext): number {
       `  one klp_try_complete_transition pass: ${seconds_(pass.seconds)} (${mega(n / pass.seconds)}tasks/s; ${pass.switched} switched, ${pass.blocked} blocked); peak memory ${passRss} MiB`,
     );
     ctx.print(
-      `  whole simulated transition (built-in scenario scaled to ${count(t.tasks.length, 'task')}, forced at 60 s): ${seconds_(wall)} wall, ${t.completed ? `completed at ${seconds_(t.completedAt ?? 0)} simulated` : 'not completed'}, ${count(t.attempts, 'attempt')}; peak memory ${row.transition.maxRssMiB} MiB`,
+      `  whole simulated transition (built-in scenario scaled to ${count(t.tasks.length, 'task')}, forced at 60 s): ${seconds_(wall)} wall for ${seconds_(simulated)} simulated (${seconds_(wall / simulated)} per simulated second), ${t.completed ? 'completed' : 'not completed'}, ${count(t.attempts, 'attempt')}`,
+    );
+    ctx.print(
+      `  ${count(stats.events, 'event')} (${rate(stats.events / wall)}events/s; ${count(stats.dropped, 'event')} of switched tasks dropped); peak memory ${row.transition.maxRssMiB} MiB`,
     );
   }
   if (flags.json === true) ctx.print(JSON.stringify({ runs: rows }, null, 2));

@@ -12,6 +12,7 @@ import {
   parseKernelVersion,
   patchStateAt,
   type Scenario,
+  type SimStats,
   scenarioEnvironment,
   scenarioSchema,
   simulate,
@@ -159,7 +160,12 @@ export function loadScenario(file: string | null): Scenario {
 }
 
 /** Runs a scenario (throws CliError on bad input). */
-export function runScenario(sc: Scenario, file: string | null, log: Logger): TransitionLog {
+export function runScenario(
+  sc: Scenario,
+  file: string | null,
+  log: Logger,
+  stats?: SimStats,
+): TransitionLog {
   const env = scenarioEnvironment(sc, captureLoader(file));
   if (!env.ok)
     throw CliError.fromInput({
@@ -168,7 +174,10 @@ export function runScenario(sc: Scenario, file: string | null, log: Logger): Tra
     });
   const t0 = performance.now();
   const bar = createProgress('simulating');
-  const out = simulate(sc, env.value, { progress: (f) => bar.update(f) });
+  const out = simulate(sc, env.value, {
+    progress: (f) => bar.update(f),
+    ...(stats !== undefined ? { stats } : {}),
+  });
   bar.done();
   if (!out.ok) throw CliError.fromInput({ ...out.error, file: file ?? '(built-in scenario)' });
   log.debug({ ms: Math.round(performance.now() - t0) }, 'simulated');

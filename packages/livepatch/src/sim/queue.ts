@@ -1,39 +1,48 @@
+import { grown } from './columns.js';
+import { EventKind } from './events.js';
+import { EventHeap } from './heap.js';
+
+export { EventKind } from './events.js';
+
+/** Slots of the wheel: one per millisecond, so the horizon is about 65 simulated seconds. */
+const WHEEL_BITS = 16;
+const WHEEL = 1 << WHEEL_BITS;
+const MASK = WHEEL - 1;
+
 /**
- * The event queue: a binary min-heap ordered by (time, sequence), so equal
- * times keep the order they were scheduled in and a run is the same on every
- * machine. Events live in parallel typed arrays (a struct of arrays): a
- * simulation of a million tasks schedules tens of millions of events, and
- * an object per event would keep the garbage collector busy.
+ * The event queue: a timing wheel of one slot per millisecond (every event
+ * time is a whole millisecond), each slot a FIFO list, with the events
+ * beyond its horizon in a heap. Push and pop cost O(1) where a heap of a
+ * million pending events costs twenty levels of moves.
+ *
+ * Order: by time, then by the order events were pushed, exactly as the heap
+ * alone would give (a run is the same on every machine). Within one slot the
+ * list keeps push order. An event from the heap is moved into its slot as
+ * soon as its time comes within the horizon, before any event can be pushed
+ * straight into that slot (a push goes straight into the wheel only when its
+ * time is already within the horizon), so it lands ahead of every later push
+ * for the same time.
+ *
+ * Events are never scheduled before the last one popped; one that is would
+ * come out next, at the current time.
  */
-
-export const EventKind = {
-  ACTION: 0,
-  RETRY: 1,
-  /** A sleep ends by itself (its timer, its wait queue). */
-  WAKE: 2,
-  /** A task's time on a CPU is over. */
-  FINISH_RUN: 3,
-  SYSCALL: 4,
-  IDLE_LOOP: 5,
-  FORK: 6,
-  /** A running task calls `cond_resched()`. */
-  COND_RESCHED: 7,
-  /** The timer tick: a task running in user space passes the kernel exit. */
-  TICK: 8,
-  /** `kpatch load`'s waits run out (arg: the action). */
-  KPATCH: 9,
-} as const;
-export type EventKind = (typeof EventKind)[keyof typeof EventKind];
-
 export class EventQueue {
+  // The event pool: parallel typed arrays, linked per slot through `next`.
   private time = new Float64Array(1024);
-  private seq = new Float64Array(1024);
   private kind = new Uint8Array(1024);
-  /** The task index, or the action index for ACTION events. */
   private arg = new Int32Array(1024);
   private generation = new Int32Array(1024);
-  private n = 0;
-  private nextSeq = 0;
+  private next = new Int32Array(1024);
+  private free = -1;
+  private used = 0;
+  private readonly head = new Int32Array(WHEEL).fill(-1);
+  private readonly tail = new Int32Array(WHEEL).fill(-1);
+  /** One bit per slot that holds events: finding the next event skips 32 empty slots a load. */
+  private readonly bits = new Uint32Array(WHEEL >>> 5);
+  private inWheel = 0;
+  private readonly far = new EventHeap();
+  /** The time of the last event popped: the wheel covers [cur, cur + WHEEL). */
+  private cur = 0;
 
   /** Where `pop` leaves the event it removed. */
   outTime = 0;
@@ -42,86 +51,114 @@ export class EventQueue {
   outGeneration = 0;
 
   get size(): number {
-    return this.n;
+    return this.inWheel + this.far.size;
   }
 
   push(time: number, kind: EventKind, arg: number, generation: number): void {
-    if (this.n === this.time.length) this.grow();
-    const s = this.nextSeq++;
-    let i = this.n++;
-    while (i > 0) {
-      const p = (i - 1) >> 1;
-      if (!(time < this.time[p]! || (time === this.time[p] && s < this.seq[p]!))) break;
-      this.move(p, i);
-      i = p;
-    }
-    this.time[i] = time;
-    this.seq[i] = s;
-    this.kind[i] = kind;
-    this.arg[i] = arg;
-    this.generation[i] = generation;
+    const t = time < this.cur ? this.cur : time;
+    if (t - this.cur >= WHEEL) this.far.push(t, kind, arg, generation);
+    else this.append(t, kind, arg, generation);
   }
 
   /** Removes the earliest event into the out fields; false when empty. */
   pop(): boolean {
-    if (this.n === 0) return false;
-    this.outTime = this.time[0]!;
-    this.outKind = this.kind[0]! as EventKind;
-    this.outArg = this.arg[0]!;
-    this.outGeneration = this.generation[0]!;
-    const last = --this.n;
-    if (last > 0) {
-      const t = this.time[last]!;
-      const s = this.seq[last]!;
-      let i = 0;
-      for (;;) {
-        const l = 2 * i + 1;
-        if (l >= last) break;
-        const r = l + 1;
-        const c = r < last && this.before(r, l) ? r : l;
-        if (!(this.time[c]! < t || (this.time[c] === t && this.seq[c]! < s))) break;
-        this.move(c, i);
-        i = c;
-      }
-      this.move(last, i);
+    if (this.inWheel === 0) {
+      if (this.far.size === 0) return false;
+      this.advance(this.far.peekTime());
     }
+    const slot = this.nextSlot();
+    const e = this.head[slot]!;
+    const after = this.next[e]!;
+    this.head[slot] = after;
+    if (after === -1) {
+      this.tail[slot] = -1;
+      this.bits[slot >>> 5]! &= ~(1 << (slot & 31));
+    }
+    this.inWheel--;
+    this.outTime = this.time[e]!;
+    this.outKind = this.kind[e]! as EventKind;
+    this.outArg = this.arg[e]!;
+    this.outGeneration = this.generation[e]!;
+    this.next[e] = this.free;
+    this.free = e;
+    if (this.outTime > this.cur) this.advance(this.outTime);
     return true;
   }
 
   /** The earliest event's time, or +Infinity. */
   peekTime(): number {
-    return this.n === 0 ? Number.POSITIVE_INFINITY : this.time[0]!;
+    if (this.inWheel === 0) return this.far.peekTime();
+    return this.time[this.head[this.nextSlot()]!]!;
   }
 
-  private before(a: number, b: number): boolean {
-    return (
-      this.time[a]! < this.time[b]! ||
-      (this.time[a] === this.time[b] && this.seq[a]! < this.seq[b]!)
-    );
+  /** Drops every event and gives the pool's memory back (a run that has ended: its report needs the room). */
+  release(): void {
+    this.time = new Float64Array(1024);
+    this.kind = new Uint8Array(1024);
+    this.arg = new Int32Array(1024);
+    this.generation = new Int32Array(1024);
+    this.next = new Int32Array(1024);
+    this.free = -1;
+    this.used = 0;
+    this.head.fill(-1);
+    this.tail.fill(-1);
+    this.bits.fill(0);
+    this.inWheel = 0;
+    this.far.release();
   }
 
-  private move(from: number, to: number): void {
-    this.time[to] = this.time[from]!;
-    this.seq[to] = this.seq[from]!;
-    this.kind[to] = this.kind[from]!;
-    this.arg[to] = this.arg[from]!;
-    this.generation[to] = this.generation[from]!;
+  /** Moves the wheel's start to `t`, bringing in the heap's events that are now within the horizon. */
+  private advance(t: number): void {
+    this.cur = t;
+    const far = this.far;
+    while (far.size > 0 && far.peekTime() - t < WHEEL) {
+      far.pop();
+      this.append(far.outTime, far.outKind, far.outArg, far.outGeneration);
+    }
+  }
+
+  private append(t: number, kind: EventKind, arg: number, generation: number): void {
+    let e = this.free;
+    if (e !== -1) this.free = this.next[e]!;
+    else {
+      if (this.used === this.time.length) this.grow();
+      e = this.used++;
+    }
+    this.time[e] = t;
+    this.kind[e] = kind;
+    this.arg[e] = arg;
+    this.generation[e] = generation;
+    this.next[e] = -1;
+    const slot = t & MASK;
+    const last = this.tail[slot]!;
+    if (last === -1) {
+      this.head[slot] = e;
+      this.bits[slot >>> 5]! |= 1 << (slot & 31);
+    } else this.next[last] = e;
+    this.tail[slot] = e;
+    this.inWheel++;
+  }
+
+  /** The first slot at or after the current time's that holds an event (the wheel is not empty). */
+  private nextSlot(): number {
+    const start = this.cur & MASK;
+    let w = start >>> 5;
+    let word = this.bits[w]! & (~0 << (start & 31));
+    const words = this.bits.length;
+    for (let i = 0; word === 0; i++) {
+      // Round the wheel once, then the start word's low bits (times just under a horizon ahead).
+      w = (w + 1) % words;
+      word = i < words ? this.bits[w]! : 0;
+    }
+    return (w << 5) | (31 - Math.clz32(word & -word));
   }
 
   private grow(): void {
     const size = this.time.length * 2;
-    const grow = <T extends Float64Array | Uint8Array | Int32Array>(
-      a: T,
-      make: (n: number) => T,
-    ): T => {
-      const b = make(size);
-      b.set(a);
-      return b;
-    };
-    this.time = grow(this.time, (k) => new Float64Array(k));
-    this.seq = grow(this.seq, (k) => new Float64Array(k));
-    this.kind = grow(this.kind, (k) => new Uint8Array(k));
-    this.arg = grow(this.arg, (k) => new Int32Array(k));
-    this.generation = grow(this.generation, (k) => new Int32Array(k));
+    this.time = grown(this.time, size);
+    this.kind = grown(this.kind, size);
+    this.arg = grown(this.arg, size);
+    this.generation = grown(this.generation, size);
+    this.next = grown(this.next, size);
   }
 }

@@ -4,7 +4,6 @@ import {
   type InputError,
   loadModule,
   type Machine,
-  mulberry32,
   type Result,
   unloadModule,
 } from '@klpsim/kernel';
@@ -46,6 +45,7 @@ import {
   type SwitchVia,
 } from '../transition.js';
 import { mixedVersionOn } from './checker.js';
+import { grown } from './columns.js';
 import { type ChainTemplate, freezableOf, type SimEnvironment } from './environment.js';
 import { StackImages } from './images.js';
 import type {
@@ -54,7 +54,6 @@ import type {
   SysfsPatch,
   SysfsSnapshot,
   TaskReport,
-  TaskSwitch,
   TimelineEntry,
   TransitionLog,
   TransitionRecord,
@@ -62,6 +61,7 @@ import type {
 } from './log.js';
 import { EventKind, EventQueue } from './queue.js';
 import type { Behaviour, Duration, Scenario } from './schema.js';
+import { BlockKind, Phase, TaskFlag, TaskTable } from './tasks.js';
 
 /**
  * The discrete-event simulation of a transition: tasks sleep in call chains,
@@ -75,39 +75,8 @@ import type { Behaviour, Duration, Scenario } from './schema.js';
  * scenario and seed, same log, byte for byte.
  */
 
-const Phase = { SLEEP: 0, RUN: 1, USER: 2 } as const;
-type Phase = (typeof Phase)[keyof typeof Phase];
-
-interface SimTask {
-  /** Index in `byIndex`: what events carry. */
-  readonly id: number;
-  /** The task group (the behaviour's index in the scenario), -1 for idle tasks. */
-  readonly group: number;
-  readonly lp: LpTask;
-  readonly behaviour: Behaviour;
-  generation: number;
-  phase: Phase;
-  /** The chain it sleeps (or runs) in now. */
-  current: ChainTemplate | null;
-  /** `task->__state` of its current (or last) sleep. */
-  sleepState: number;
-  /** Sleeps left in the current system call (Infinity: until a signal). */
-  sleepsLeft: number;
-  /** A signal ended the current system call: it returns at the end of this run. */
-  interrupted: boolean;
-  /** TIF_NOTIFY_SIGNAL: set by the fake signal, cleared on the way back to user space. */
-  notifySignal: boolean;
-  /** When the current sleep ends by itself (ms), or Infinity. */
-  wakeAt: number;
-  switches: TaskSwitch[];
-  /** Attempts that found it running, and counts by walk reason code and by function. */
-  blockedRunning: number;
-  unreliable: Map<string, number> | null;
-  sleepingOn: Map<string, number> | null;
-  signalled: boolean;
-  /** The true chain of the last stack a check refused (a reference: nothing is copied in the pass). */
-  lastBlockedChain: readonly Addr[] | null;
-}
+/** The first pid given to a simulated task (idle tasks are pid 0). */
+const FIRST_PID = 1000;
 
 /** `round_jiffies_relative(HZ)` from `now`: a second later, rounded to a whole second (down if within 250 ms). */
 export function retryTime(now: number): number {
@@ -134,13 +103,26 @@ export function simulate(
 ): Result<TransitionLog, InputError> {
   const error = checkReferences(scenario, env);
   return error === null
-    ? { ok: true, value: new Simulation(scenario, env).run(options.progress) }
+    ? { ok: true, value: new Simulation(scenario, env, options).run(options.progress) }
     : { ok: false, error };
 }
 
 export interface SimulateOptions {
   /** Told now and then how far through its time limit the run is (0 to 1): for a progress bar. */
   readonly progress?: (fraction: number) => void;
+  /**
+   * Stop following tasks that can no longer change the log (default true).
+   * Off, every task is simulated to the end: the log is the same byte for
+   * byte (tested), only slower.
+   */
+  readonly skipInert?: boolean;
+  /** Filled in as the run goes: how many events it handled, and how many of those it dropped as inert. */
+  readonly stats?: SimStats;
+}
+
+export interface SimStats {
+  events: number;
+  dropped: number;
 }
 
 /** How many events between two progress reports: often enough for a bar, rare enough to cost nothing. */
@@ -208,19 +190,40 @@ function checkReferences(sc: Scenario, env: SimEnvironment): InputError | null {
   return null;
 }
 
+/**
+ * Random streams: every task draws from its own, one for its behaviour and
+ * one for its forks, so what one task does never shifts another's future
+ * (a task the simulation stops following draws nothing, and nobody else
+ * notices: see `inert`).
+ */
+const Stream = { BEHAVIOUR: 0, FORK: 1 } as const;
+type Stream = (typeof Stream)[keyof typeof Stream];
+const STREAMS = 2;
+
+/** A 32-bit integer hash (the "lowbias32" finaliser): spreads (seed, task, stream) over the PRNG's state space. */
+function mix32(x: number): number {
+  let h = x >>> 0;
+  h = Math.imul(h ^ (h >>> 16), 0x7feb352d);
+  h = Math.imul(h ^ (h >>> 15), 0x846ca68b);
+  return (h ^ (h >>> 16)) >>> 0;
+}
+
 class Simulation {
-  private readonly rand: () => number;
+  /** mulberry32 states, STREAMS per task id. */
+  private streams = new Uint32Array(1024 * STREAMS);
   private readonly queue = new EventQueue();
   private readonly machine: Machine;
   private readonly core: KlpCore;
   private readonly world: FtraceWorld;
   private readonly images: StackImages;
   private readonly hook: SchedHook;
-  private readonly tasks: SimTask[] = [];
-  private readonly idle: SimTask[] = [];
-  /** Every task (idle tasks included) by id: what events carry. */
-  private readonly byIndex: SimTask[] = [];
-  private readonly lpIndex = new Map<LpTask, SimTask>();
+  /**
+   * Every task by id, what events carry: CPU n's idle task is id n, then
+   * the tasks in creation order (pid FIRST_PID + i is id cpus + i), so an id
+   * and its LpTask find each other without a table.
+   */
+  private readonly t = new TaskTable();
+  private readonly cpus: number;
   /** The patch each name's module holds now (a new one at each insmod). */
   private readonly patches = new Map<string, KlpPatch>();
   private readonly timeline: TimelineEntry[] = [];
@@ -241,7 +244,12 @@ class Simulation {
   private signalsSent = 0;
   private forced = false;
   private retryPending = false;
-  private nextPid = 1000;
+  private nextPid = FIRST_PID;
+  /** Actions still to come that could concern a task already switched (any but force). */
+  private concerningActionsLeft: number;
+  /** Stop following tasks that can no longer change the log (see `inert`); off only to prove it changes nothing. */
+  private readonly skipInert: boolean;
+  private readonly stats: SimStats;
   private kpatch: {
     action: number;
     patch: string;
@@ -253,8 +261,11 @@ class Simulation {
   constructor(
     private readonly scenario: Scenario,
     private readonly env: SimEnvironment,
+    options: SimulateOptions,
   ) {
-    this.rand = mulberry32(scenario.seed);
+    this.skipInert = options.skipInert ?? true;
+    this.stats = options.stats ?? { events: 0, dropped: 0 };
+    this.concerningActionsLeft = scenario.actions.filter((a) => a.do !== 'force').length;
     this.machine = cloneMachine(env.machine);
     this.hook = schedHook(parseKernelVersion(env.kernel)!);
     const observer: KlpObserver = {
@@ -274,6 +285,7 @@ class Simulation {
     };
     this.images = new StackImages(this.machine);
     this.busy = new Int32Array(scenario.machine.cpus);
+    this.cpus = scenario.machine.cpus;
     const offline = new Set(scenario.machine.offlineCpus);
     for (let cpu = 0; cpu < scenario.machine.cpus; cpu++)
       this.core.cpuOnline.push(!offline.has(cpu));
@@ -291,18 +303,33 @@ class Simulation {
     });
   }
 
-  private draw(d: Duration): number {
-    if (d === 'forever') return Number.POSITIVE_INFINITY;
-    if ('const' in d) return d.const;
-    if ('exp' in d) return -Math.log(1 - this.rand()) * d.exp;
-    return d.uniform[0] + this.rand() * (d.uniform[1] - d.uniform[0]);
+  /** The next number in [0, 1) of a task's stream (mulberry32, its state in `streams`). */
+  private rand(id: number, stream: Stream): number {
+    const i = id * STREAMS + stream;
+    const a = (this.streams[i]! + 0x6d2b79f5) >>> 0;
+    this.streams[i] = a;
+    let x = Math.imul(a ^ (a >>> 15), a | 1);
+    x ^= x + Math.imul(x ^ (x >>> 7), x | 61);
+    return ((x ^ (x >>> 14)) >>> 0) / 4294967296;
   }
 
-  private pickChain(group: number): ChainTemplate {
+  private draw(d: Duration, id: number, stream: Stream = Stream.BEHAVIOUR): number {
+    if (d === 'forever') return Number.POSITIVE_INFINITY;
+    if ('const' in d) return d.const;
+    if ('exp' in d) return -Math.log(1 - this.rand(id, stream)) * d.exp;
+    return d.uniform[0] + this.rand(id, stream) * (d.uniform[1] - d.uniform[0]);
+  }
+
+  private behaviour(id: number): Behaviour {
+    return this.scenario.tasks[Math.max(0, this.t.group[id]!)]!.behaviour;
+  }
+
+  private pickChain(id: number): ChainTemplate {
+    const group = this.t.group[id]!;
     const w = this.weights[group]!;
     let total = 0;
     for (const x of w) total += x;
-    let r = this.rand() * total;
+    let r = this.rand(id, Stream.BEHAVIOUR) * total;
     for (let i = 0; i < w.length; i++) {
       r -= w[i]!;
       if (r < 0) return this.templates[group]![i]!;
@@ -317,13 +344,7 @@ class Simulation {
     return (b.freezable ?? freezableOf(c)) ? state | TASK_FREEZABLE : state;
   }
 
-  private newTask(
-    comm: string,
-    kthread: boolean,
-    cpu: number,
-    b: Behaviour,
-    group: number,
-  ): SimTask {
+  private newTask(comm: string, kthread: boolean, cpu: number, group: number): number {
     const lp: LpTask = {
       pid: this.nextPid++,
       comm,
@@ -338,40 +359,32 @@ class Simulation {
       chain: null,
       state: 0,
     };
-    const t = this.register(lp, group, b, SLEEP_STATES.S);
-    this.tasks.push(t);
     this.core.tasks.push(lp);
-    return t;
+    const id = this.register(group, SLEEP_STATES.S);
+    return id;
   }
 
-  private register(lp: LpTask, group: number, behaviour: Behaviour, sleepState: number): SimTask {
-    const t: SimTask = {
-      id: this.byIndex.length,
-      group,
-      lp,
-      behaviour,
-      generation: 0,
-      phase: Phase.SLEEP,
-      current: null,
-      sleepState,
-      sleepsLeft: 0,
-      interrupted: false,
-      notifySignal: false,
-      wakeAt: Number.POSITIVE_INFINITY,
-      switches: [],
-      blockedRunning: 0,
-      unreliable: null,
-      sleepingOn: null,
-      signalled: false,
-      lastBlockedChain: null,
-    };
-    this.byIndex.push(t);
-    this.lpIndex.set(lp, t);
-    return t;
+  /** A task's columns and random streams, once its LpTask is in the kernel's lists. */
+  private register(group: number, sleepState: number): number {
+    const id = this.t.add(group, sleepState);
+    if (this.streams.length < this.t.size * STREAMS)
+      this.streams = grown(this.streams, this.streams.length * 2);
+    for (let s = 0; s < STREAMS; s++)
+      this.streams[id * STREAMS + s] = mix32(this.scenario.seed ^ mix32(id * STREAMS + s + 1));
+    return id;
   }
 
-  private at(time: number, kind: EventKind, t: SimTask): void {
-    this.queue.push(Math.round(time), kind, t.id, t.generation);
+  /** The id of a task the kernel code hands back. */
+  private idOf(lp: LpTask): number {
+    return lp.idle ? lp.cpu : this.cpus + lp.pid - FIRST_PID;
+  }
+
+  private lpOf(id: number): LpTask {
+    return id < this.cpus ? this.core.idleTasks[id]! : this.core.tasks[id - this.cpus]!;
+  }
+
+  private at(time: number, kind: EventKind, id: number): void {
+    this.queue.push(Math.round(time), kind, id, this.t.generation[id]!);
   }
 
   /**
@@ -379,13 +392,13 @@ class Simulation {
    * patched function run the version the ftrace handler gives the task
    * (they are called afresh by this sleep); the base keeps what it had.
    */
-  private versioned(t: SimTask, c: ChainTemplate): ChainTemplate {
+  private versioned(id: number, c: ChainTemplate): ChainTemplate {
     const frames = this.patchedFrames(c);
     if (frames.length === 0) return c;
     let pcs: (Addr | undefined)[] | null = null;
     let key = '';
     for (const [i, stack] of frames) {
-      const runs = klpFtraceHandler(stack, t.lp.patchState);
+      const runs = klpFtraceHandler(stack, this.lpOf(id).patchState);
       if (runs === null) continue;
       const pc = c.chain[i]!;
       const old = stack[0]!.oldFunc;
@@ -422,107 +435,94 @@ class Simulation {
   >();
 
   /** The task goes to sleep in `c` (as it runs it now) for `duration` ms. */
-  private sleepIn(t: SimTask, c: ChainTemplate, duration: number, fresh: boolean): void {
-    const lp = t.lp;
-    if (lp.running) this.offCpu(t);
-    const image = fresh ? this.versioned(t, c) : c;
-    t.current = image;
+  private sleepIn(id: number, c: ChainTemplate, duration: number, fresh: boolean): void {
+    const t = this.t;
+    const lp = this.lpOf(id);
+    if (lp.running) this.offCpu(id);
+    const image = fresh ? this.versioned(id, c) : c;
+    t.current[id] = image;
     lp.stack = image.task;
     lp.chain = image.chain;
     lp.inUser = false;
-    if (t.group >= 0) t.sleepState = this.sleepStateIn(t.behaviour, c);
-    lp.state = t.sleepState;
-    t.phase = Phase.SLEEP;
-    t.generation++;
-    t.wakeAt = this.now + duration;
+    if (t.group[id]! >= 0) t.sleepState[id] = this.sleepStateIn(this.behaviour(id), c);
+    lp.state = t.sleepState[id]!;
+    t.phase[id] = Phase.SLEEP;
+    t.generation[id]!++;
+    t.wakeAt[id] = this.now + duration;
     // 6.16+: __schedule() lets a task going to sleep freezable switch itself, its stack checked in place.
-    if (this.hook === 'freezable-schedule' && (t.sleepState & TASK_FREEZABLE) !== 0)
+    if (this.hook === 'freezable-schedule' && (lp.state & TASK_FREEZABLE) !== 0)
       klpSchedTrySwitch(this.core, lp);
-    if (Number.isFinite(duration)) this.at(t.wakeAt, EventKind.WAKE, t);
+    if (Number.isFinite(duration)) this.at(t.wakeAt[id]!, EventKind.WAKE, id);
   }
 
-  private onCpu(t: SimTask): void {
-    t.lp.running = true;
-    t.lp.state = 0;
-    this.busy[t.lp.cpu % this.busy.length]!++;
+  private onCpu(id: number): void {
+    const lp = this.lpOf(id);
+    lp.running = true;
+    lp.state = 0;
+    this.busy[lp.cpu % this.busy.length]!++;
   }
 
-  private offCpu(t: SimTask): void {
-    t.lp.running = false;
-    const cpu = t.lp.cpu % this.busy.length;
+  private offCpu(id: number): void {
+    const lp = this.lpOf(id);
+    lp.running = false;
+    const cpu = lp.cpu % this.busy.length;
     // The CPU goes idle: its idle task goes round do_idle, the idle-loop switch point.
-    if (--this.busy[cpu]! === 0) klpUpdatePatchState(this.core, this.idle[cpu]!.lp, 'idle-loop');
+    if (--this.busy[cpu]! === 0)
+      klpUpdatePatchState(this.core, this.core.idleTasks[cpu]!, 'idle-loop');
   }
 
   /** The task wakes and runs for a while; a CPU-bound one calls cond_resched() as it goes. */
-  private runFor(t: SimTask, ms: number): void {
-    t.phase = Phase.RUN;
-    t.generation++;
-    this.onCpu(t);
-    const run = t.behaviour.runChain;
+  private runFor(id: number, ms: number): void {
+    const t = this.t;
+    t.phase[id] = Phase.RUN;
+    t.generation[id]!++;
+    this.onCpu(id);
+    const run = this.behaviour(id).runChain;
     if (run !== undefined) {
-      const c = this.versioned(t, this.env.chainOf(run)!);
-      t.lp.stack = c.task;
-      t.lp.chain = c.chain;
+      const c = this.versioned(id, this.env.chainOf(run)!);
+      const lp = this.lpOf(id);
+      lp.stack = c.task;
+      lp.chain = c.chain;
     }
-    this.at(this.now + ms, EventKind.FINISH_RUN, t);
-    this.scheduleCondResched(t);
+    this.at(this.now + ms, EventKind.FINISH_RUN, id);
+    this.scheduleCondResched(id);
   }
 
-  private scheduleCondResched(t: SimTask): void {
-    const every = t.behaviour.condResched;
+  private scheduleCondResched(id: number): void {
+    const every = this.behaviour(id).condResched;
     if (every === undefined || this.hook !== 'cond-resched' || !this.core.schedHookEnabled) return;
-    if (t.phase !== Phase.RUN || !t.lp.pending) return;
-    const dt = this.draw(every);
-    if (Number.isFinite(dt)) this.at(this.now + dt, EventKind.COND_RESCHED, t);
+    if (this.t.phase[id] !== Phase.RUN || !this.lpOf(id).pending) return;
+    const dt = this.draw(every, id);
+    if (Number.isFinite(dt)) this.at(this.now + dt, EventKind.COND_RESCHED, id);
   }
 
   /** A new system call: the task enters the kernel from user space and sleeps in a chain of its group. */
-  private syscall(t: SimTask): void {
-    const b = t.behaviour;
-    t.sleepsLeft = b.syscall === 'until-signal' ? Number.POSITIVE_INFINITY : b.syscall;
-    t.interrupted = false;
-    this.sleepIn(t, this.pickChain(t.group), this.draw(b.sleep), true);
+  private syscall(id: number): void {
+    const b = this.behaviour(id);
+    this.t.sleepsLeft[id] = b.syscall === 'until-signal' ? Number.POSITIVE_INFINITY : b.syscall;
+    this.t.set(id, TaskFlag.INTERRUPTED, false);
+    this.sleepIn(id, this.pickChain(id), this.draw(b.sleep, id), true);
   }
 
   /** Back to user space: the kernel-exit switch point; it runs user code on its CPU until its next system call. */
-  private exitToUser(t: SimTask): void {
-    if (!t.lp.running) this.onCpu(t);
-    t.phase = Phase.USER;
-    t.generation++;
-    t.current = null;
-    t.lp.stack = null;
-    t.lp.chain = null;
-    t.lp.inUser = true;
-    t.notifySignal = false;
-    t.interrupted = false;
-    klpUpdatePatchState(this.core, t.lp, 'kernel-exit');
-    this.at(this.now + this.draw(t.behaviour.userTime), EventKind.SYSCALL, t);
+  private exitToUser(id: number): void {
+    const t = this.t;
+    const lp = this.lpOf(id);
+    if (!lp.running) this.onCpu(id);
+    t.phase[id] = Phase.USER;
+    t.generation[id]!++;
+    t.current[id] = null;
+    lp.stack = null;
+    lp.chain = null;
+    lp.inUser = true;
+    t.set(id, TaskFlag.NOTIFY_SIGNAL | TaskFlag.INTERRUPTED, false);
+    klpUpdatePatchState(this.core, lp, 'kernel-exit');
+    this.at(this.now + this.draw(this.behaviour(id).userTime, id), EventKind.SYSCALL, id);
   }
 
   run(progress?: (fraction: number) => void): TransitionLog {
     const sc = this.scenario;
-    for (const [g, group] of sc.tasks.entries()) {
-      for (let i = 0; i < group.count; i++) {
-        const name = group.count > 1 ? `${group.comm}/${i}` : group.comm;
-        const t = this.newTask(name, group.kthread, i % sc.machine.cpus, group.behaviour, g);
-        const b = group.behaviour;
-        t.sleepsLeft = b.syscall === 'until-signal' ? Number.POSITIVE_INFINITY : b.syscall;
-        if (b.initial !== undefined) {
-          this.sleepIn(t, this.env.chainOf(b.initial.chain)!, b.initial.until, false);
-        } else {
-          // Each task starts part-way through one of its sleeps.
-          const full = this.draw(b.sleep);
-          this.sleepIn(
-            t,
-            this.pickChain(g),
-            Number.isFinite(full) ? full * this.rand() : full,
-            false,
-          );
-        }
-        if (b.forkEvery !== undefined) this.at(this.draw(b.forkEvery), EventKind.FORK, t);
-      }
-    }
+    // The idle tasks first: CPU n's is id n.
     for (let cpu = 0; cpu < sc.machine.cpus; cpu++) {
       const lp: LpTask = {
         pid: 0,
@@ -539,7 +539,29 @@ class Simulation {
         state: 0,
       };
       this.core.idleTasks.push(lp);
-      this.idle.push(this.register(lp, -1, sc.tasks[0]!.behaviour, 0));
+      this.register(-1, 0);
+    }
+    for (const [g, group] of sc.tasks.entries()) {
+      for (let i = 0; i < group.count; i++) {
+        const name = group.count > 1 ? `${group.comm}/${i}` : group.comm;
+        const id = this.newTask(name, group.kthread, i % sc.machine.cpus, g);
+        const b = group.behaviour;
+        this.t.sleepsLeft[id] = b.syscall === 'until-signal' ? Number.POSITIVE_INFINITY : b.syscall;
+        if (b.initial !== undefined) {
+          this.sleepIn(id, this.env.chainOf(b.initial.chain)!, b.initial.until, false);
+        } else {
+          // Each task starts part-way through one of its sleeps.
+          const full = this.draw(b.sleep, id);
+          this.sleepIn(
+            id,
+            this.pickChain(id),
+            Number.isFinite(full) ? full * this.rand(id, Stream.BEHAVIOUR) : full,
+            false,
+          );
+        }
+        if (b.forkEvery !== undefined)
+          this.at(this.draw(b.forkEvery, id, Stream.FORK), EventKind.FORK, id);
+      }
     }
     for (const [i, a] of sc.actions.entries())
       this.queue.push(Math.round(a.at * 1000), EventKind.ACTION, i, 0);
@@ -549,18 +571,20 @@ class Simulation {
     const limit = sc.timeLimit * 1000;
     const q = this.queue;
     let actionsLeft = sc.actions.length;
-    let events = 0;
+    const stats = this.stats;
     while (q.peekTime() <= limit && q.pop()) {
-      if (progress !== undefined && ++events % PROGRESS_EVERY === 0) progress(q.outTime / limit);
+      if (++stats.events % PROGRESS_EVERY === 0 && progress !== undefined)
+        progress(q.outTime / limit);
       this.now = q.outTime;
       this.delay = 0;
       const kind = q.outKind;
       if (kind === EventKind.ACTION) {
+        if (sc.actions[q.outArg]!.do !== 'force') this.concerningActionsLeft--;
         this.doAction(q.outArg);
         actionsLeft--;
       } else if (kind === EventKind.RETRY) this.retry();
       else if (kind === EventKind.KPATCH) this.kpatchWaitOver(q.outArg, q.outGeneration);
-      else this.onTaskEvent(kind, this.byIndex[q.outArg]!, q.outGeneration);
+      else this.onTaskEvent(kind, q.outArg, q.outGeneration);
       // Once the last transition has completed and no action is left, nothing can change the log.
       if (
         actionsLeft === 0 &&
@@ -569,74 +593,103 @@ class Simulation {
       )
         break;
     }
+    this.queue.release();
     return this.report();
   }
 
-  private onTaskEvent(kind: EventKind, t: SimTask, generation: number): void {
-    const b = t.behaviour;
+  private onTaskEvent(kind: EventKind, id: number, generation: number): void {
+    const t = this.t;
+    const lp = this.lpOf(id);
     if (kind === EventKind.IDLE_LOOP) {
-      klpUpdatePatchState(this.core, t.lp, 'idle-loop');
+      klpUpdatePatchState(this.core, lp, 'idle-loop');
       return;
     }
     if (kind === EventKind.FORK) {
-      this.fork(t);
+      this.fork(id);
       return;
     }
-    if (generation !== t.generation) return;
+    if (generation !== t.generation[id]) return;
+    if (this.inert(lp)) {
+      this.stats.dropped++;
+      return;
+    }
+    const b = this.behaviour(id);
     switch (kind) {
       case EventKind.WAKE:
-        if (t.phase !== Phase.SLEEP) return;
-        t.sleepsLeft--;
-        this.runFor(t, this.draw(b.run));
+        if (t.phase[id] !== Phase.SLEEP) return;
+        t.sleepsLeft[id]!--;
+        this.runFor(id, this.draw(b.run, id));
         return;
       case EventKind.FINISH_RUN:
         if (!b.user) {
           // A kthread goes round its loop: a new sleep, on its own base.
-          this.sleepIn(t, this.pickChain(t.group), this.draw(b.sleep), true);
-        } else if (t.interrupted || t.sleepsLeft <= 0) {
-          this.exitToUser(t);
+          this.sleepIn(id, this.pickChain(id), this.draw(b.sleep, id), true);
+        } else if (t.has(id, TaskFlag.INTERRUPTED) || t.sleepsLeft[id]! <= 0) {
+          this.exitToUser(id);
         } else {
           // The system call loops on its sleep (the same frames: nothing is called afresh);
           // with TIF_NOTIFY_SIGNAL set, an interruptible sleep returns at once (signal_pending).
-          const c = t.current ?? this.pickChain(t.group);
-          if (t.notifySignal && wokenByKlpSignal(this.sleepStateIn(b, c))) this.exitToUser(t);
-          else this.sleepIn(t, c, this.draw(b.sleep), false);
+          const c = t.current[id] ?? this.pickChain(id);
+          if (t.has(id, TaskFlag.NOTIFY_SIGNAL) && wokenByKlpSignal(this.sleepStateIn(b, c)))
+            this.exitToUser(id);
+          else this.sleepIn(id, c, this.draw(b.sleep, id), false);
         }
         return;
       case EventKind.SYSCALL:
-        this.syscall(t);
+        this.syscall(id);
         return;
       case EventKind.COND_RESCHED:
-        if (t.phase === Phase.RUN && !klpSchedTrySwitch(this.core, t.lp))
-          this.scheduleCondResched(t);
+        if (t.phase[id] === Phase.RUN && !klpSchedTrySwitch(this.core, lp))
+          this.scheduleCondResched(id);
         return;
       case EventKind.TICK:
-        if (t.phase === Phase.USER) klpUpdatePatchState(this.core, t.lp, 'kernel-exit');
+        if (t.phase[id] === Phase.USER) klpUpdatePatchState(this.core, lp, 'kernel-exit');
         return;
     }
   }
 
-  /** A fork: the child starts at ret_from_fork with its parent's patch state, running, not in the parent's sleep. */
-  private fork(parent: SimTask): void {
-    const b = parent.behaviour;
-    const child = this.newTask(
-      `${parent.lp.comm}-child`,
-      parent.lp.kthread,
-      parent.lp.cpu,
-      b,
-      parent.group,
+  /**
+   * Whether nothing this task does from now on can change the log, so its
+   * events can be dropped (98 % of a large run's events belong to tasks that
+   * have switched). True once, during a transition, the task has switched,
+   * the idle task of its CPU has too (a task's time on a CPU matters only to
+   * a pending idle task), and nothing to come can make a switched task
+   * matter again: no action but force (force only switches pending tasks),
+   * no kpatch wait that may disable the patch. Each condition, once true,
+   * stays true while the transition lasts; after it, with only force
+   * actions left, no task event reaches the log. The task's forks are still
+   * followed (its children are in the log). Its random stream is its own, so
+   * no other task's draws move. `test/skip.test.ts` runs scenarios with and
+   * without skipping and requires the same log, byte for byte.
+   */
+  private inert(lp: LpTask): boolean {
+    return (
+      this.skipInert &&
+      !lp.pending &&
+      !lp.idle &&
+      this.core.transitionPatch !== null &&
+      lp.patchState === this.core.targetState &&
+      this.concerningActionsLeft === 0 &&
+      (this.kpatch === null || this.kpatch.done) &&
+      !this.core.idleTasks[lp.cpu % this.cpus]!.pending
     );
-    klpCopyProcess(parent.lp, child.lp);
-    if (
-      child.lp.patchState === this.core.targetState &&
-      this.core.targetState !== KLP_TRANSITION_IDLE
-    )
-      this.onSwitched(child.lp, 'fork');
-    child.sleepsLeft = 0;
-    child.interrupted = true;
-    this.runFor(child, this.draw(b.run));
+  }
+
+  /** A fork: the child starts at ret_from_fork with its parent's patch state, running, not in the parent's sleep. */
+  private fork(parent: number): void {
+    const t = this.t;
+    const plp = this.lpOf(parent);
+    const child = this.newTask(`${plp.comm}-child`, plp.kthread, plp.cpu, t.group[parent]!);
+    const clp = this.lpOf(child);
+    klpCopyProcess(this.core, plp, clp);
+    if (clp.patchState === this.core.targetState && this.core.targetState !== KLP_TRANSITION_IDLE)
+      this.onSwitched(clp, 'fork');
+    t.sleepsLeft[child] = 0;
+    t.set(child, TaskFlag.INTERRUPTED, true);
+    const b = this.behaviour(parent);
+    this.runFor(child, this.draw(b.run, child));
     if (b.forkEvery !== undefined)
-      this.at(this.now + this.draw(b.forkEvery), EventKind.FORK, parent);
+      this.at(this.now + this.draw(b.forkEvery, parent, Stream.FORK), EventKind.FORK, parent);
   }
 
   /**
@@ -650,29 +703,30 @@ class Simulation {
    * sleep wakes, and the kthread goes back round its loop to the same wait.
    */
   private signal = (lp: LpTask): void => {
-    const t = this.lpIndex.get(lp);
+    const t = this.t;
+    const id = this.idOf(lp);
     this.signalsSent++;
-    if (t === undefined) return;
-    t.signalled = true;
+    t.set(id, TaskFlag.SIGNALLED, true);
+    const phase = t.phase[id]!;
     if (!lp.kthread) {
-      if (t.notifySignal) return;
-      t.notifySignal = true;
-      if (t.phase === Phase.SLEEP && wokenByKlpSignal(t.sleepState)) {
-        t.interrupted = true;
-        this.runFor(t, Math.min(this.draw(t.behaviour.run), 1));
-      } else if (t.phase === Phase.USER) {
-        this.exitToUser(t);
-      } else if (t.phase === Phase.RUN && t.behaviour.pollsSignals) {
+      if (t.has(id, TaskFlag.NOTIFY_SIGNAL)) return;
+      t.set(id, TaskFlag.NOTIFY_SIGNAL, true);
+      if (phase === Phase.SLEEP && wokenByKlpSignal(t.sleepState[id]!)) {
+        t.set(id, TaskFlag.INTERRUPTED, true);
+        this.runFor(id, Math.min(this.draw(this.behaviour(id).run, id), 1));
+      } else if (phase === Phase.USER) {
+        this.exitToUser(id);
+      } else if (phase === Phase.RUN && this.behaviour(id).pollsSignals) {
         // The kick's IPI lands in a loop that checks signal_pending(): the call returns now.
-        this.exitToUser(t);
+        this.exitToUser(id);
       }
       return;
     }
-    if (t.phase !== Phase.SLEEP || !wokenByKlpSignal(t.sleepState)) return;
+    if (phase !== Phase.SLEEP || !wokenByKlpSignal(t.sleepState[id]!)) return;
     // Woken, it finds nothing to do and sleeps again where it was, until its own wake-up.
-    const c = t.current!;
-    const until = t.wakeAt;
-    this.sleepIn(t, c, Number.isFinite(until) ? Math.max(0, until - this.now) : until, false);
+    const c = t.current[id]!;
+    const until = t.wakeAt[id]!;
+    this.sleepIn(id, c, Number.isFinite(until) ? Math.max(0, until - this.now) : until, false);
   };
 
   /**
@@ -681,7 +735,7 @@ class Simulation {
    * happens: the idle task switches when the CPU next idles (`offCpu`).
    */
   private wakeIdle = (cpu: number): void => {
-    if (this.busy[cpu]! === 0) this.at(this.now, EventKind.IDLE_LOOP, this.idle[cpu]!);
+    if (this.busy[cpu]! === 0) this.at(this.now, EventKind.IDLE_LOOP, cpu);
   };
 
   private retry(): void {
@@ -695,7 +749,7 @@ class Simulation {
     this.attempts++;
     const tr = this.transitions[this.transitions.length - 1]!;
     tr.attempts++;
-    for (const idle of this.idle) idle.lp.running = this.busy[idle.lp.cpu]! === 0;
+    for (const lp of this.core.idleTasks) lp.running = this.busy[lp.cpu]! === 0;
     const before = this.signalsSent;
     const done = klpTryCompleteTransition(this.core, {
       signal: this.signal,
@@ -708,8 +762,7 @@ class Simulation {
         `${this.signalsSent - before} ${plural(this.signalsSent - before, 'task')} signalled after attempt ${tr.attempts}`,
       );
     }
-    let left = 0;
-    for (const t of this.core.tasks) if (t.pending) left++;
+    let left = this.core.pendingTasks().length;
     for (const t of this.core.idleTasks) if (t.pending) left++;
     this.pending.push([this.now / 1000, left]);
     if (done) {
@@ -743,9 +796,10 @@ class Simulation {
         signalRounds: [],
       });
     const tick = 1000 / this.scenario.hz;
-    for (const t of this.tasks) {
-      if (t.phase === Phase.USER) this.at(this.now + tick, EventKind.TICK, t);
-      else if (t.phase === Phase.RUN) this.scheduleCondResched(t);
+    for (let id = this.cpus; id < this.t.size; id++) {
+      const phase = this.t.phase[id];
+      if (phase === Phase.USER) this.at(this.now + tick, EventKind.TICK, id);
+      else if (phase === Phase.RUN) this.scheduleCondResched(id);
     }
   }
 
@@ -862,7 +916,7 @@ class Simulation {
       return;
     }
     this.log('kpatch', 'Stalled processes:');
-    for (const t of this.tasks) if (t.lp.pending) this.log('kpatch', `${t.lp.pid} ${t.lp.comm}`);
+    for (const lp of this.core.pendingTasks()) this.log('kpatch', `${lp.pid} ${lp.comm}`);
     this.log('kpatch', `module ${k.patch} did not complete its transition, unloading...`);
     this.log('kpatch', `disabling patch module: ${k.patch}`);
     k.gaveUp = true;
@@ -898,9 +952,8 @@ class Simulation {
   }
 
   private onSwitched(lp: LpTask, via: SwitchVia): void {
-    const t = this.lpIndex.get(lp);
     const tr = this.transitions.length - 1;
-    t?.switches.push({ t: this.now / 1000, via, transition: tr });
+    this.t.recordSwitch(this.idOf(lp), { t: this.now / 1000, via, transition: tr });
     // Force gives the guarantee up; the idle loop switches inside do_idle by design.
     if (via === 'force' || via === 'idle-loop' || lp.chain === null) return;
     // The guarantee, checked on the task's true chain: it must not run a mix of versions.
@@ -915,21 +968,17 @@ class Simulation {
 
   /** Counts by the interned reason or function string: nothing is allocated after a task's first block. */
   private onBlocked(lp: LpTask, why: SwitchBlock, detail: string | null): void {
-    const t = this.lpIndex.get(lp);
-    if (t === undefined) return;
+    const id = this.idOf(lp);
     if (why === 'running') {
-      t.blockedRunning++;
+      this.t.blockedRunning[id]!++;
       return;
     }
-    t.lastBlockedChain = lp.chain;
-    const key = detail ?? '';
-    if (why === 'unreliable') {
-      t.unreliable ??= new Map();
-      t.unreliable.set(key, (t.unreliable.get(key) ?? 0) + 1);
-    } else {
-      t.sleepingOn ??= new Map();
-      t.sleepingOn.set(key, (t.sleepingOn.get(key) ?? 0) + 1);
-    }
+    this.t.lastBlockedChain[id] = lp.chain;
+    this.t.countBlock(
+      id,
+      why === 'unreliable' ? BlockKind.UNRELIABLE : BlockKind.SLEEPING,
+      detail ?? '',
+    );
   }
 
   /** Records the sysfs view when it differs from the last one. */
@@ -948,10 +997,15 @@ class Simulation {
   }
 
   /** Why a task still pending waits, what would end the wait, and whether only force can. */
-  private pendingReport(t: SimTask): PendingTask {
-    const lp = t.lp;
-    const fn = t.sleepingOn === null ? null : ([...t.sleepingOn.keys()].pop() ?? null);
-    const inBase = fn !== null && (t.current?.names.slice(t.current.above).includes(fn) ?? false);
+  private pendingReport(id: number): PendingTask {
+    const t = this.t;
+    const lp = this.lpOf(id);
+    const b = this.behaviour(id);
+    const sleptOn = t.blocks(id, BlockKind.SLEEPING);
+    const fn = sleptOn.length === 0 ? null : sleptOn[sleptOn.length - 1]![0];
+    const current = t.current[id];
+    const inBase = fn !== null && (current?.names.slice(current.above).includes(fn) ?? false);
+    const sleepState = t.sleepState[id]!;
     const done = (reason: string, remedy: string, needsForce: boolean): PendingTask => ({
       pid: lp.pid,
       comm: lp.comm,
@@ -960,11 +1014,11 @@ class Simulation {
       remedy,
       needsForce,
     });
-    if (lp.running || t.phase === Phase.RUN) {
+    if (lp.running || t.phase[id] === Phase.RUN) {
       if (!lp.kthread) return done('running', 'its next kernel exit', false);
-      if (this.hook === 'cond-resched' && t.behaviour.condResched !== undefined)
+      if (this.hook === 'cond-resched' && b.condResched !== undefined)
         return done('running', 'its next cond_resched() with a clean stack', false);
-      const sleeps = Number.isFinite(this.draw0(t.behaviour.run));
+      const sleeps = Number.isFinite(this.draw0(b.run));
       return sleeps
         ? done('running', 'a stack check while it sleeps', false)
         : done('running', 'force: a kthread that never sleeps is never checked', true);
@@ -977,25 +1031,28 @@ class Simulation {
           `force (${fn} is its thread function: on every stack it will ever have)`,
           true,
         );
-      if (!Number.isFinite(t.wakeAt) && (lp.kthread || !wokenByKlpSignal(t.sleepState)))
-        return done(reason, `force: nothing wakes this ${stateLetter(t.sleepState)} sleep`, true);
+      if (!Number.isFinite(t.wakeAt[id]!) && (lp.kthread || !wokenByKlpSignal(sleepState)))
+        return done(reason, `force: nothing wakes this ${stateLetter(sleepState)} sleep`, true);
       if (lp.kthread)
         return done(
           reason,
           `its own wake-up taking it out of ${fn}, or force (a signal round only wakes it to sleep there again)`,
           false,
         );
-      return wokenByKlpSignal(t.sleepState)
+      return wokenByKlpSignal(sleepState)
         ? done(reason, 'the next signal round (every 15 attempts) ends its system call', false)
         : done(
             reason,
-            `its system call finishing, or force (a ${stateLetter(t.sleepState)} sleep: the fake signal does not wake it)`,
+            `its system call finishing, or force (a ${stateLetter(sleepState)} sleep: the fake signal does not wake it)`,
             false,
           );
     }
-    if (t.unreliable !== null)
+    if (t.hasBlocks(id, BlockKind.UNRELIABLE))
       return done(
-        `unreliable stack (${[...t.unreliable.keys()].join(', ')})`,
+        `unreliable stack (${t
+          .blocks(id, BlockKind.UNRELIABLE)
+          .map(([code]) => code)
+          .join(', ')})`,
         'a stack the reliable walk accepts (another moment, or another policy), or force',
         false,
       );
@@ -1017,7 +1074,11 @@ class Simulation {
   }
 
   private report(): TransitionLog {
-    const all = [...this.tasks, ...this.idle];
+    const t = this.t;
+    // Tasks in creation order, then the idle tasks.
+    const all: number[] = [];
+    for (let id = this.cpus; id < this.t.size; id++) all.push(id);
+    for (let id = 0; id < this.cpus; id++) all.push(id);
     // Tasks share chains (one stack image per chain): symbolize each chain once, share the result.
     const names = new Map<readonly Addr[], readonly string[]>();
     const symbolized = (chain: readonly Addr[]): readonly string[] => {
@@ -1028,19 +1089,20 @@ class Simulation {
       }
       return out;
     };
-    const tasks: TaskReport[] = all.map((t) => {
-      const last = t.switches[t.switches.length - 1];
+    const tasks: TaskReport[] = all.map((id) => {
+      const lp = this.lpOf(id);
+      const switches = t.switches(id);
+      const last = switches[switches.length - 1];
+      const chain = t.lastBlockedChain[id]!;
       return {
-        pid: t.lp.pid,
-        comm: t.lp.comm,
-        kthread: t.lp.kthread,
+        pid: lp.pid,
+        comm: lp.comm,
+        kthread: lp.kthread,
         switchedAt: last?.t ?? null,
         via: last?.via ?? null,
-        switches: t.switches,
-        blockedIn: t.lastBlockedChain === null ? null : symbolized(t.lastBlockedChain),
-        blockedBy: blockedByOf(t).sort(
-          (a, b) => b.count - a.count || a.reason.localeCompare(b.reason),
-        ),
+        switches,
+        blockedIn: chain === null ? null : symbolized(chain),
+        blockedBy: this.blockedBy(id),
       };
     });
     const started = this.transitions.length > 0;
@@ -1052,7 +1114,7 @@ class Simulation {
     const pendingAtEnd =
       this.core.transitionPatch === null
         ? []
-        : all.filter((t) => t.lp.pending).map((t) => this.pendingReport(t));
+        : all.filter((id) => this.lpOf(id).pending).map((id) => this.pendingReport(id));
     const k = this.kpatch;
     return {
       scenario: this.scenario.name,
@@ -1065,7 +1127,7 @@ class Simulation {
       completedAt: completed ? lastDone : null,
       attempts: this.attempts,
       signalsSent: this.signalsSent,
-      tasksSignalled: all.filter((t) => t.signalled).length,
+      tasksSignalled: all.filter((id) => t.has(id, TaskFlag.SIGNALLED)).length,
       forced: this.forced,
       violations: this.violations,
       transitions: this.transitions,
@@ -1089,18 +1151,40 @@ class Simulation {
       timeline: this.timeline,
     };
   }
+
+  /**
+   * What held a task up, most often first. Lists are shared between tasks
+   * held up alike (the log's lists are read-only): a million tasks found
+   * running once at the first attempt cost one list, not a million.
+   */
+  private blockedBy(id: number): readonly BlockedBy[] {
+    const t = this.t;
+    const running = t.blockedRunning[id]!;
+    const unreliable = t.blocks(id, BlockKind.UNRELIABLE);
+    const sleeping = t.blocks(id, BlockKind.SLEEPING);
+    if (running === 0 && unreliable.length === 0 && sleeping.length === 0) return NOT_BLOCKED;
+    let key = `${running}`;
+    for (const [code, count] of unreliable) key += `|u${count}:${code}`;
+    for (const [fn, count] of sleeping) key += `|s${count}:${fn}`;
+    const shared = this.sharedBlockedBy.get(key);
+    if (shared !== undefined) return shared;
+    const out: BlockedBy[] = [];
+    if (running > 0) out.push({ reason: 'running', function: null, count: running });
+    for (const [code, count] of unreliable)
+      out.push({ reason: 'unreliable stack', function: code === '' ? null : code, count });
+    for (const [fn, count] of sleeping)
+      out.push({ reason: 'sleeping on function', function: fn, count });
+    out.sort((x, y) => y.count - x.count || x.reason.localeCompare(y.reason));
+    const list = Object.freeze(out.map((e) => Object.freeze(e)));
+    this.sharedBlockedBy.set(key, list);
+    return list;
+  }
+
+  private readonly sharedBlockedBy = new Map<string, readonly BlockedBy[]>();
 }
 
-function blockedByOf(t: SimTask): BlockedBy[] {
-  const out: BlockedBy[] = [];
-  if (t.blockedRunning > 0)
-    out.push({ reason: 'running', function: null, count: t.blockedRunning });
-  for (const [code, count] of t.unreliable ?? [])
-    out.push({ reason: 'unreliable stack', function: code === '' ? null : code, count });
-  for (const [fn, count] of t.sleepingOn ?? [])
-    out.push({ reason: 'sleeping on function', function: fn, count });
-  return out;
-}
+/** The blockedBy of every task never refused: one shared (read-only) empty list. */
+const NOT_BLOCKED: readonly BlockedBy[] = Object.freeze([]);
 
 export function plural(n: number, word: string): string {
   return n === 1 ? word : `${word}s`;

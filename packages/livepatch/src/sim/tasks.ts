@@ -1,0 +1,212 @@
+import type { Addr } from '@klpsim/arm64';
+import type { SwitchVia } from '../transition.js';
+import { grown } from './columns.js';
+import type { ChainTemplate } from './environment.js';
+import type { TaskSwitch } from './log.js';
+
+/**
+ * What the simulation knows of each task beyond what the kernel code sees
+ * (its `LpTask`, in the transition core's lists), as columns indexed by the
+ * task's id: a simulation of a million
+ * tasks keeps no object per task of its own, so the garbage collector has
+ * nothing to trace and an event touches a few dense arrays. Columns grow as
+ * tasks fork.
+ */
+
+export const Phase = { SLEEP: 0, RUN: 1, USER: 2 } as const;
+export type Phase = (typeof Phase)[keyof typeof Phase];
+
+/** Bits of `flags`. */
+export const TaskFlag = {
+  /** A signal ended the current system call: it returns at the end of this run. */
+  INTERRUPTED: 1,
+  /** TIF_NOTIFY_SIGNAL: set by the fake signal, cleared on the way back to user space. */
+  NOTIFY_SIGNAL: 2,
+  /** `klp_send_signals` reached it at least once. */
+  SIGNALLED: 4,
+} as const;
+
+/** Why a check refused a task, as the log counts it. */
+export const BlockKind = { UNRELIABLE: 0, SLEEPING: 1 } as const;
+export type BlockKind = (typeof BlockKind)[keyof typeof BlockKind];
+
+const VIAS: readonly SwitchVia[] = [
+  'stack-check',
+  'kernel-exit',
+  'idle-loop',
+  'fork',
+  'sched-hook',
+  'offline-cpu',
+  'force',
+];
+const VIA_INDEX = new Map(VIAS.map((v, i) => [v, i]));
+const NO_SWITCHES: readonly TaskSwitch[] = Object.freeze([]);
+
+export class TaskTable {
+  private n = 0;
+  /** The task group (the behaviour's index in the scenario), -1 for idle tasks. */
+  group = new Int32Array(0);
+  /** Bumped at every change of plan: an event carries the generation it was scheduled in. */
+  generation = new Int32Array(0);
+  phase = new Uint8Array(0);
+  flags = new Uint8Array(0);
+  /** `task->__state` of its current (or last) sleep. */
+  sleepState = new Int32Array(0);
+  /** Sleeps left in the current system call (Infinity: until a signal). */
+  sleepsLeft = new Float64Array(0);
+  /** When the current sleep ends by itself (ms), or Infinity. */
+  wakeAt = new Float64Array(0);
+  /** Attempts that found it running. */
+  blockedRunning = new Int32Array(0);
+  /** The chain it sleeps (or runs) in now. */
+  readonly current: (ChainTemplate | null)[] = [];
+  /** The true chain of the last stack a check refused (a reference: nothing is copied in the pass). */
+  readonly lastBlockedChain: (readonly Addr[] | null)[] = [];
+
+  // Its first switch in columns (most tasks switch once); any later ones in `moreSwitches`.
+  private firstSwitchT = new Float64Array(0);
+  private firstSwitchVia = new Int8Array(0);
+  private firstSwitchTransition = new Int32Array(0);
+  private readonly moreSwitches = new Map<number, TaskSwitch[]>();
+
+  // Counts of refusals by (kind, interned reason or function): one linked list per task in
+  // typed arrays, in first-seen order; nothing is allocated once a (task, key) pair exists.
+  private countHead = new Int32Array(0);
+  private countTail = new Int32Array(0);
+  private countKey = new Int32Array(256);
+  private countKind = new Uint8Array(256);
+  private countN = new Int32Array(256);
+  private countNext = new Int32Array(256);
+  private counts = 0;
+  private readonly keyIndex = new Map<string, number>();
+  private readonly keys: string[] = [];
+
+  get size(): number {
+    return this.n;
+  }
+
+  /** Adds a task; returns its id. */
+  add(group: number, sleepState: number): number {
+    const id = this.n++;
+    if (id === this.group.length) this.grow(Math.max(1024, id * 2));
+    this.group[id] = group;
+    this.sleepState[id] = sleepState;
+    this.wakeAt[id] = Number.POSITIVE_INFINITY;
+    this.firstSwitchVia[id] = -1;
+    this.countHead[id] = -1;
+    this.countTail[id] = -1;
+    this.current.push(null);
+    this.lastBlockedChain.push(null);
+    return id;
+  }
+
+  has(id: number, flag: number): boolean {
+    return (this.flags[id]! & flag) !== 0;
+  }
+
+  set(id: number, flag: number, on: boolean): void {
+    this.flags[id] = on ? this.flags[id]! | flag : this.flags[id]! & ~flag;
+  }
+
+  recordSwitch(id: number, sw: TaskSwitch): void {
+    if (this.firstSwitchVia[id] === -1) {
+      this.firstSwitchT[id] = sw.t;
+      this.firstSwitchVia[id] = VIA_INDEX.get(sw.via)!;
+      this.firstSwitchTransition[id] = sw.transition;
+      return;
+    }
+    const more = this.moreSwitches.get(id);
+    if (more === undefined) this.moreSwitches.set(id, [sw]);
+    else more.push(sw);
+  }
+
+  /**
+   * Every switch of a task, oldest first, for the report. A million tasks
+   * switch at a few dozen moments: a task that switched once gets the list
+   * shared by every task that switched once at the same moment in the same
+   * way (the log's lists are read-only), so the report costs no objects per
+   * task for it.
+   */
+  switches(id: number): readonly TaskSwitch[] {
+    if (this.firstSwitchVia[id] === -1) return NO_SWITCHES;
+    const t = this.firstSwitchT[id]!;
+    const via = this.firstSwitchVia[id]!;
+    const transition = this.firstSwitchTransition[id]!;
+    const more = this.moreSwitches.get(id);
+    if (more !== undefined) return [{ t, via: VIAS[via]!, transition }, ...more];
+    const key = `${t}|${via}|${transition}`;
+    let shared = this.sharedSwitches.get(key);
+    if (shared === undefined) {
+      shared = Object.freeze([Object.freeze({ t, via: VIAS[via]!, transition })]);
+      this.sharedSwitches.set(key, shared);
+    }
+    return shared;
+  }
+
+  private readonly sharedSwitches = new Map<string, readonly TaskSwitch[]>();
+
+  /** One more refusal of this kind for this reason (or function). */
+  countBlock(id: number, kind: BlockKind, key: string): void {
+    let k = this.keyIndex.get(key);
+    if (k === undefined) {
+      k = this.keys.length;
+      this.keys.push(key);
+      this.keyIndex.set(key, k);
+    }
+    for (let e = this.countHead[id]!; e !== -1; e = this.countNext[e]!) {
+      if (this.countKey[e] === k && this.countKind[e] === kind) {
+        this.countN[e]!++;
+        return;
+      }
+    }
+    if (this.counts === this.countKey.length) this.growCounts();
+    const e = this.counts++;
+    this.countKey[e] = k;
+    this.countKind[e] = kind;
+    this.countN[e] = 1;
+    this.countNext[e] = -1;
+    const tail = this.countTail[id]!;
+    if (tail === -1) this.countHead[id] = e;
+    else this.countNext[tail] = e;
+    this.countTail[id] = e;
+  }
+
+  /** Whether any refusal of this kind was counted for the task. */
+  hasBlocks(id: number, kind: BlockKind): boolean {
+    for (let e = this.countHead[id]!; e !== -1; e = this.countNext[e]!)
+      if (this.countKind[e] === kind) return true;
+    return false;
+  }
+
+  /** The task's counts of one kind, in first-seen order: [reason or function, count]. */
+  blocks(id: number, kind: BlockKind): [string, number][] {
+    const out: [string, number][] = [];
+    for (let e = this.countHead[id]!; e !== -1; e = this.countNext[e]!)
+      if (this.countKind[e] === kind) out.push([this.keys[this.countKey[e]!]!, this.countN[e]!]);
+    return out;
+  }
+
+  private grow(size: number): void {
+    this.group = grown(this.group, size);
+    this.generation = grown(this.generation, size);
+    this.phase = grown(this.phase, size);
+    this.flags = grown(this.flags, size);
+    this.sleepState = grown(this.sleepState, size);
+    this.sleepsLeft = grown(this.sleepsLeft, size);
+    this.wakeAt = grown(this.wakeAt, size);
+    this.blockedRunning = grown(this.blockedRunning, size);
+    this.firstSwitchT = grown(this.firstSwitchT, size);
+    this.firstSwitchVia = grown(this.firstSwitchVia, size);
+    this.firstSwitchTransition = grown(this.firstSwitchTransition, size);
+    this.countHead = grown(this.countHead, size);
+    this.countTail = grown(this.countTail, size);
+  }
+
+  private growCounts(): void {
+    const size = this.countKey.length * 2;
+    this.countKey = grown(this.countKey, size);
+    this.countKind = grown(this.countKind, size);
+    this.countN = grown(this.countN, size);
+    this.countNext = grown(this.countNext, size);
+  }
+}
