@@ -55,7 +55,7 @@ export class EventQueue {
   }
 
   push(time: number, kind: EventKind, arg: number, generation: number): void {
-    const t = time < this.cur ? this.cur : time;
+    const t = Math.max(time, this.cur);
     if (t - this.cur >= WHEEL) this.far.push(t, kind, arg, generation);
     else this.append(t, kind, arg, generation);
   }

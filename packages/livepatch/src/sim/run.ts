@@ -522,6 +522,7 @@ class Simulation {
 
   run(progress?: (fraction: number) => void): TransitionLog {
     const sc = this.scenario;
+    this.t.reserve(sc.machine.cpus + sc.tasks.reduce((n, g) => n + g.count, 0));
     // The idle tasks first: CPU n's is id n.
     for (let cpu = 0; cpu < sc.machine.cpus; cpu++) {
       const lp: LpTask = {

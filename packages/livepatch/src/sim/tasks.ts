@@ -63,8 +63,8 @@ export class TaskTable {
   /** The true chain of the last stack a check refused (a reference: nothing is copied in the pass). */
   readonly lastBlockedChain: (readonly Addr[] | null)[] = [];
 
-  // Its first switch in columns (most tasks switch once); any later ones in `moreSwitches`.
-  private firstSwitchT = new Float64Array(0);
+  // Its first switch in columns (most tasks switch once; the time in ms); any later ones in `moreSwitches`.
+  private firstSwitchMs = new Float64Array(0);
   private firstSwitchVia = new Int8Array(0);
   private firstSwitchTransition = new Int32Array(0);
   private readonly moreSwitches = new Map<number, TaskSwitch[]>();
@@ -83,6 +83,11 @@ export class TaskTable {
 
   get size(): number {
     return this.n;
+  }
+
+  /** Makes room for `n` tasks at once (the scenario's count), so the columns grow once. */
+  reserve(n: number): void {
+    if (n > this.group.length) this.grow(n);
   }
 
   /** Adds a task; returns its id. */
@@ -110,7 +115,7 @@ export class TaskTable {
 
   recordSwitch(id: number, sw: TaskSwitch): void {
     if (this.firstSwitchVia[id] === -1) {
-      this.firstSwitchT[id] = sw.t;
+      this.firstSwitchMs[id] = Math.round(sw.t * 1000);
       this.firstSwitchVia[id] = VIA_INDEX.get(sw.via)!;
       this.firstSwitchTransition[id] = sw.transition;
       return;
@@ -129,12 +134,14 @@ export class TaskTable {
    */
   switches(id: number): readonly TaskSwitch[] {
     if (this.firstSwitchVia[id] === -1) return NO_SWITCHES;
-    const t = this.firstSwitchT[id]!;
+    const ms = this.firstSwitchMs[id]!;
+    const t = ms / 1000;
     const via = this.firstSwitchVia[id]!;
     const transition = this.firstSwitchTransition[id]!;
     const more = this.moreSwitches.get(id);
     if (more !== undefined) return [{ t, via: VIAS[via]!, transition }, ...more];
-    const key = `${t}|${via}|${transition}`;
+    // Exact in a double: ms < 2^37 (a day), 3 bits of via, 16 of transition.
+    const key = (ms * 8 + via) * 65536 + transition;
     let shared = this.sharedSwitches.get(key);
     if (shared === undefined) {
       shared = Object.freeze([Object.freeze({ t, via: VIAS[via]!, transition })]);
@@ -143,7 +150,7 @@ export class TaskTable {
     return shared;
   }
 
-  private readonly sharedSwitches = new Map<string, readonly TaskSwitch[]>();
+  private readonly sharedSwitches = new Map<number, readonly TaskSwitch[]>();
 
   /** One more refusal of this kind for this reason (or function). */
   countBlock(id: number, kind: BlockKind, key: string): void {
@@ -195,7 +202,7 @@ export class TaskTable {
     this.sleepsLeft = grown(this.sleepsLeft, size);
     this.wakeAt = grown(this.wakeAt, size);
     this.blockedRunning = grown(this.blockedRunning, size);
-    this.firstSwitchT = grown(this.firstSwitchT, size);
+    this.firstSwitchMs = grown(this.firstSwitchMs, size);
     this.firstSwitchVia = grown(this.firstSwitchVia, size);
     this.firstSwitchTransition = grown(this.firstSwitchTransition, size);
     this.countHead = grown(this.countHead, size);
