@@ -45,6 +45,12 @@ export function chooseChecks(names: readonly string[] | undefined): CheckName[] 
   return out;
 }
 
+/** The capture's pids as a short range, for an error message. */
+function pidRange(machine: Machine): string {
+  const pids = machine.tasks.map((t) => t.pid).sort((a, b) => a - b);
+  return pids.length === 0 ? 'none' : `${pids[0]}-${pids[pids.length - 1]}, ${pids.length} tasks`;
+}
+
 /** The tasks named by --pid, in the order given, or every captured task. */
 export function chooseTasks(machine: Machine, pids: readonly number[] | undefined): Task[] {
   if (pids === undefined || pids.length === 0) return [...machine.tasks];
@@ -56,7 +62,7 @@ export function chooseTasks(machine: Machine, pids: readonly number[] | undefine
       'KLPSIM_NO_SUCH_TASK',
       skipped !== undefined
         ? `--pid ${pid}: ${skipped.comm} was not captured (${skipped.reason})`
-        : `--pid ${pid}: no such task in the capture`,
+        : `--pid ${pid}: no such task in the capture (pids ${pidRange(machine)}; \`klpsim walk <capture>\` lists every task)`,
     );
   });
 }

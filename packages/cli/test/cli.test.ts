@@ -118,6 +118,21 @@ describe('bad input never crashes', () => {
     expect((await run('walk', bad)).err).toContain('not JSON');
   });
 
+  it('a pid the capture does not have: its pids, and how to list them', async () => {
+    const r = await run('walk', CAP61, '--pid', '99999');
+    expect(r.code).toBe(2);
+    expect(r.err).toMatch(/--pid 99999: no such task in the capture \(pids \d+-\d+, 63 tasks;/);
+    expect(r.err).toContain('klpsim walk <capture>');
+  });
+
+  it('a scenario that is not JSON, or not there: the file and which', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'klpsim-'));
+    const bad = join(dir, 'bad.scenario.json');
+    writeFileSync(bad, '{ not json');
+    expect((await run('transition', bad)).err).toContain(`${bad}: not JSON`);
+    expect((await run('transition', join(dir, 'none.json'))).err).toContain('cannot read');
+  });
+
   it('a text dump that does not match the capture', async () => {
     const r = await run('walk', CAP72, '--text', CAP61);
     expect(r.code).toBe(2);

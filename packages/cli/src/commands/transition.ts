@@ -143,11 +143,17 @@ export function captureLoader(
 /** Loads and validates a scenario file, or the built-in one. */
 export function loadScenario(file: string | null): Scenario {
   if (file === null) return scenarioSchema.parse(defaultScenario());
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (e) {
+    throw new CliError('KLPSIM_INPUT_INVALID', `${file}: cannot read: ${(e as Error).message}`);
+  }
   let json: unknown;
   try {
-    json = JSON.parse(readFileSync(file, 'utf8'));
+    json = JSON.parse(text);
   } catch (e) {
-    throw new CliError('KLPSIM_INPUT_INVALID', `${file}: ${(e as Error).message}`);
+    throw new CliError('KLPSIM_INPUT_INVALID', `${file}: not JSON: ${(e as Error).message}`);
   }
   if ((json as { format?: unknown } | null)?.format === 'arm64-stack-capture/v1')
     throw new CliError(
