@@ -6,8 +6,9 @@
 // "Start-up"). Each command's module stays a chunk of its own, imported when
 // the command runs, so `--version` and `--help` load only main.
 //
-// Everything lies flat in dist/, at the depth of the files it is built
-// from, so the paths modules take from import.meta.url still hold:
+// Everything lies flat in dist/, at the depth of the files directly under
+// src/ (so a module that takes a path from import.meta.url must be one of
+// those, as bin.ts, bundled.ts and runs.ts are), and these paths still hold:
 // ../package.json, ../../../fixtures/captures/, ../dist/runs-worker.js (the
 // transition --runs worker, tsc's own output), and ./worker.js, the vectors
 // mutation worker beside the chunk that starts it, bundled here as an entry.

@@ -54,9 +54,14 @@ export const COMMANDS: Readonly<Record<string, () => Promise<Command>>> = {
     () => import('./commands/predict.js'),
     (m) => ({ defs: [m.PREDICT_COMMAND], run: m.runPredict }),
   ),
+  // `bench start` has a module of its own: it times the other commands, and loads none of them.
   bench: lazy(
-    () => import('./commands/bench.js'),
-    (m) => ({ defs: [m.BENCH_WALK_COMMAND, m.BENCH_TRANSITION_COMMAND], run: m.runBench }),
+    () => Promise.all([import('./commands/bench.js'), import('./commands/bench-start.js')]),
+    ([m, start]) => ({
+      defs: [m.BENCH_WALK_COMMAND, m.BENCH_TRANSITION_COMMAND, start.BENCH_START_COMMAND],
+      run: (args, ctx) =>
+        args[0] === 'start' ? start.runBenchStart(args.slice(1), ctx) : m.runBench(args, ctx),
+    }),
   ),
   // vectors parses its own flags for now; its help is its usage text.
   vectors: lazy(
@@ -81,6 +86,7 @@ usage:
   klpsim transition [file]      simulate a livepatch transition over time
   klpsim predict <capture>      which tasks a patch would let switch right now
   klpsim bench walk|transition  figures
+  klpsim bench start            start-up time of klpsim itself
   klpsim vectors run|new|mutate reliability test vectors (test-vectors/)
   klpsim -V | --version         the version and the bundled kernels'
   klpsim [COMMAND] --help       a command's options
