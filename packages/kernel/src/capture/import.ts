@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { existsSync, readFileSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readFileSync, readSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { type Addr, pacKernelMask, pacUserMask, parseAddr, parseHex64 } from '@klpsim/arm64';
@@ -72,6 +72,56 @@ function readMaybeGzipped(file: string): Buffer {
   return file.endsWith('.gz') ? gunzipSync(bytes) : bytes;
 }
 
+/**
+ * The kernel text dump: its length, and how to put its bytes into the
+ * memory that maps it. Read from a file, the bytes go straight there: a
+ * second copy of tens of MiB is fresh memory the machine must fault in,
+ * which cost more than reading the file.
+ */
+interface TextDump {
+  readonly length: number;
+  /** Fills `into` with exactly `length` bytes; throws when the file cannot be read. */
+  readonly fill: (into: Uint8Array) => void;
+}
+
+function bytesDump(bytes: Uint8Array): TextDump {
+  return { length: bytes.length, fill: (into) => into.set(bytes) };
+}
+
+/** The dump in `file`, or in `file.gz` when only that exists; throws when neither can be read. */
+function fileDump(file: string): TextDump {
+  if (!existsSync(file) && existsSync(`${file}.gz`))
+    return bytesDump(readMaybeGzipped(`${file}.gz`));
+  const stat = statSync(file);
+  // Anything but a plain file (a directory, a pipe) is read as before, for the same error.
+  if (!stat.isFile()) return bytesDump(readFileSync(file));
+  return {
+    length: stat.size,
+    fill(into) {
+      const fd = openSync(file, 'r');
+      try {
+        let done = 0;
+        while (done < into.length) {
+          const n = readSync(fd, into, done, into.length - done, done);
+          if (n === 0) throw new Error(`${file} changed while it was read`);
+          done += n;
+        }
+      } finally {
+        closeSync(fd);
+      }
+    },
+  };
+}
+
+function textDumpUnreadable(e: unknown, textFile: string): { ok: false; error: InputError } {
+  return fail({
+    code: 'KLPSIM_FILE_UNREADABLE',
+    message: `cannot read the text dump the capture names: ${(e as Error).message}`,
+    file: textFile,
+    expected: 'the file beside the capture, or one given with --text',
+  });
+}
+
 /** Reads, validates and imports a capture and its text dump; fails naming file, field and expectation. */
 export function loadCapture(file: string, options: LoadCaptureOptions = {}): Result<LoadedCapture> {
   let raw: string;
@@ -90,22 +140,13 @@ export function loadCapture(file: string, options: LoadCaptureOptions = {}): Res
   const doc = validate(captureSchemaChecked, json.value, file);
   if (!doc.ok) return doc;
   const textFile = options.textFile ?? join(dirname(file), doc.value.kernel.textDump.file);
-  let text: Uint8Array;
+  let text: TextDump;
   try {
-    // A Buffer is a Uint8Array already: no copy of the tens of MiB (the memory map makes its own).
-    text =
-      existsSync(textFile) || !existsSync(`${textFile}.gz`)
-        ? readFileSync(textFile)
-        : readMaybeGzipped(`${textFile}.gz`);
+    text = fileDump(textFile);
   } catch (e) {
-    return fail({
-      code: 'KLPSIM_FILE_UNREADABLE',
-      message: `cannot read the text dump the capture names: ${(e as Error).message}`,
-      file: textFile,
-      expected: 'the file beside the capture, or one given with --text',
-    });
+    return textDumpUnreadable(e, textFile);
   }
-  const machine = importCapture(doc.value, text, file, textFile);
+  const machine = importWithText(doc.value, text, file, textFile);
   if (!machine.ok) return machine;
   return ok({ file, textFile, machine: machine.value, oracle: oracleOf(doc.value) });
 }
@@ -117,35 +158,63 @@ export function importCapture(
   file: string,
   textFile: string,
 ): Result<Machine> {
+  return importWithText(doc, bytesDump(textBytes), file, textFile);
+}
+
+/** The sha256 of the first `length` bytes, compared with what the capture says; null when they agree. */
+function textDigestMismatch(
+  bytes: Uint8Array,
+  length: number,
+  expected: string,
+  textFile: string,
+): { ok: false; error: InputError } | null {
+  const digest = createHash('sha256').update(bytes.subarray(0, length)).digest('hex');
+  if (digest === expected) return null;
+  return fail({
+    code: 'KLPSIM_TEXT_DUMP_MISMATCH',
+    message: `text dump sha256 is ${digest}`,
+    file: textFile,
+    field: 'kernel.textDump.sha256',
+    expected,
+  });
+}
+
+function importWithText(
+  doc: CaptureDocument,
+  textDump: TextDump,
+  file: string,
+  textFile: string,
+): Result<Machine> {
   const k = doc.kernel;
   const td = k.textDump;
-  if (textBytes.length !== td.size) {
+  if (textDump.length !== td.size) {
     return fail({
       code: 'KLPSIM_TEXT_DUMP_MISMATCH',
-      message: `text dump is ${textBytes.length} bytes`,
+      message: `text dump is ${textDump.length} bytes`,
       file: textFile,
       field: 'kernel.textDump.size',
       expected: `${td.size} bytes`,
     });
   }
-  const digest = createHash('sha256').update(textBytes).digest('hex');
-  if (digest !== td.sha256) {
-    return fail({
-      code: 'KLPSIM_TEXT_DUMP_MISMATCH',
-      message: `text dump sha256 is ${digest}`,
-      file: textFile,
-      field: 'kernel.textDump.sha256',
-      expected: td.sha256,
-    });
+  const memory = new Memory();
+  const textStart = addressField(td.start, file, 'kernel.textDump.start');
+  const mappedText = textStart.ok
+    ? memory.mapZeroed('kernel text', textStart.value, td.size)
+    : null;
+  // The bytes go where they are mapped; with nowhere to map them, to a scratch buffer, so that a
+  // wrong digest is still reported before a wrong start, as the checks are ordered.
+  const bytes = mappedText?.ok === true ? mappedText.value.bytes : new Uint8Array(td.size);
+  try {
+    textDump.fill(bytes.subarray(0, td.size));
+  } catch (e) {
+    return textDumpUnreadable(e, textFile);
   }
+  const mismatch = textDigestMismatch(bytes, td.size, td.sha256, textFile);
+  if (mismatch !== null) return mismatch;
+  if (!textStart.ok) return textStart;
+  if (!mappedText!.ok) return fail({ ...mappedText!.error, file, field: 'kernel.textDump' });
 
   const at = (s: string, field: string): Result<Addr> => addressField(s, file, field);
-
-  const memory = new Memory();
-  const textStart = at(td.start, 'kernel.textDump.start');
-  if (!textStart.ok) return textStart;
-  const mappedText = memory.map('kernel text', textStart.value, textBytes);
-  if (!mappedText.ok) return fail({ ...mappedText.error, file, field: 'kernel.textDump' });
 
   // Symbols: the core table and each module's, both sorted by address (stable: aliases keep kallsyms order).
   const core: KernelSymbol[] = [];
