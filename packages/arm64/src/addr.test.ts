@@ -1,3 +1,4 @@
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import {
   addrFromBigInt,
@@ -6,8 +7,11 @@ import {
   addrToBigInt,
   foldAddress,
   formatAddr,
+  HEX64_PATTERN,
+  isHex64,
   isKernelAddr,
   parseAddr,
+  parseHex64,
 } from './addr.js';
 import { pacKernelMask, pacUserMask, signPacHi, stripInsnPac, stripInsnPacHi } from './pac.js';
 
@@ -77,5 +81,76 @@ describe('pointer authentication', () => {
         '0xffff800008baf1a0',
       );
     }
+  });
+});
+
+describe('hex parsing without BigInt', () => {
+  // The reference is BigInt's own parser, an independent implementation of the same reading.
+  const viaBigInt = (s: string) => {
+    const v = BigInt(s);
+    return { hi: Number(v >> 32n), lo: Number(v & 0xffffffffn) };
+  };
+
+  it('gives the halves BigInt gives, for every 64-bit value, any digit count and case', () => {
+    fc.assert(
+      fc.property(
+        fc.bigInt({ min: 0n, max: 2n ** 64n - 1n }),
+        fc.nat(16),
+        fc.boolean(),
+        (v, pad, upper) => {
+          let digits = v.toString(16).padStart(pad, '0');
+          if (upper) digits = digits.toUpperCase();
+          const s = `0x${digits}`;
+          expect(parseHex64(s)).toEqual(viaBigInt(s));
+          expect(parseAddr(s)).toEqual(addrFromBigInt(v));
+        },
+      ),
+      { numRuns: 5000 },
+    );
+  });
+
+  it('reads the edges exactly: 8 and 9 digits, 16 digits, leading zeros, all ones', () => {
+    for (const s of [
+      '0x0',
+      '0xffffffff',
+      '0x100000000',
+      '0x0000000100000000',
+      '0xffffffffffffffff',
+      '0xFFFF800008BAEDB8',
+      '0x00000000000000001',
+    ]) {
+      if (s.length > 18) expect(parseHex64(s)).toBeNull();
+      else expect(parseHex64(s)).toEqual(viaBigInt(s));
+    }
+  });
+
+  it('refuses what the capture schema refuses: no digits, 17 digits, a sign, a space, no 0x', () => {
+    for (const s of [
+      '0x',
+      '0x1ffffffffffffffff',
+      '-0x1',
+      '0x-1',
+      ' 0x1',
+      '0x1 ',
+      '1',
+      '0X1',
+      '0x1g',
+      '0x+1',
+    ])
+      expect([isHex64(s), parseHex64(s), parseAddr(s)]).toEqual([false, null, null]);
+  });
+
+  it('accepts exactly what HEX64_PATTERN accepts, whatever the characters', () => {
+    // Every character next to a digit or letter boundary, and random strings around 0x.
+    const edges = '/0189:@AFGZ`afgz{xX \u0660\uff10';
+    const pieces = fc.string({ unit: fc.constantFrom(...edges), maxLength: 18 });
+    fc.assert(
+      fc.property(fc.constantFrom('0x', '0X', '', 'x', '00x'), pieces, (head, tail) => {
+        const s = head + tail;
+        expect(isHex64(s)).toBe(HEX64_PATTERN.test(s));
+        expect(parseHex64(s) === null).toBe(!HEX64_PATTERN.test(s));
+      }),
+      { numRuns: 5000 },
+    );
   });
 });

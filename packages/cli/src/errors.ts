@@ -1,4 +1,7 @@
-import { formatInputError, type InputError } from '@klpsim/kernel';
+import type { InputError } from '@klpsim/kernel';
+// From the internal entry, which loads only the kernel's errors.ts: main imports this module
+// before any command, and the public index would bring zod and the whole simulator.
+import { formatInputError } from '@klpsim/kernel/internal';
 
 /** A failure the user can fix (bad arguments, bad input file): printed as one line, exit code 2. */
 export class CliError extends Error {

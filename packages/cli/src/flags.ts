@@ -1,7 +1,11 @@
 import { parseArgs } from 'node:util';
 import { CHECK_NAMES } from '@klpsim/unwind';
 import { z } from 'zod';
-import { CliError } from './errors.js';
+import { asUsageError, choicesText, UsageError } from './usage.js';
+
+// Commands import everything about flags from here; the help text and the usage error live in
+// usage.ts so that main can print help without loading a validator.
+export { asUsageError, helpText, referenceSection, UsageError, usageLine } from './usage.js';
 
 /**
  * Validated command-line flags, one module for every command. A command is
@@ -53,16 +57,6 @@ export type Flags<D extends CommandDef> = {
     : ValueOf<D['flags'][K]>;
 };
 
-/** A usage mistake: printed as one line that ends by pointing at the command's --help. */
-export class UsageError extends CliError {
-  constructor(
-    readonly command: string,
-    message: string,
-  ) {
-    super('KLPSIM_USAGE', message);
-  }
-}
-
 const DIGITS = /^[0-9]+$/;
 
 /** An integer in [min, max], written in decimal digits only (no 1e3, 0x10, -1 or 1.0). */
@@ -89,7 +83,7 @@ export function decimal(minExclusive: number, max: number): ValueDef<number> {
 export function oneOf<const T extends string>(names: readonly T[]): ValueDef<T> {
   return {
     schema: z.enum(names as unknown as [T, ...T[]]),
-    expected: `one of ${names.join(', ')}`,
+    expected: choicesText(names),
   };
 }
 
@@ -132,20 +126,6 @@ function checkValue(command: string, flag: string, def: ValueDef<unknown>, s: st
   const r = def.schema.safeParse(s);
   if (r.success) return r.data;
   throw new UsageError(command, `${flag} "${s}": expected ${def.expected}`);
-}
-
-/** The first sentence of node's parseArgs error, which otherwise goes on about `--` and quotes. */
-function parseArgsMessage(e: Error): string {
-  const first = e.message.split(/\.(\s|$)/)[0] ?? e.message;
-  return first.charAt(0).toLowerCase() + first.slice(1);
-}
-
-/** Rewrites node's parseArgs errors as usage errors; anything else passes through. */
-export function asUsageError(command: string, e: unknown): unknown {
-  const code = (e as { code?: unknown }).code;
-  if (typeof code === 'string' && code.startsWith('ERR_PARSE_ARGS'))
-    return new UsageError(command, parseArgsMessage(e as Error));
-  return e;
 }
 
 /** Parses and validates a command's arguments; throws UsageError naming the flag. */
@@ -196,57 +176,4 @@ export function parseCommand<D extends CommandDef>(
     } else flags[name] = check(raw);
   }
   return { flags: flags as Flags<D>, positionals: parsed.positionals };
-}
-
-/** `klpsim walk <capture.json> [--pid N]...`: the usage line of a command. */
-export function usageLine(def: CommandDef): string {
-  const parts = [`klpsim${def.name !== '' ? ` ${def.name}` : ''}`];
-  if (def.args !== '') parts.push(def.args);
-  for (const [name, f] of Object.entries(def.flags)) {
-    const arg = f.type === 'string' ? ` ${f.arg ?? 'VALUE'}` : '';
-    parts.push(`[--${name}${arg}]${f.multiple === true ? '...' : ''}`);
-  }
-  return parts.join(' ');
-}
-
-/** The flag's bound or choices, for help text. */
-function flagHelp(f: FlagDef): string {
-  return f.value !== undefined ? `${f.help} (${f.value.expected})` : f.help;
-}
-
-/** `klpsim walk --help`. */
-export function helpText(def: CommandDef): string {
-  const rows = Object.entries(def.flags).map(([name, f]) => {
-    const short = f.short !== undefined ? `-${f.short}, ` : '';
-    return [`${short}--${name}${f.type === 'string' ? ` ${f.arg ?? 'VALUE'}` : ''}`, flagHelp(f)];
-  });
-  const width = Math.max(0, ...rows.map(([l]) => l!.length)) + 2;
-  return [
-    `usage: ${usageLine(def)}`,
-    '',
-    def.description,
-    '',
-    'options:',
-    ...rows.map(([l, h]) => `  ${l!.padEnd(width)}${h}`),
-  ].join('\n');
-}
-
-/** The Markdown section of docs/cli-reference.md for one command. */
-export function referenceSection(def: CommandDef): string {
-  const rows = Object.entries(def.flags).map(([name, f]) => {
-    const arg = f.type === 'string' ? ` ${f.arg ?? 'VALUE'}` : '';
-    const many = f.multiple === true ? ' (repeatable)' : '';
-    return `| \`--${name}${arg}\`${many} | ${flagHelp(f).replaceAll('|', '\\|')} |`;
-  });
-  return [
-    `## \`klpsim${def.name !== '' ? ` ${def.name}` : ''}\``,
-    '',
-    `\`${usageLine(def)}\``,
-    '',
-    def.description,
-    '',
-    '| option | meaning |',
-    '|---|---|',
-    ...rows,
-  ].join('\n');
 }

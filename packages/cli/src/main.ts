@@ -3,33 +3,79 @@ import { basename, dirname } from 'node:path';
 import { gunzipSync, constants as zlibConstants } from 'node:zlib';
 import { bundledCaptures } from './bundled.js';
 import { paintFor } from './colour.js';
-import { BENCH_TRANSITION_COMMAND, BENCH_WALK_COMMAND, runBench } from './commands/bench.js';
-import { MAIN_COMMAND, runDefault } from './commands/default.js';
-import { PREDICT_COMMAND, runPredict } from './commands/predict.js';
-import { runTransition, TRANSITION_COMMAND } from './commands/transition.js';
-import { runVectors, VECTORS_USAGE } from './commands/vectors.js';
-import { runWalk, WALK_COMMAND } from './commands/walk.js';
 import type { CommandContext } from './context.js';
 import { CliError, EXIT_CODES, EXIT_OK, EXIT_USAGE } from './errors.js';
-import { asUsageError, type CommandDef, helpText, oneOf, UsageError } from './flags.js';
+import type { CommandDef } from './flags.js';
 import { createLogger, LOG_LEVELS } from './log.js';
+import { asUsageError, choicesText, helpText, UsageError } from './usage.js';
 
-/** Every command, in the order `--help` and docs/cli-reference.md list them. */
-export const COMMANDS: readonly CommandDef[] = [
-  MAIN_COMMAND,
-  WALK_COMMAND,
-  TRANSITION_COMMAND,
-  PREDICT_COMMAND,
-  BENCH_WALK_COMMAND,
-  BENCH_TRANSITION_COMMAND,
-];
+/*
+ * Start-up cost is the point of this module's shape: it imports no command,
+ * no validator and no logger library, so `klpsim --version` and `--help`
+ * load nothing they do not print (docs/performance.md, "Start-up"). A
+ * command's module, and with it the simulator and zod, is imported when that
+ * command runs or prints its help.
+ */
 
-/** vectors parses its own flags for now; its help is its usage text. */
-export const OWN_USAGE: Readonly<Record<string, string>> = {
-  vectors: VECTORS_USAGE,
+/** What main needs of a command's module. */
+export interface Command {
+  /** Its definitions, for --help and docs/cli-reference.md; --help shows the one named by its first argument (`bench transition`), else the first. */
+  readonly defs: readonly CommandDef[];
+  /** The help of a command that parses its own flags (vectors), in place of definitions. */
+  readonly usage?: string;
+  readonly run: (args: string[], ctx: CommandContext) => number | Promise<number>;
+}
+
+/** A table entry: import the command's module when asked, and take what main needs from it. */
+const lazy =
+  <M>(load: () => Promise<M>, pick: (m: M) => Command) =>
+  async (): Promise<Command> =>
+    pick(await load());
+
+/**
+ * Every command by the word that selects it ('' is the main job), in the
+ * order `--help` and docs/cli-reference.md list them. Adding a command is
+ * adding its entry here.
+ */
+export const COMMANDS: Readonly<Record<string, () => Promise<Command>>> = {
+  '': lazy(
+    () => import('./commands/default.js'),
+    (m) => ({ defs: [m.MAIN_COMMAND], run: m.runDefault }),
+  ),
+  walk: lazy(
+    () => import('./commands/walk.js'),
+    (m) => ({ defs: [m.WALK_COMMAND], run: m.runWalk }),
+  ),
+  transition: lazy(
+    () => import('./commands/transition.js'),
+    (m) => ({ defs: [m.TRANSITION_COMMAND], run: m.runTransition }),
+  ),
+  predict: lazy(
+    () => import('./commands/predict.js'),
+    (m) => ({ defs: [m.PREDICT_COMMAND], run: m.runPredict }),
+  ),
+  // `bench start` has a module of its own: it times the other commands, and loads none of them.
+  bench: lazy(
+    () => Promise.all([import('./commands/bench.js'), import('./commands/bench-start.js')]),
+    ([m, start]) => ({
+      defs: [m.BENCH_WALK_COMMAND, m.BENCH_TRANSITION_COMMAND, start.BENCH_START_COMMAND],
+      run: (args, ctx) =>
+        args[0] === 'start' ? start.runBenchStart(args.slice(1), ctx) : m.runBench(args, ctx),
+    }),
+  ),
+  // vectors parses its own flags for now; its help is its usage text.
+  vectors: lazy(
+    () => import('./commands/vectors.js'),
+    (m) => ({
+      defs: [],
+      usage: m.VECTORS_USAGE,
+      run: (args, ctx) =>
+        m.runVectors(args, ctx.log, ctx.print).catch((e: unknown) => {
+          throw asUsageError('vectors', e);
+        }),
+    }),
+  ),
 };
-
-const LOG_LEVEL = oneOf(LOG_LEVELS);
 
 export const USAGE = `klpsim: the arm64 reliable stack walk and livepatch consistency model, simulated
 
@@ -40,12 +86,13 @@ usage:
   klpsim transition [file]      simulate a livepatch transition over time
   klpsim predict <capture>      which tasks a patch would let switch right now
   klpsim bench walk|transition  figures
+  klpsim bench start            start-up time of klpsim itself
   klpsim vectors run|new|mutate reliability test vectors (test-vectors/)
   klpsim -V | --version         the version and the bundled kernels'
   klpsim [COMMAND] --help       a command's options
 
 options for every command:
-  --log-level LEVEL   diagnostics on stderr as NDJSON (${LOG_LEVEL.expected}; default warn)
+  --log-level LEVEL   diagnostics on stderr as NDJSON (${choicesText(LOG_LEVELS)}; default warn)
 
 exit codes:
 ${EXIT_CODES.map(([c, what]) => `  ${c}  ${what}`).join('\n')}`;
@@ -80,7 +127,9 @@ export function versionText(): string {
 }
 
 /** Takes `--log-level L` / `--log-level=L` from anywhere in argv; the rest is the command's. */
-function splitLogLevel(argv: readonly string[]): { level: string | undefined; rest: string[] } {
+async function splitLogLevel(
+  argv: readonly string[],
+): Promise<{ level: string | undefined; rest: string[] }> {
   let level: string | undefined;
   const rest: string[] = [];
   for (let i = 0; i < argv.length; i++) {
@@ -91,8 +140,13 @@ function splitLogLevel(argv: readonly string[]): { level: string | undefined; re
     } else if (a.startsWith('--log-level=')) level = a.slice('--log-level='.length);
     else rest.push(a);
   }
-  if (level !== undefined && !LOG_LEVEL.schema.safeParse(level).success)
-    throw new UsageError('', `--log-level "${level}": expected ${LOG_LEVEL.expected}`);
+  if (level !== undefined) {
+    // The validator is loaded only when the flag is given.
+    const { oneOf } = await import('./flags.js');
+    const def = oneOf(LOG_LEVELS);
+    if (!def.schema.safeParse(level).success)
+      throw new UsageError('', `--log-level "${level}": expected ${def.expected}`);
+  }
   return { level, rest };
 }
 
@@ -108,36 +162,21 @@ async function dispatch(args: string[], ctx: CommandContext): Promise<number> {
     ctx.print(versionText());
     return EXIT_OK;
   }
-  if (command === undefined || command.startsWith('-')) {
-    if (wantsHelp(args)) return printHelp(ctx, helpText(MAIN_COMMAND));
-    return runDefault(args, ctx);
-  }
-  if (wantsHelp(rest)) {
-    if (command in OWN_USAGE) return printHelp(ctx, OWN_USAGE[command]!);
-    const bench = rest[0] === 'transition' ? BENCH_TRANSITION_COMMAND : BENCH_WALK_COMMAND;
-    if (command === 'bench') return printHelp(ctx, helpText(bench));
-    if (command === 'walk') return printHelp(ctx, helpText(WALK_COMMAND));
-    if (command === 'transition') return printHelp(ctx, helpText(TRANSITION_COMMAND));
-    if (command === 'predict') return printHelp(ctx, helpText(PREDICT_COMMAND));
-  }
-  switch (command) {
-    case 'walk':
-      return runWalk(rest, ctx);
-    case 'bench':
-      return runBench(rest, ctx);
-    case 'transition':
-      return await runTransition(rest, ctx);
-    case 'predict':
-      return runPredict(rest, ctx);
-    case 'vectors':
-      try {
-        return await runVectors(rest, ctx.log, ctx.print);
-      } catch (e) {
-        throw asUsageError(command, e);
-      }
-    default:
-      throw new UsageError('', `unknown command "${command}"`);
-  }
+  // No command word: the main job, which takes the whole line as its flags.
+  const mainJob = command === undefined || command.startsWith('-');
+  const word = mainJob ? '' : command;
+  const load =
+    mainJob || (command !== '' && Object.hasOwn(COMMANDS, command)) ? COMMANDS[word] : undefined;
+  if (load === undefined) throw new UsageError('', `unknown command "${command}"`);
+  const cmd = await load();
+  const argv = mainJob ? args : rest;
+  if (wantsHelp(argv)) return printHelp(ctx, cmd.usage ?? helpText(helpDef(cmd, word, rest)));
+  return await cmd.run(argv, ctx);
+}
+
+/** The definition `klpsim WORD [SUB] --help` describes: `bench transition`'s, else the command's first. */
+function helpDef(cmd: Command, word: string, rest: readonly string[]): CommandDef {
+  return cmd.defs.find((d) => d.name === `${word} ${rest[0]}`) ?? cmd.defs[0]!;
 }
 
 function printHelp(ctx: CommandContext, text: string): number {
@@ -159,7 +198,7 @@ export async function main(
   print: (s: string) => void = (s) => process.stdout.write(`${s}\n`),
 ): Promise<number> {
   try {
-    const { level, rest } = splitLogLevel(argv);
+    const { level, rest } = await splitLogLevel(argv);
     const ctx: CommandContext = {
       log: createLogger(level),
       print,

@@ -1,6 +1,13 @@
 import { EXIT_CODES } from './errors.js';
-import { referenceSection } from './flags.js';
-import { COMMANDS, OWN_USAGE } from './main.js';
+import { COMMANDS } from './main.js';
+import { referenceSection } from './usage.js';
+
+// Every command's module, loaded once: the reference describes them all.
+const commands = Object.entries(COMMANDS).map(async ([name, load]) => ({
+  name,
+  ...(await load()),
+}));
+const loaded = await Promise.all(commands);
 
 /**
  * docs/cli-reference.md, generated from the command definitions so the
@@ -22,9 +29,9 @@ export function cliReference(): string {
     '|---|---|',
     ...EXIT_CODES.map(([c, what]) => `| ${c} | ${what} |`),
     '',
-    ...COMMANDS.flatMap((def) => [referenceSection(def), '']),
+    ...loaded.flatMap((c) => c.defs.flatMap((def) => [referenceSection(def), ''])),
   ];
-  for (const [name, usage] of Object.entries(OWN_USAGE))
-    parts.push(`## \`klpsim ${name}\``, '', '```', usage, '```', '');
+  for (const { name, usage } of loaded)
+    if (usage !== undefined) parts.push(`## \`klpsim ${name}\``, '', '```', usage, '```', '');
   return `${parts.join('\n').trimEnd()}\n`;
 }

@@ -36,6 +36,7 @@ const LONG = [/^\.\/klpsim bench transition$/, /^\.\/klpsim vectors mutate .*--c
 // step taken) but measuring briefly; for non-repeatable flags the last wins.
 const BRIEF: readonly [RegExp, string][] = [
   [/^\.\/klpsim bench walk\b/, ' --seconds 0.1 --tasks 100'],
+  [/^\.\/klpsim bench start\b/, ' --runs 1'],
 ];
 
 /** Shell command lines of ```sh blocks, continuations joined, comments dropped. */

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { existsSync, readFileSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readFileSync, readSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { type Addr, pacKernelMask, pacUserMask, parseAddr, parseHex64 } from '@klpsim/arm64';
@@ -24,12 +24,8 @@ import {
 } from '../task.js';
 import { KernelText, type TextRange } from '../text.js';
 import { parseJson, validate } from '../validate.js';
-import {
-  type CaptureDocument,
-  type CaptureTask,
-  type CaptureTraceEntry,
-  captureSchema,
-} from './schema.js';
+import { captureSchemaChecked } from './check-symbols.js';
+import type { CaptureDocument, CaptureTask, CaptureTraceEntry } from './schema.js';
 
 /** What the real kernel itself said about one task, kept beside the machine for comparison. */
 export interface KernelOracle {
@@ -53,25 +49,77 @@ export interface LoadCaptureOptions {
   readonly textFile?: string;
 }
 
+/** The error for a hex field that is not a canonical address. */
+function notAnAddress(s: string, file: string, field: string): { ok: false; error: InputError } {
+  return fail({
+    code: 'KLPSIM_INPUT_INVALID',
+    message: `${s} is not a canonical address`,
+    file,
+    field,
+    expected: 'a kernel or user address',
+  });
+}
+
 /** A canonical address from a validated hex field, or an error naming the field. */
 function addressField(s: string, file: string, field: string): Result<Addr> {
   const a = parseAddr(s);
-  if (a === null || Number.isNaN(a)) {
-    return fail({
-      code: 'KLPSIM_INPUT_INVALID',
-      message: `${s} is not a canonical address`,
-      file,
-      field,
-      expected: 'a kernel or user address',
-    });
-  }
-  return ok(a);
+  return a === null || Number.isNaN(a) ? notAnAddress(s, file, field) : ok(a);
 }
 
 /** A file's bytes, gunzipped when its name ends in `.gz` (bundled captures are kept compressed). */
 function readMaybeGzipped(file: string): Buffer {
   const bytes = readFileSync(file);
   return file.endsWith('.gz') ? gunzipSync(bytes) : bytes;
+}
+
+/**
+ * The kernel text dump: its length, and how to put its bytes into the
+ * memory that maps it. Read from a file, the bytes go straight there: a
+ * second copy of tens of MiB is fresh memory the machine must fault in,
+ * which cost more than reading the file.
+ */
+interface TextDump {
+  readonly length: number;
+  /** Fills `into` with exactly `length` bytes; throws when the file cannot be read. */
+  readonly fill: (into: Uint8Array) => void;
+}
+
+function bytesDump(bytes: Uint8Array): TextDump {
+  return { length: bytes.length, fill: (into) => into.set(bytes) };
+}
+
+/** The dump in `file`, or in `file.gz` when only that exists; throws when neither can be read. */
+function fileDump(file: string): TextDump {
+  if (!existsSync(file) && existsSync(`${file}.gz`))
+    return bytesDump(readMaybeGzipped(`${file}.gz`));
+  const stat = statSync(file);
+  // Anything but a plain file (a directory, a pipe) is read as before, for the same error.
+  if (!stat.isFile()) return bytesDump(readFileSync(file));
+  return {
+    length: stat.size,
+    fill(into) {
+      const fd = openSync(file, 'r');
+      try {
+        let done = 0;
+        while (done < into.length) {
+          const n = readSync(fd, into, done, into.length - done, done);
+          if (n === 0) throw new Error(`${file} changed while it was read`);
+          done += n;
+        }
+      } finally {
+        closeSync(fd);
+      }
+    },
+  };
+}
+
+function textDumpUnreadable(e: unknown, textFile: string): { ok: false; error: InputError } {
+  return fail({
+    code: 'KLPSIM_FILE_UNREADABLE',
+    message: `cannot read the text dump the capture names: ${(e as Error).message}`,
+    file: textFile,
+    expected: 'the file beside the capture, or one given with --text',
+  });
 }
 
 /** Reads, validates and imports a capture and its text dump; fails naming file, field and expectation. */
@@ -88,25 +136,17 @@ export function loadCapture(file: string, options: LoadCaptureOptions = {}): Res
   }
   const json = parseJson(raw, file, 'an arm64-stack-capture/v1 JSON document');
   if (!json.ok) return json;
-  const doc = validate(captureSchema, json.value, file);
+  // The capture schema, its symbols checked by a loop that says what zod would (check-symbols.ts).
+  const doc = validate(captureSchemaChecked, json.value, file);
   if (!doc.ok) return doc;
   const textFile = options.textFile ?? join(dirname(file), doc.value.kernel.textDump.file);
-  let text: Uint8Array;
+  let text: TextDump;
   try {
-    text = new Uint8Array(
-      existsSync(textFile) || !existsSync(`${textFile}.gz`)
-        ? readFileSync(textFile)
-        : readMaybeGzipped(`${textFile}.gz`),
-    );
+    text = fileDump(textFile);
   } catch (e) {
-    return fail({
-      code: 'KLPSIM_FILE_UNREADABLE',
-      message: `cannot read the text dump the capture names: ${(e as Error).message}`,
-      file: textFile,
-      expected: 'the file beside the capture, or one given with --text',
-    });
+    return textDumpUnreadable(e, textFile);
   }
-  const machine = importCapture(doc.value, text, file, textFile);
+  const machine = importWithText(doc.value, text, file, textFile);
   if (!machine.ok) return machine;
   return ok({ file, textFile, machine: machine.value, oracle: oracleOf(doc.value) });
 }
@@ -118,47 +158,77 @@ export function importCapture(
   file: string,
   textFile: string,
 ): Result<Machine> {
+  return importWithText(doc, bytesDump(textBytes), file, textFile);
+}
+
+/** The sha256 of the first `length` bytes, compared with what the capture says; null when they agree. */
+function textDigestMismatch(
+  bytes: Uint8Array,
+  length: number,
+  expected: string,
+  textFile: string,
+): { ok: false; error: InputError } | null {
+  const digest = createHash('sha256').update(bytes.subarray(0, length)).digest('hex');
+  if (digest === expected) return null;
+  return fail({
+    code: 'KLPSIM_TEXT_DUMP_MISMATCH',
+    message: `text dump sha256 is ${digest}`,
+    file: textFile,
+    field: 'kernel.textDump.sha256',
+    expected,
+  });
+}
+
+function importWithText(
+  doc: CaptureDocument,
+  textDump: TextDump,
+  file: string,
+  textFile: string,
+): Result<Machine> {
   const k = doc.kernel;
   const td = k.textDump;
-  if (textBytes.length !== td.size) {
+  if (textDump.length !== td.size) {
     return fail({
       code: 'KLPSIM_TEXT_DUMP_MISMATCH',
-      message: `text dump is ${textBytes.length} bytes`,
+      message: `text dump is ${textDump.length} bytes`,
       file: textFile,
       field: 'kernel.textDump.size',
       expected: `${td.size} bytes`,
     });
   }
-  const digest = createHash('sha256').update(textBytes).digest('hex');
-  if (digest !== td.sha256) {
-    return fail({
-      code: 'KLPSIM_TEXT_DUMP_MISMATCH',
-      message: `text dump sha256 is ${digest}`,
-      file: textFile,
-      field: 'kernel.textDump.sha256',
-      expected: td.sha256,
-    });
+  const memory = new Memory();
+  const textStart = addressField(td.start, file, 'kernel.textDump.start');
+  const mappedText = textStart.ok
+    ? memory.mapZeroed('kernel text', textStart.value, td.size)
+    : null;
+  // The bytes go where they are mapped; with nowhere to map them, to a scratch buffer, so that a
+  // wrong digest is still reported before a wrong start, as the checks are ordered.
+  const bytes = mappedText?.ok === true ? mappedText.value.bytes : new Uint8Array(td.size);
+  try {
+    textDump.fill(bytes.subarray(0, td.size));
+  } catch (e) {
+    return textDumpUnreadable(e, textFile);
   }
+  const mismatch = textDigestMismatch(bytes, td.size, td.sha256, textFile);
+  if (mismatch !== null) return mismatch;
+  if (!textStart.ok) return textStart;
+  if (!mappedText!.ok) return fail({ ...mappedText!.error, file, field: 'kernel.textDump' });
 
   const at = (s: string, field: string): Result<Addr> => addressField(s, file, field);
-
-  const memory = new Memory();
-  const textStart = at(td.start, 'kernel.textDump.start');
-  if (!textStart.ok) return textStart;
-  const mappedText = memory.map('kernel text', textStart.value, textBytes);
-  if (!mappedText.ok) return fail({ ...mappedText.error, file, field: 'kernel.textDump' });
 
   // Symbols: the core table and each module's, both sorted by address (stable: aliases keep kallsyms order).
   const core: KernelSymbol[] = [];
   const bymod = new Map<string, KernelSymbol[]>();
   for (let i = 0; i < doc.symbols.length; i++) {
     const s = doc.symbols[i]!;
-    const a = at(s.address, `symbols[${i}].address`);
-    if (!a.ok) return a;
+    // Tens of thousands of these: the field's name is written only for an error.
+    const address = parseAddr(s.address);
+    if (address === null || Number.isNaN(address))
+      return notAnAddress(s.address, file, `symbols[${i}].address`);
     const sym: KernelSymbol =
       s.module !== undefined
-        ? { name: s.name, address: a.value, type: s.type, module: s.module }
-        : { name: s.name, address: a.value, type: s.type };
+        ? { name: s.name, address, type: s.type, module: s.module }
+        : { name: s.name, address, type: s.type };
     if (s.module === undefined) core.push(sym);
     else {
       const list = bymod.get(s.module) ?? [];

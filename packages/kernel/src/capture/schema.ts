@@ -1,3 +1,4 @@
+import { HEX64_PATTERN } from '@klpsim/arm64';
 import { z } from 'zod';
 
 /**
@@ -6,9 +7,9 @@ import { z } from 'zod';
  * as the format asks of readers.
  */
 
-export const hex64 = z.string().regex(/^0x[0-9a-fA-F]{1,16}$/, {
-  message: 'expected a "0x..." hex string of at most 16 digits',
-});
+/** The message of a hex field that is not `0x...` (check-symbols.ts gives it too). */
+export const HEX64_MESSAGE = 'expected a "0x..." hex string of at most 16 digits';
+export const hex64 = z.string().regex(HEX64_PATTERN, { message: HEX64_MESSAGE });
 
 /**
  * CONFIG_NR_CPUS on arm64 is at most 4096 (arch/arm64/Kconfig: "Maximum
