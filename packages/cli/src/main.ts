@@ -5,6 +5,7 @@ import { bundledCaptures } from './bundled.js';
 import { paintFor } from './colour.js';
 import { BENCH_TRANSITION_COMMAND, BENCH_WALK_COMMAND, runBench } from './commands/bench.js';
 import { MAIN_COMMAND, runDefault } from './commands/default.js';
+import { FRAMES_COMMAND, runFrames } from './commands/frames.js';
 import { PREDICT_COMMAND, runPredict } from './commands/predict.js';
 import { runTransition, TRANSITION_COMMAND } from './commands/transition.js';
 import { runVectors, VECTORS_USAGE } from './commands/vectors.js';
@@ -22,6 +23,7 @@ export const COMMANDS: readonly CommandDef[] = [
   PREDICT_COMMAND,
   BENCH_WALK_COMMAND,
   BENCH_TRANSITION_COMMAND,
+  FRAMES_COMMAND,
 ];
 
 /** vectors parses its own flags for now; its help is its usage text. */
@@ -41,6 +43,7 @@ usage:
   klpsim predict <capture>      which tasks a patch would let switch right now
   klpsim bench walk|transition  figures
   klpsim vectors run|new|mutate reliability test vectors (test-vectors/)
+  klpsim frames <capture>       frame state (L/S/F, CFA) of every instruction of the kernel's text
   klpsim -V | --version         the version and the bundled kernels'
   klpsim [COMMAND] --help       a command's options
 
@@ -112,6 +115,7 @@ async function dispatch(args: string[], ctx: CommandContext): Promise<number> {
     if (wantsHelp(args)) return printHelp(ctx, helpText(MAIN_COMMAND));
     return runDefault(args, ctx);
   }
+  if (command === 'frames') return runFrames(rest, ctx);
   if (wantsHelp(rest)) {
     if (command in OWN_USAGE) return printHelp(ctx, OWN_USAGE[command]!);
     const bench = rest[0] === 'transition' ? BENCH_TRANSITION_COMMAND : BENCH_WALK_COMMAND;

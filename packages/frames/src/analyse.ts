@@ -39,6 +39,8 @@ export interface FunctionFrames {
   readonly noreturnCalls: number;
   /** Instructions no path reaches (0 when refused). */
   readonly unreached: number;
+  /** Indirect branches inside the frame with no `bti j` pads: jump tables whose targets are unknown. */
+  readonly jumpTables: number;
 }
 
 /**
@@ -91,6 +93,7 @@ export function analyseFunction(
     lrSigned: new Uint8Array(n),
     noreturnCalls: 0,
     unreached: n,
+    jumpTables: 0,
   };
   if (refuseAs !== null) {
     out.refusal = { reason: refuseAs, offset: 0, detail: '' };
@@ -117,6 +120,7 @@ export function analyseFunction(
       out.lrSigned = new Uint8Array(0);
       out.noreturnCalls = 0;
       out.unreached = 0;
+      out.jumpTables = 0;
       return out;
     }
   }
@@ -135,6 +139,7 @@ class Walker {
   private readonly work: number[] = [];
   private readonly jumpPads: number[] = [];
   private noreturnCalls = 0;
+  private jumpTables = 0;
 
   constructor(
     private readonly insns: readonly FrameInsn[],
@@ -162,6 +167,7 @@ class Walker {
     lrSigned: Uint8Array;
     noreturnCalls: number;
     unreached: number;
+    jumpTables: number;
   }): void {
     if (this.n === 0) return;
     this.flow(0, 0, Number.NaN, 0, -1, EDGE_PLAIN);
@@ -191,6 +197,7 @@ class Walker {
       out.lrSigned[i] = pac !== 0 ? 1 : 0;
     }
     out.noreturnCalls = this.noreturnCalls + this.noreturn.size;
+    out.jumpTables = this.jumpTables;
     out.unreached = unreached;
   }
 
@@ -416,15 +423,11 @@ class Walker {
         break;
       case 'br': {
         const canExit = noRecord && lr === 0 && fp === 0 && sp === 0 && pac === 0;
-        if (this.jumpPads.length > 0) {
-          for (const pad of this.jumpPads) this.flow(pad, sp, rec, flags, i, EDGE_PLAIN);
-        } else if (!canExit) {
-          this.refuse(
-            'indirect-branch',
-            i,
-            `br x${d.reg} with ${describe(sp, rec, flags)} and no bti j pad in the function`,
-          );
-        }
+        // With BTI, an indirect branch inside the function lands on a `bti j` pad.
+        for (const pad of this.jumpPads) this.flow(pad, sp, rec, flags, i, EDGE_PLAIN);
+        // A jump table without pads: its targets are in .rodata, which a capture
+        // does not hold. Code only the table reaches keeps no state (unreached).
+        if (!canExit && this.jumpPads.length === 0) this.jumpTables++;
         next = false;
         break;
       }

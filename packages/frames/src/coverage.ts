@@ -22,6 +22,8 @@ export interface FrameCoverage {
   readonly refusedInstructions: number;
   /** Calls found not to return (from the frame rules, see docs/frames.md). */
   readonly noreturnCalls: number;
+  /** Modelled functions with a jump table whose targets are unknown (the table is in .rodata). */
+  readonly functionsWithJumpTables: number;
 }
 
 /** Sums a kernel's per-function results. */
@@ -35,6 +37,7 @@ export function frameCoverage(functions: readonly FunctionFrames[]): FrameCovera
   let unreached = 0;
   let refusedInstructions = 0;
   let noreturnCalls = 0;
+  let functionsWithJumpTables = 0;
   const byState = [0, 0, 0, 0];
   for (const f of functions) {
     if (f.refusal !== null) {
@@ -46,6 +49,7 @@ export function frameCoverage(functions: readonly FunctionFrames[]): FrameCovera
     total += f.state.length;
     unreached += f.unreached;
     noreturnCalls += f.noreturnCalls;
+    if (f.jumpTables > 0) functionsWithJumpTables++;
     for (let i = 0; i < f.state.length; i++) byState[f.state[i]!]!++;
   }
   return {
@@ -63,5 +67,6 @@ export function frameCoverage(functions: readonly FunctionFrames[]): FrameCovera
     },
     refusedInstructions,
     noreturnCalls,
+    functionsWithJumpTables,
   };
 }

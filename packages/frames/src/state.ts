@@ -65,7 +65,6 @@ export const REFUSAL_REASONS = {
     'sp moves by an amount the analysis cannot follow, with no frame pointer to fall back on',
   'exit-with-frame': 'a return or tail call with the frame not torn down',
   'pac-mismatch': 'LR is signed, authenticated or returned in an order that does not match',
-  'indirect-branch': 'an indirect branch inside the frame whose targets are unknown',
   'ret-other-register': 'a return through a register other than x30',
   'paths-disagree': 'two paths reach an instruction with different frame states',
 } as const;
