@@ -325,13 +325,14 @@ class Walker {
         break;
       }
       case 'str-lr':
-        this.refuse('lr-saved-alone', i, 'str x30 to the stack');
+        // With the record saved, x30 is a scratch register like any other.
+        if (noRecord) this.refuse('lr-saved-alone', i, 'str x30 to the stack');
+        if (d.mode !== 'offset') sp -= d.imm;
         break;
       case 'ldr-lr': {
         const slot = at(d.mode, d.imm);
-        if (noRecord || slot !== rec + 8)
-          this.refuse('lr-lost', i, 'ldr x30 from a slot that does not hold the return address');
-        lr = 0;
+        if (noRecord) this.refuse('lr-lost', i, 'ldr x30 before the return address was saved');
+        lr = slot === rec + 8 ? 0 : 1;
         if (d.mode !== 'offset') sp -= d.imm;
         break;
       }

@@ -143,7 +143,8 @@ function decodeBranchReg(w: number): FrameInsn {
       return callKind(w) === CallKind.NONE ? OTHER_NONE : { kind: 'blr' };
     case 2:
       // ret xn, or retaa/retab (op3 = 00001x, Rn = Rm = 11111).
-      return { kind: 'ret', reg: rn, key: op3 === 0 ? null : key };
+      // retaa/retab encode Rn = 11111 but return to x30.
+      return { kind: 'ret', reg: op3 === 0 ? rn : 30, key: op3 === 0 ? null : key };
     case 4:
     case 5:
       return { kind: 'stop' };
@@ -217,7 +218,8 @@ function decodeLoadStore(w: number): FrameInsn {
   const rn = (w >>> 5) & 31;
   const v = (w & 0x04000000) >>> 0 !== 0;
   if ((w & 0x3a000000) >>> 0 === 0x28000000) return decodePair(w, rt, rn, v);
-  if ((w & 0x3b000000) >>> 0 === 0x38000000) return decodeSingle(w, rt, rn, v);
+  // Load/store register: unsigned offset (bit 24 set) or the 9-bit forms (bit 24 clear).
+  if ((w & 0x3a000000) >>> 0 === 0x38000000) return decodeSingle(w, rt, rn, v);
   if ((w & 0x3b000000) >>> 0 === 0x18000000) {
     // Load literal: writes Rt unless it is a prefetch or a SIMD register.
     const prfm = ((w >>> 30) & 3) === 3;

@@ -32,9 +32,9 @@ const EXTRA = Array.from({ length: 48 }, (_, i) => ({
 }));
 
 const CATALOGUE_TASKS = [
-  { frames: USER_NANOSLEEP },
-  { frames: KWORKER },
-  { frames: IDLE_TASK },
+  { frames: [...USER_NANOSLEEP] },
+  { frames: [...KWORKER] },
+  { frames: [...IDLE_TASK] },
   { frames: irqPreempted('saved') },
   { frames: irqPreempted('unsaved') },
   { frames: [...KWORKER.slice(0, 3), { fn: 'deep_frame', frameSize: 224 }, ...KWORKER.slice(3)] },
