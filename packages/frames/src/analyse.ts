@@ -71,14 +71,27 @@ const EDGE_AFTER_CALL = 1;
 /** How far back along first arrivals a rule break is traced to a call (a basic block is rarely longer). */
 const MAX_BACKTRACK = 256;
 
+export interface AnalyseOptions {
+  /** Refuse the function outright with this reason (SYM_CODE, text not held). */
+  readonly refuseAs?: RefusalReason;
+  /** Its size in bytes when `words` is empty (a refused function). */
+  readonly size?: number;
+  /**
+   * The word at any address of the text, -1 where unmapped: lets a branch
+   * out of the function be recognised as a linker veneer that comes back.
+   */
+  readonly readText?: (addr: number) => number;
+}
+
 /** One function's words in, its frame state per instruction out; never throws. */
 export function analyseFunction(
   name: string,
   start: number,
   words: Uint32Array,
-  refuseAs: RefusalReason | null = null,
-  size = words.length * 4,
+  options: AnalyseOptions = {},
 ): FunctionFrames {
+  const refuseAs = options.refuseAs ?? null;
+  const size = options.size ?? words.length * 4;
   // A refused function keeps no per-instruction arrays: a lookup stops at the refusal.
   const n = refuseAs === null ? words.length : 0;
   const out = {
@@ -104,7 +117,7 @@ export function analyseFunction(
   const noreturn = new Set<number>();
   for (;;) {
     try {
-      new Walker(insns, noreturn).run(out);
+      new Walker(insns, noreturn, start, options.readText ?? null).run(out);
       return out;
     } catch (e) {
       if (e instanceof DoesNotReturn && !noreturn.has(e.at)) {
@@ -144,6 +157,8 @@ class Walker {
   constructor(
     private readonly insns: readonly FrameInsn[],
     private readonly noreturn: ReadonlySet<number>,
+    private readonly start: number,
+    private readonly readText: ((addr: number) => number) | null,
   ) {
     this.n = insns.length;
     this.origin = new Int32Array(this.n);
@@ -220,6 +235,29 @@ class Walker {
       j = this.origin[j]!;
     }
     return -1;
+  }
+
+  /**
+   * A branch to a linker veneer that runs one instruction and branches
+   * back to the next word (the Cortex-A53 erratum 843419 fix-up moves an
+   * `ldr` after an `adrp` out of line: the `e843419@...` symbols). It is
+   * part of the function's path when that instruction leaves x29, x30 and
+   * sp alone.
+   */
+  private isVeneerBack(i: number, offset: number): boolean {
+    if (this.readText === null) return false;
+    const at = this.start + i * 4 + offset;
+    const first = this.readText(at);
+    const second = this.readText(at + 4);
+    if (first === -1 || second === -1) return false;
+    const moved = decodeFrameInsn(first);
+    const back = decodeFrameInsn(second);
+    return (
+      moved.kind === 'other' &&
+      (moved.writes & ((1 << FP) | (1 << LR) | SP_BIT)) === 0 &&
+      back.kind === 'b' &&
+      at + 4 + back.offset === this.start + (i + 1) * 4
+    );
   }
 
   /** Brings a state to instruction `to`; merges with what is there, or queues it. */
@@ -391,6 +429,7 @@ class Walker {
       case 'b': {
         const to = i + d.offset / 4;
         if (to >= 0 && to < this.n) this.flow(to, sp, rec, flags, i, EDGE_PLAIN);
+        else if (this.isVeneerBack(i, d.offset)) this.flow(i + 1, sp, rec, flags, i, EDGE_PLAIN);
         else exitCheck(null, 'a tail call (b out of the function)');
         next = false;
         break;

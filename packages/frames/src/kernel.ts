@@ -56,9 +56,14 @@ function pushSized(
 export function analyseKernelFunction(machine: Machine, f: FunctionBounds): FunctionFrames {
   const words = readWords(machine, f.start, f.end);
   if (words === null)
-    return analyseFunction(f.name, f.start, new Uint32Array(0), 'text-not-dumped', f.end - f.start);
-  const symCode = machine.symCode.contains(f.start) ? 'sym-code' : null;
-  return analyseFunction(f.name, f.start, words, symCode);
+    return analyseFunction(f.name, f.start, new Uint32Array(0), {
+      refuseAs: 'text-not-dumped',
+      size: f.end - f.start,
+    });
+  if (machine.symCode.contains(f.start))
+    return analyseFunction(f.name, f.start, words, { refuseAs: 'sym-code' });
+  const memory = machine.memory;
+  return analyseFunction(f.name, f.start, words, { readText: (a) => memory.read32(a) });
 }
 
 /** The words of `[start, end)`, or null when the Machine does not hold them all. */

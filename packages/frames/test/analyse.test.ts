@@ -265,6 +265,29 @@ describe('control flow', () => {
     ]);
   });
 
+  it('a branch to an erratum 843419 veneer that comes back is part of the path', () => {
+    // swap_read_page on Linux 7.2: `b e843419@...` whose veneer is `ldr x0, [x0, #0xc8]; b <back>`.
+    const veneer = 0x9000;
+    const words = [
+      encodeStpFramePush(16),
+      encodeAddFpSp(0),
+      encodeB(at(2), veneer),
+      encodeLdpFramePop(16),
+      RET,
+    ];
+    const text = new Map([
+      [veneer, 0xf9406400],
+      [veneer + 4, encodeB(veneer + 4, at(3))],
+    ]);
+    const f = analyseFunction('f', 0x1000, Uint32Array.from(words), {
+      readText: (a) => text.get(a) ?? -1,
+    });
+    expect(f.refusal).toBeNull();
+    expect(rowOf(f, 3)?.state).toBe('F');
+    // Without the text around the function, the same branch is a tail call with the frame up.
+    expect(summary(words)).toBe('exit-with-frame');
+  });
+
   it('a frameless leaf (like __arch_clear_user) is L everywhere', () => {
     expect(summary([encodeCbz(1, at(0), at(3)), NOP, RET, RET])).toEqual([
       'L sp+0',
@@ -361,7 +384,8 @@ describe('what the analysis refuses, with the reason', () => {
 
   it('SYM_CODE is refused as such, whatever its text', () => {
     expect(
-      analyseFunction('vectors', 0x1000, Uint32Array.from([RET]), 'sym-code').refusal?.reason,
+      analyseFunction('vectors', 0x1000, Uint32Array.from([RET]), { refuseAs: 'sym-code' }).refusal
+        ?.reason,
     ).toBe('sym-code');
   });
 });
