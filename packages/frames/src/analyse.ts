@@ -41,6 +41,12 @@ export interface FunctionFrames {
   readonly unreached: number;
   /** Indirect branches inside the frame with no `bti j` pads: jump tables whose targets are unknown. */
   readonly jumpTables: number;
+  /**
+   * Body instructions in state L at addresses before the first S (the
+   * prologue's `stp`): shrink-wrapped code that runs with no frame. Hints,
+   * `paciasp`, `sub sp` and the ftrace entry are not counted.
+   */
+  readonly shrinkWrapped: number;
 }
 
 /**
@@ -64,6 +70,15 @@ class RefusedError {
 class DoesNotReturn {
   constructor(readonly at: number) {}
 }
+
+/** Instructions that belong to a prologue, not to the body, when counting shrink-wrapped code. */
+const PROLOGUE_KINDS: ReadonlySet<FrameInsn['kind']> = new Set([
+  'hint',
+  'pac-sign',
+  'mov-x9-lr',
+  'stp-fp-lr',
+  'sp-adjust',
+]);
 
 /** The edge into an instruction: an ordinary one, or the fall-through of a call or brk. */
 const EDGE_PLAIN = 0;
@@ -107,6 +122,7 @@ export function analyseFunction(
     noreturnCalls: 0,
     unreached: n,
     jumpTables: 0,
+    shrinkWrapped: 0,
   };
   if (refuseAs !== null) {
     out.refusal = { reason: refuseAs, offset: 0, detail: '' };
@@ -134,6 +150,7 @@ export function analyseFunction(
       out.noreturnCalls = 0;
       out.unreached = 0;
       out.jumpTables = 0;
+      out.shrinkWrapped = 0;
       return out;
     }
   }
@@ -183,6 +200,7 @@ class Walker {
     noreturnCalls: number;
     unreached: number;
     jumpTables: number;
+    shrinkWrapped: number;
   }): void {
     if (this.n === 0) return;
     this.flow(0, 0, Number.NaN, 0, -1, EDGE_PLAIN);
@@ -213,6 +231,7 @@ class Walker {
     }
     out.noreturnCalls = this.noreturnCalls + this.noreturn.size;
     out.jumpTables = this.jumpTables;
+    out.shrinkWrapped = this.countShrinkWrapped(out.state);
     out.unreached = unreached;
   }
 
@@ -258,6 +277,21 @@ class Walker {
       back.kind === 'b' &&
       at + 4 + back.offset === this.start + (i + 1) * 4
     );
+  }
+
+  /** Body instructions in state L before the first S, by address (see `FunctionFrames.shrinkWrapped`). */
+  private countShrinkWrapped(state: Uint8Array): number {
+    const firstS = state.indexOf(FrameStateCode.S);
+    let body = 0;
+    for (let i = 0; i < firstS; i++) {
+      if (state[i] !== FrameStateCode.L) continue;
+      const d = this.insns[i]!;
+      if (PROLOGUE_KINDS.has(d.kind)) continue;
+      // The ftrace call of the patchable entry (`mov x9, x30; bl ftrace_caller`).
+      if (d.kind === 'bl' && i > 0 && this.insns[i - 1]!.kind === 'mov-x9-lr') continue;
+      body++;
+    }
+    return body;
   }
 
   /** Brings a state to instruction `to`; merges with what is there, or queues it. */

@@ -24,6 +24,8 @@ export interface FrameCoverage {
   readonly noreturnCalls: number;
   /** Modelled functions with a jump table whose targets are unknown (the table is in .rodata). */
   readonly functionsWithJumpTables: number;
+  /** Modelled functions that run body code with no frame before their prologue, and those running more than 100 such instructions. */
+  readonly shrinkWrapped: { readonly functions: number; readonly over100: number };
 }
 
 /** Sums a kernel's per-function results. */
@@ -38,6 +40,8 @@ export function frameCoverage(functions: readonly FunctionFrames[]): FrameCovera
   let refusedInstructions = 0;
   let noreturnCalls = 0;
   let functionsWithJumpTables = 0;
+  let shrinkWrapped = 0;
+  let shrinkWrappedOver100 = 0;
   const byState = [0, 0, 0, 0];
   for (const f of functions) {
     if (f.refusal !== null) {
@@ -50,6 +54,8 @@ export function frameCoverage(functions: readonly FunctionFrames[]): FrameCovera
     unreached += f.unreached;
     noreturnCalls += f.noreturnCalls;
     if (f.jumpTables > 0) functionsWithJumpTables++;
+    if (f.shrinkWrapped > 0) shrinkWrapped++;
+    if (f.shrinkWrapped > 100) shrinkWrappedOver100++;
     for (let i = 0; i < f.state.length; i++) byState[f.state[i]!]!++;
   }
   return {
@@ -68,5 +74,6 @@ export function frameCoverage(functions: readonly FunctionFrames[]): FrameCovera
     refusedInstructions,
     noreturnCalls,
     functionsWithJumpTables,
+    shrinkWrapped: { functions: shrinkWrapped, over100: shrinkWrappedOver100 },
   };
 }

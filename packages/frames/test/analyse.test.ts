@@ -183,6 +183,27 @@ describe('control flow', () => {
     ]);
   });
 
+  it('counts the body code that runs before the prologue', () => {
+    const MOV_W0_1 = 0x52800020; // mov w0, #1
+    const words = [
+      MOV_X9_X30,
+      encodeBl(at(1), 0x8000),
+      MOV_W0_1,
+      MOV_W0_1,
+      encodeCbz(0, at(4), at(10)),
+    ];
+    words.push(
+      PACIASP,
+      encodeStpFramePush(16),
+      encodeAddFpSp(0),
+      encodeLdpFramePop(16),
+      AUTIASP,
+      RET,
+    );
+    // The ftrace entry and the prologue are not body; the two movs and the cbz are.
+    expect(analyseFunction('f', 0x1000, Uint32Array.from(words)).shrinkWrapped).toBe(3);
+  });
+
   it('a mid-function epilogue and a tail call out of the function', () => {
     const s = summary([
       encodeStpFramePush(16),

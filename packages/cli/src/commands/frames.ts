@@ -118,7 +118,12 @@ function functionJson(machine: Machine, f: FunctionFrames, showRanges: boolean):
             detail: f.refusal.detail,
           },
         }
-      : { noreturnCalls: f.noreturnCalls, unreached: f.unreached, jumpTables: f.jumpTables }),
+      : {
+          noreturnCalls: f.noreturnCalls,
+          unreached: f.unreached,
+          jumpTables: f.jumpTables,
+          shrinkWrapped: f.shrinkWrapped,
+        }),
     ...(showRanges && f.refusal === null
       ? { ranges: frameRanges(f).map((r) => rangeJson(f, r)) }
       : {}),
@@ -194,6 +199,7 @@ export function coverageText(machine: Machine, file: string, c: FrameCoverage): 
     `  instructions     ${ins.total} in modelled functions: ${ins.classified} classified (${pct(ins.classified, ins.total)}%): L ${ins.L}, S ${ins.S}, F ${ins.F}; ${ins.unreached} reached by no path`,
     `  noreturn calls   ${c.noreturnCalls} (found from the frame rules)`,
     `  jump tables      in ${c.functionsWithJumpTables} functions: their targets (in .rodata, not captured) keep no state`,
+    `  shrink-wrapped   ${c.shrinkWrapped.functions} functions run body code with no frame before their prologue (${c.shrinkWrapped.over100} more than 100 instructions)`,
   ];
   const refused = (Object.entries(c.refusedBy) as [RefusalReason, number][])
     .filter(([, n]) => n > 0)
