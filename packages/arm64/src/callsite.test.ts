@@ -5,15 +5,23 @@ import { CALL_MNEMONICS, isCallWord } from './callsite.js';
 import { forEachInstruction } from './disasm.js';
 import {
   BTI_C,
+  EncodeError,
+  encodeAddFpSp,
   encodeB,
   encodeBl,
   encodeBlr,
   encodeBlra,
   encodeBlraz,
   encodeBr,
+  encodeCbz,
+  encodeLdpFrameAt,
   encodeLdpFramePop,
   encodeRet,
+  encodeSpDown,
+  encodeStpFrameAt,
   encodeStpFramePush,
+  encodeSubSpReg,
+  MOV_SP_X29,
   MOV_X29_SP,
   PACIASP,
   RET,
@@ -99,5 +107,41 @@ describe('encoders', () => {
     ]);
     expect(words.slice(0, 6).every(isCallWord)).toBe(true);
     expect(words.slice(6).some(isCallWord)).toBe(false);
+  });
+});
+
+describe('frame encoders (the builder writes them)', () => {
+  it('produce what capstone decodes back', async () => {
+    const words = [
+      encodeSpDown(64),
+      encodeSpDown(-64),
+      encodeStpFrameAt(48),
+      encodeLdpFrameAt(48),
+      encodeAddFpSp(16),
+      encodeAddFpSp(0),
+      MOV_SP_X29,
+      encodeSubSpReg(0),
+      encodeCbz(1, 0, 0x40),
+    ];
+    const bytes = new Uint8Array(new Uint32Array(words).buffer);
+    const text: string[] = [];
+    await forEachInstruction(bytes, (i) => text.push(`${i.mnemonic} ${i.operands}`.trim()));
+    expect(text).toEqual([
+      'sub sp, sp, #0x40',
+      'add sp, sp, #0x40',
+      'stp x29, x30, [sp, #0x30]',
+      'ldp x29, x30, [sp, #0x30]',
+      'add x29, sp, #0x10',
+      'mov x29, sp',
+      'mov sp, x29',
+      'sub sp, sp, x0',
+      'cbz x1, #0x60', // capstone prints the target: offset 0x20 + 0x40
+    ]);
+  });
+
+  it('refuse what the instruction cannot hold', () => {
+    expect(() => encodeSpDown(4096)).toThrow(EncodeError);
+    expect(() => encodeStpFrameAt(12)).toThrow(EncodeError);
+    expect(() => encodeCbz(0, 0, 2 ** 21)).toThrow(EncodeError);
   });
 });

@@ -84,3 +84,51 @@ export function encodeLdpFramePop(size: number): number {
   const imm7 = (size / 8) & 0x7f;
   return (0xa8c00000 | (imm7 << 15) | (30 << 10) | (31 << 5) | 29) >>> 0;
 }
+
+function spImm(imm: number): number {
+  if (!Number.isInteger(imm) || imm < 0 || imm > 4095)
+    throw new EncodeError(`immediate ${imm} does not fit add/sub (imm12)`);
+  return imm << 10;
+}
+
+function frameSlot(offset: number): number {
+  if (offset % 8 !== 0 || offset < -512 || offset > 504)
+    throw new EncodeError(`record offset ${offset} cannot be encoded in stp/ldp`);
+  return ((offset / 8) & 0x7f) << 15;
+}
+
+/** `sub sp, sp, #n` (n > 0) or `add sp, sp, #-n` (n < 0): sp moves down by `n`. */
+export function encodeSpDown(n: number): number {
+  return ((n >= 0 ? 0xd10003ff : 0x910003ff) | spImm(Math.abs(n))) >>> 0;
+}
+
+/** `stp x29, x30, [sp, #offset]`: the record saved below a frame `sub sp` made. */
+export function encodeStpFrameAt(offset: number): number {
+  return (0xa9000000 | frameSlot(offset) | (30 << 10) | (31 << 5) | 29) >>> 0;
+}
+
+/** `ldp x29, x30, [sp, #offset]`. */
+export function encodeLdpFrameAt(offset: number): number {
+  return (0xa9400000 | frameSlot(offset) | (30 << 10) | (31 << 5) | 29) >>> 0;
+}
+
+/** `add x29, sp, #offset` (`mov x29, sp` when 0): x29 at the record. */
+export function encodeAddFpSp(offset: number): number {
+  return (0x910003fd | spImm(offset)) >>> 0;
+}
+
+/** `mov sp, x29` (`add sp, x29, #0`): the epilogue of a frame whose size varied (alloca). */
+export const MOV_SP_X29 = 0x910003bf;
+
+/** `sub sp, sp, xn` (extended register, uxtx): a dynamic allocation (alloca, VLA). */
+export function encodeSubSpReg(n: number): number {
+  return (0xcb2063ff | (reg(n) << 16)) >>> 0;
+}
+
+/** `cbz xt, to`, placed at `from`. */
+export function encodeCbz(t: number, from: number, to: number): number {
+  const delta = to - from;
+  if (delta % 4 !== 0 || delta < -(2 ** 20) || delta >= 2 ** 20)
+    throw new EncodeError(`branch offset ${delta} is outside +/-1 MiB or unaligned`);
+  return (0xb4000000 | (((delta / 4) & 0x7ffff) << 5) | reg(t)) >>> 0;
+}

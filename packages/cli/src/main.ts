@@ -63,6 +63,10 @@ export const COMMANDS: Readonly<Record<string, () => Promise<Command>>> = {
         args[0] === 'start' ? start.runBenchStart(args.slice(1), ctx) : m.runBench(args, ctx),
     }),
   ),
+  frames: lazy(
+    () => import('./commands/frames.js'),
+    (m) => ({ defs: [m.FRAMES_COMMAND], run: m.runFrames }),
+  ),
   // vectors parses its own flags for now; its help is its usage text.
   vectors: lazy(
     () => import('./commands/vectors.js'),
@@ -88,6 +92,7 @@ usage:
   klpsim bench walk|transition  figures
   klpsim bench start            start-up time of klpsim itself
   klpsim vectors run|new|mutate reliability test vectors (test-vectors/)
+  klpsim frames <capture>       frame state (L/S/F, CFA) of every instruction of the kernel's text
   klpsim -V | --version         the version and the bundled kernels'
   klpsim [COMMAND] --help       a command's options
 

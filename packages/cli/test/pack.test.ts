@@ -13,7 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
  * command run with npx.
  */
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
-const PACKAGES = ['arm64', 'kernel', 'unwind', 'livepatch', 'vectors', 'cli'];
+const PACKAGES = ['arm64', 'kernel', 'frames', 'unwind', 'livepatch', 'vectors', 'cli'];
 const packs = mkdtempSync(join(tmpdir(), 'klpsim-packs-'));
 const project = mkdtempSync(join(tmpdir(), 'klpsim-user-'));
 

@@ -15,6 +15,12 @@ export {
   USER_NANOSLEEP,
 } from './builder/catalogue.js';
 export * from './builder/describe.js';
+export {
+  type BuiltFrameRow,
+  type BuiltFunctionFrames,
+  FRAME_SHAPES,
+  type FrameShape,
+} from './builder/prologue.js';
 export { mulberry32, type SyntheticOptions, syntheticKernelDesc } from './builder/synthetic.js';
 export { exportCapture } from './capture/export.js';
 export {

@@ -1,6 +1,5 @@
 import {
   type Addr,
-  AUTIASP,
   addrHi,
   addrLo,
   EncodeError,
@@ -8,16 +7,11 @@ import {
   encodeBlr,
   encodeBlra,
   encodeBlraz,
-  encodeLdpFramePop,
-  encodeStpFramePush,
   foldAddress,
-  MOV_X29_SP,
   NOP,
-  PACIASP,
   pacKernelMask,
   pacUserMask,
   parseAddr,
-  RET,
   signPacHi,
 } from '@klpsim/arm64';
 import { fail, type InputError, ok, type Result } from '../errors.js';
@@ -43,6 +37,7 @@ import {
   type KernelDescParsed,
   kernelDescSchema,
 } from './describe.js';
+import { type BuiltFunctionFrames, emitBody, shapeFor } from './prologue.js';
 
 /**
  * Builds a Machine from a description: real instruction words at every call
@@ -86,6 +81,8 @@ export interface BuiltTask {
 export interface BuiltMachine {
   readonly machine: Machine;
   readonly tasks: readonly BuiltTask[];
+  /** Every function's text as written, with the frame state of each instruction (the truth @klpsim/frames must find). */
+  readonly frames: readonly BuiltFunctionFrames[];
 }
 
 const A = (s: string): Addr => parseAddr(s)!;
@@ -140,18 +137,38 @@ class TextImage {
     return this.fns.get(name);
   }
 
-  /** Writes a prologue at the top and an epilogue at the bottom of every function. */
-  emitBodies(): void {
+  /**
+   * Writes every function's body around the call sites the tasks claimed.
+   * A function some chain runs through gets the plain prologue with its
+   * frame size (`frameSizes`), so call sites and exception offsets keep
+   * their meaning; SYM_CODE keeps the 16-byte push it always had; every
+   * other function gets one of the shapes of a real kernel (prologue.ts).
+   */
+  emitBodies(frameSizes: ReadonlyMap<string, number>): BuiltFunctionFrames[] {
+    const out: BuiltFunctionFrames[] = [];
     for (const f of this.fns.values()) {
-      const words = f.size / 4;
-      this.memory.write32(f.start, this.pac ? PACIASP : NOP);
-      this.memory.write32(f.start + 4, encodeStpFramePush(16));
-      this.memory.write32(f.start + 8, MOV_X29_SP);
-      for (let i = 3; i < words - 3; i++) this.memory.write32(f.start + 4 * i, NOP);
-      this.memory.write32(f.start + f.size - 12, encodeLdpFramePop(16));
-      this.memory.write32(f.start + f.size - 8, this.pac ? AUTIASP : NOP);
-      this.memory.write32(f.start + f.size - 4, RET);
+      const target = {
+        name: f.name,
+        start: f.start,
+        size: f.size,
+        next: f.start + Math.ceil(f.size / FUNC_ALIGN) * FUNC_ALIGN,
+        write32: (addr: Addr, word: number) => this.memory.write32(addr, word),
+        claimed: (addr: Addr) => this.sites.has(addr),
+      };
+      const used = frameSizes.get(f.name);
+      if (f.symCode) {
+        emitBody(target, 'push', 16, this.pac);
+        out.push({ name: f.name, start: f.start, size: f.size, shape: 'sym-code', rows: [] });
+      } else if (used !== undefined) {
+        out.push(emitBody(target, 'push', used, this.pac));
+      } else {
+        const shape = shapeFor(f.name);
+        out.push(
+          emitBody(target, shape, 16 * (1 + (Math.floor(f.start / FUNC_ALIGN) % 4)), this.pac),
+        );
+      }
     }
+    return out;
   }
 
   /** Is `at` (offset of a return address) a usable call site in `f`? */
@@ -220,7 +237,6 @@ class Builder {
     const placed = this.placeFunctions();
     if (!placed.ok) return placed;
     const { core, init, sections, modules, generated } = placed.value;
-    this.text.emitBodies();
     this.cpus = this.buildCpus();
     const fstack = this.memory.mapZeroed('foreign stack', FOREIGN_STACK, THREAD_SIZE);
     if (!fstack.ok) return fstack;
@@ -296,7 +312,30 @@ class Builder {
       tasks.push(t.value);
     }
     (machine as { tasks: readonly Task[] }).tasks = tasks.map((t) => t.task);
-    return ok({ machine, tasks });
+    // Bodies last: they go around the call sites the tasks claimed.
+    const frames = this.text.emitBodies(this.frameSizes());
+    return ok({ machine, tasks, frames });
+  }
+
+  /**
+   * The frame size of every function a chain runs through: the first
+   * frame with a record of its own decides (a function has one prologue;
+   * a chain that gives it another size describes stack bytes that text
+   * would not make).
+   */
+  private frameSizes(): Map<string, number> {
+    const sizes = new Map<string, number>();
+    for (const t of this.desc.tasks)
+      t.frames.forEach((fr, k) => {
+        const record =
+          k < t.frames.length - 1 &&
+          fr.exception?.lr !== 'unsaved' &&
+          t.frames[k + 1]!.exception === undefined;
+        if (!sizes.has(fr.fn) || (record && sizes.get(fr.fn) === -1))
+          sizes.set(fr.fn, record ? (fr.frameSize ?? 32) : -1);
+      });
+    for (const [name, size] of sizes) if (size === -1) sizes.set(name, 32);
+    return sizes;
   }
 
   /** Lays out the catalogue, the description's functions and every function a chain names. */
