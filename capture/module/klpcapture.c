@@ -1,0 +1,983 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * klpcapture: a read-only snapshot of every task's kernel stack, for klpsim
+ * (format arm64-stack-capture/v1, capture/README in the klpsim repository).
+ *
+ * debugfs, root only (0400), nothing written to kernel state:
+ *   klpcapture/kernel   members of the capture's "kernel" object (JSON text)
+ *   klpcapture/tasks    "tasks":[...],"skippedTasks":[...] (JSON text, one task a line)
+ *   klpcapture/modules  "modules":[...] each loaded module's core text, base64
+ *   klpcapture/text     the raw bytes of the kernel's core text [_stext, _etext)
+ *
+ * The kernel does not export what a stack snapshot needs (stack_trace_save_tsk,
+ * arch_stack_walk, put_task_stack, _stext/_etext), so the collector reads their
+ * addresses from /proc/kallsyms and passes them as parameters; each is checked
+ * here against the kernel's own symbol table (%pS must name it at offset 0)
+ * before it is called or read, and the module refuses to load otherwise.
+ *
+ * Each task is pinned (get_task_struct, try_get_task_stack) while it is
+ * copied. The copy and the kernel's own traces are taken between two reads
+ * of the task's context-switch count; if the task was on a CPU at either end
+ * or switched meanwhile, the snapshot is thrown away and taken again, and a
+ * task that stays on a CPU is listed in skippedTasks with the reason.
+ */
+#include <linux/version.h>
+
+/*
+ * The layouts read here (struct ftrace_ret_stack as an array of
+ * FTRACE_RETFUNC_DEPTH, pt_regs->stackframe as a plain {fp, lr} pair,
+ * kretprobe_instances without rethook, module core_layout) are those of
+ * Linux 6.1. 6.4 moved module memory to mod->mem[], 6.8 turned the
+ * function-graph return stack into a shadow stack of words, 6.13 made
+ * pt_regs->stackframe a meta frame record: a kernel outside the versions
+ * checked is refused at build time rather than read wrongly.
+ */
+#if LINUX_VERSION_CODE < KERNEL_VERSION(6, 1, 0) || LINUX_VERSION_CODE >= KERNEL_VERSION(6, 2, 0)
+#error "klpcapture knows the layouts of Linux 6.1 only (see docs/capture.md); this kernel is another version"
+#endif
+
+#include <linux/debugfs.h>
+#include <linux/delay.h>
+#include <linux/ftrace.h>
+#include <linux/kallsyms.h>
+#include <linux/kprobes.h>
+#include <linux/module.h>
+#include <linux/mutex.h>
+#include <linux/rcupdate.h>
+#include <linux/sched.h>
+#include <linux/sched/signal.h>
+#include <linux/sched/task.h>
+#include <linux/sched/task_stack.h>
+#include <linux/seq_file.h>
+#include <linux/slab.h>
+#include <linux/stacktrace.h>
+#include <linux/uaccess.h>
+#include <linux/utsname.h>
+#include <linux/vmalloc.h>
+#include <asm/memory.h>
+#include <asm/ptrace.h>
+#include <asm/sysreg.h>
+
+#ifndef CONFIG_ARM64
+#error "klpcapture reads arm64 frame records and cpu_context"
+#endif
+#ifndef CONFIG_FRAME_POINTER
+#error "klpcapture needs CONFIG_FRAME_POINTER: the arm64 unwinder follows frame records"
+#endif
+#ifndef CONFIG_THREAD_INFO_IN_TASK
+#error "klpcapture pins stacks with try_get_task_stack, which needs CONFIG_THREAD_INFO_IN_TASK"
+#endif
+#ifndef CONFIG_ARCH_STACKWALK
+#error "klpcapture calls arch_stack_walk, which needs CONFIG_ARCH_STACKWALK"
+#endif
+
+/* A system with more tasks than this is captured in part, and says so. */
+#define MAX_TASKS 65536
+#define MAX_MODULES 4096
+/* Snapshots of a task that keeps running before it is listed as skipped. */
+#define MAX_ATTEMPTS 8
+/* Far above any stack's frame count; livepatch asks for 100 (MAX_STACK_ENTRIES). */
+#define TRACE_ENTRIES 256
+#define RELIABLE_ENTRIES 100
+#define MAX_KRETPROBES 64
+/* One task's JSON: a base64 stack of THREAD_SIZE plus traces; 4x THREAD_SIZE is ample. */
+#define RECORD_SIZE (4 * THREAD_SIZE + 64 * 1024)
+/* The kernel's core text is tens of MiB; more means a wrong _etext. */
+#define MAX_TEXT_SIZE (256UL << 20)
+
+static unsigned long stack_trace_save_tsk_addr;
+static unsigned long stack_trace_save_tsk_reliable_addr;
+static unsigned long arch_stack_walk_addr;
+static unsigned long put_task_stack_addr;
+static unsigned long stext_addr;
+static unsigned long etext_addr;
+module_param_named(stack_trace_save_tsk, stack_trace_save_tsk_addr, ulong, 0400);
+module_param_named(stack_trace_save_tsk_reliable, stack_trace_save_tsk_reliable_addr, ulong, 0400);
+module_param_named(arch_stack_walk, arch_stack_walk_addr, ulong, 0400);
+module_param_named(put_task_stack, put_task_stack_addr, ulong, 0400);
+module_param_named(_stext, stext_addr, ulong, 0400);
+module_param_named(_etext, etext_addr, ulong, 0400);
+
+static unsigned int (*klp_stack_trace_save_tsk)(struct task_struct *task, unsigned long *store,
+						 unsigned int size, unsigned int skipnr);
+static int (*klp_stack_trace_save_tsk_reliable)(struct task_struct *task, unsigned long *store,
+						unsigned int size);
+static void (*klp_arch_stack_walk)(stack_trace_consume_fn consume, void *cookie,
+				   struct task_struct *task, struct pt_regs *regs);
+static void (*klp_put_task_stack)(struct task_struct *task);
+
+static struct dentry *klp_dir;
+
+/* ---- bounded output: a record is written whole or not at all ---- */
+
+struct out {
+	char *buf;
+	size_t len;
+	size_t cap;
+	bool overflow;
+};
+
+static __printf(2, 3) void out_printf(struct out *o, const char *fmt, ...)
+{
+	va_list args;
+	int n;
+
+	if (o->overflow)
+		return;
+	va_start(args, fmt);
+	n = vsnprintf(o->buf + o->len, o->cap - o->len, fmt, args);
+	va_end(args);
+	if (n < 0 || (size_t)n >= o->cap - o->len) {
+		o->overflow = true;
+		return;
+	}
+	o->len += n;
+}
+
+/* A JSON string: comm and symbol names may hold any byte. */
+static void out_json_string(struct out *o, const char *s, size_t max)
+{
+	size_t i;
+
+	out_printf(o, "\"");
+	for (i = 0; i < max && s[i]; i++) {
+		unsigned char c = s[i];
+
+		if (c == '"' || c == '\\')
+			out_printf(o, "\\%c", c);
+		else if (c < 0x20 || c > 0x7e)
+			out_printf(o, "\\u%04x", c);
+		else
+			out_printf(o, "%c", c);
+	}
+	out_printf(o, "\"");
+}
+
+static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+static void out_base64(struct out *o, const u8 *p, size_t n)
+{
+	size_t i, need = (n + 2) / 3 * 4;
+	char *d;
+
+	if (o->overflow || o->cap - o->len <= need) {
+		o->overflow = true;
+		return;
+	}
+	d = o->buf + o->len;
+	for (i = 0; i + 2 < n; i += 3) {
+		u32 v = p[i] << 16 | p[i + 1] << 8 | p[i + 2];
+		*d++ = b64[v >> 18 & 63];
+		*d++ = b64[v >> 12 & 63];
+		*d++ = b64[v >> 6 & 63];
+		*d++ = b64[v & 63];
+	}
+	if (i < n) {
+		u32 v = p[i] << 16 | (i + 1 < n ? p[i + 1] << 8 : 0);
+		*d++ = b64[v >> 18 & 63];
+		*d++ = b64[v >> 12 & 63];
+		*d++ = i + 1 < n ? b64[v >> 6 & 63] : '=';
+		*d++ = '=';
+	}
+	o->len += need;
+	o->buf[o->len] = '\0';
+}
+
+static void out_trace(struct out *o, const unsigned long *entries, unsigned int n)
+{
+	unsigned int i;
+
+	out_printf(o, "[");
+	for (i = 0; i < n; i++) {
+		char sym[KSYM_SYMBOL_LEN];
+
+		sprint_symbol(sym, entries[i]);
+		out_printf(o, "%s{\"address\":\"0x%lx\",\"symbol\":", i ? "," : "", entries[i]);
+		out_json_string(o, sym, sizeof(sym));
+		out_printf(o, "}");
+	}
+	out_printf(o, "]");
+}
+
+/* ---- symbols the kernel does not export ---- */
+
+/* True when the kernel's own %pS names addr as exactly `name` at offset 0. */
+static bool symbol_is(unsigned long addr, const char *name)
+{
+	char sym[KSYM_SYMBOL_LEN];
+	size_t n = strlen(name);
+
+	if (!addr)
+		return false;
+	sprint_symbol(sym, addr);
+	return strncmp(sym, name, n) == 0 && strncmp(sym + n, "+0x0/", 5) == 0;
+}
+
+/* True when kallsyms knows addr (a symbol's start, if `start`): %pS prints a name, not a bare address. */
+static bool symbol_at(unsigned long addr, bool start)
+{
+	char sym[KSYM_SYMBOL_LEN];
+
+	sprint_symbol(sym, addr);
+	if (strncmp(sym, "0x", 2) == 0)
+		return false;
+	return !start || strstr(sym, "+0x0/") != NULL;
+}
+
+static int resolve_symbols(void)
+{
+	if (!symbol_is(stack_trace_save_tsk_addr, "stack_trace_save_tsk")) {
+		pr_err("klpcapture: stack_trace_save_tsk=0x%lx is not that function in this kernel's kallsyms\n",
+		       stack_trace_save_tsk_addr);
+		return -EINVAL;
+	}
+	if (!symbol_is(arch_stack_walk_addr, "arch_stack_walk")) {
+		pr_err("klpcapture: arch_stack_walk=0x%lx is not that function in this kernel's kallsyms\n",
+		       arch_stack_walk_addr);
+		return -EINVAL;
+	}
+	if (!symbol_is(put_task_stack_addr, "put_task_stack")) {
+		pr_err("klpcapture: put_task_stack=0x%lx is not that function in this kernel's kallsyms\n",
+		       put_task_stack_addr);
+		return -EINVAL;
+	}
+	/* Optional: only kernels with HAVE_RELIABLE_STACKTRACE have it (arm64 from 6.13 on, not 6.1). */
+	if (stack_trace_save_tsk_reliable_addr &&
+	    !symbol_is(stack_trace_save_tsk_reliable_addr, "stack_trace_save_tsk_reliable")) {
+		pr_err("klpcapture: stack_trace_save_tsk_reliable=0x%lx is not that function in this kernel's kallsyms\n",
+		       stack_trace_save_tsk_reliable_addr);
+		return -EINVAL;
+	}
+	/*
+	 * _stext shares its address with the first text symbol, and _etext with
+	 * whatever follows the text, either of which %pS may print instead; so
+	 * check that _stext starts a text symbol, that the byte before _etext
+	 * lies in one, and that the range holds arch_stack_walk.
+	 */
+	if (!stext_addr || !etext_addr || etext_addr <= stext_addr ||
+	    etext_addr - stext_addr > MAX_TEXT_SIZE || arch_stack_walk_addr < stext_addr ||
+	    arch_stack_walk_addr >= etext_addr || !symbol_at(stext_addr, true) ||
+	    !symbol_at(etext_addr - 1, false)) {
+		pr_err("klpcapture: _stext=0x%lx _etext=0x%lx do not bound this kernel's core text\n",
+		       stext_addr, etext_addr);
+		return -EINVAL;
+	}
+	klp_stack_trace_save_tsk = (void *)stack_trace_save_tsk_addr;
+	klp_stack_trace_save_tsk_reliable = (void *)stack_trace_save_tsk_reliable_addr;
+	klp_arch_stack_walk = (void *)arch_stack_walk_addr;
+	klp_put_task_stack = (void *)put_task_stack_addr;
+	return 0;
+}
+
+/* ---- the kernel object ---- */
+
+static bool kernel_pac_enabled(void)
+{
+#ifdef CONFIG_ARM64_PTR_AUTH_KERNEL
+	/* SCTLR_EL1.EnIA: instruction address signing with key A is on at EL1. */
+	return read_sysreg(sctlr_el1) & SCTLR_ELx_ENIA;
+#else
+	return false;
+#endif
+}
+
+#define CONFIG_FLAG(name) seq_printf(m, "%s\"%s\":%d", first++ ? "," : "", #name, IS_ENABLED(CONFIG_##name))
+#define CONFIG_YN(name) seq_printf(m, "%s\"%s\":\"%s\"", first++ ? "," : "", #name, IS_ENABLED(CONFIG_##name) ? "y" : "n")
+
+static int kernel_show(struct seq_file *m, void *v)
+{
+	int first = 0;
+
+	seq_printf(m, "\"release\":\"%s\",\"version\":\"%s\",\"machine\":\"%s\",",
+		   utsname()->release, utsname()->version, utsname()->machine);
+	seq_puts(m, "\"configFromModule\":{");
+	first = 0;
+	CONFIG_FLAG(FRAME_POINTER);
+	CONFIG_FLAG(ARM64_PTR_AUTH_KERNEL);
+	CONFIG_FLAG(FUNCTION_GRAPH_TRACER);
+	CONFIG_FLAG(DYNAMIC_FTRACE_WITH_REGS);
+	CONFIG_FLAG(KRETPROBES);
+	CONFIG_FLAG(KRETPROBE_ON_RETHOOK);
+	CONFIG_FLAG(VMAP_STACK);
+	CONFIG_FLAG(SHADOW_CALL_STACK);
+	CONFIG_FLAG(ARM64_BTI_KERNEL);
+	CONFIG_FLAG(KASAN);
+	CONFIG_FLAG(PREEMPT);
+	CONFIG_FLAG(PREEMPT_VOLUNTARY);
+	CONFIG_FLAG(ARM_SDE_INTERFACE);
+	CONFIG_FLAG(RANDOMIZE_BASE);
+	CONFIG_FLAG(ARM64_MODULE_PLTS);
+	CONFIG_FLAG(KALLSYMS_ALL);
+	seq_puts(m, "},\"config\":{");
+	first = 0;
+	CONFIG_YN(FRAME_POINTER);
+	CONFIG_YN(ARM64_PTR_AUTH_KERNEL);
+	CONFIG_YN(FUNCTION_GRAPH_TRACER);
+	CONFIG_YN(DYNAMIC_FTRACE_WITH_REGS);
+	CONFIG_YN(KRETPROBES);
+	CONFIG_YN(KRETPROBE_ON_RETHOOK);
+	CONFIG_YN(VMAP_STACK);
+	CONFIG_YN(SHADOW_CALL_STACK);
+	CONFIG_YN(ARM64_BTI_KERNEL);
+	CONFIG_YN(KASAN);
+	CONFIG_YN(PREEMPT);
+	CONFIG_YN(PREEMPT_VOLUNTARY);
+	CONFIG_YN(ARM_SDE_INTERFACE);
+	CONFIG_YN(RANDOMIZE_BASE);
+	CONFIG_YN(ARM64_MODULE_PLTS);
+	CONFIG_YN(KALLSYMS_ALL);
+	seq_puts(m, "},");
+	seq_printf(m, "\"threadSize\":%lu,\"irqStackSize\":%lu,\"overflowStackSize\":%lu,",
+		   (unsigned long)THREAD_SIZE, (unsigned long)IRQ_STACK_SIZE,
+		   (unsigned long)OVERFLOW_STACK_SIZE);
+	seq_printf(m, "\"pageSize\":%lu,\"vaBits\":%d,\"kernelPacEnabled\":%s,",
+		   PAGE_SIZE, VA_BITS, kernel_pac_enabled() ? "true" : "false");
+	seq_printf(m, "\"sctlrEl1\":\"0x%llx\",", read_sysreg(sctlr_el1));
+	seq_printf(m,
+		   "\"ptRegs\":{\"size\":%zu,\"stackframeOffset\":%zu,\"pcOffset\":%zu,\"spOffset\":%zu,\"pstateOffset\":%zu},",
+		   sizeof(struct pt_regs), offsetof(struct pt_regs, stackframe),
+		   offsetof(struct pt_regs, pc), offsetof(struct pt_regs, sp),
+		   offsetof(struct pt_regs, pstate));
+#ifdef CONFIG_FUNCTION_GRAPH_TRACER
+	seq_printf(m, "\"ftraceRetfuncDepth\":%d,\"sizeofFtraceRetStack\":%zu,", FTRACE_RETFUNC_DEPTH,
+		   sizeof(struct ftrace_ret_stack));
+#endif
+	seq_printf(m,
+		   "\"layout\":{\"PAGE_OFFSET\":\"0x%lx\",\"KIMAGE_VADDR\":\"0x%lx\",\"MODULES_VADDR\":\"0x%lx\",\"MODULES_END\":\"0x%lx\",\"VMALLOC_START\":\"0x%lx\",\"VMALLOC_END\":\"0x%lx\"},",
+		   (unsigned long)PAGE_OFFSET, (unsigned long)KIMAGE_VADDR,
+		   (unsigned long)MODULES_VADDR, (unsigned long)MODULES_END,
+		   (unsigned long)VMALLOC_START, (unsigned long)VMALLOC_END);
+	seq_printf(m, "\"cpus\":{\"nrCpuIds\":%u,\"online\":%u},", nr_cpu_ids, num_online_cpus());
+	seq_printf(m, "\"capturedBy\":\"klpcapture (Linux %d.%d layouts)\"\n", LINUX_VERSION_CODE >> 16,
+		   (LINUX_VERSION_CODE >> 8) & 0xff);
+	return 0;
+}
+
+/* ---- tasks ---- */
+
+enum slot_status { SLOT_PENDING, SLOT_CAPTURED, SLOT_RUNNING, SLOT_CURRENT, SLOT_NO_STACK, SLOT_TOO_BIG };
+
+static const char *const skip_reason[] = {
+	[SLOT_RUNNING] = "running on a cpu (on_cpu=1) at every attempt",
+	[SLOT_CURRENT] = "current task (the reader itself is running)",
+	[SLOT_NO_STACK] = "its stack is gone (the task is exiting)",
+	[SLOT_TOO_BIG] = "its record does not fit the capture buffer",
+};
+
+struct task_slot {
+	struct task_struct *task;
+	u8 status;
+	u8 attempts;
+};
+
+struct capture {
+	struct task_slot *slots;
+	unsigned int nr;
+	bool truncated;
+	/* The record of the last task shown, kept so seq_file's retry with a bigger buffer does not snapshot again. */
+	struct out rec;
+	int rec_index;
+	/* Scratch for one snapshot, allocated once per open. */
+	u8 *stack;
+	unsigned long *full, *trace, *reliable;
+};
+
+struct walk_cookie {
+	unsigned long *store;
+	unsigned int len, size;
+};
+
+/* arch_stack_walk's consume callback with no filter: every address the unwinder yields. */
+static bool consume_full(void *cookie, unsigned long addr)
+{
+	struct walk_cookie *c = cookie;
+
+	if (c->len >= c->size)
+		return false;
+	c->store[c->len++] = addr;
+	return true;
+}
+
+static unsigned long switch_count(struct task_struct *t)
+{
+	return READ_ONCE(t->nvcsw) + READ_ONCE(t->nivcsw);
+}
+
+struct snapshot {
+	struct cpu_context ctx;
+	struct pt_regs regs;
+	unsigned int state;
+	unsigned int flags;
+	int cpu;
+	unsigned long switches;
+	unsigned int nfull, ntrace;
+	int reliable_ret;
+#ifdef CONFIG_FUNCTION_GRAPH_TRACER
+	struct ftrace_ret_stack *ret_stack;
+	int curr_ret_stack, curr_ret_depth;
+	struct ftrace_ret_stack fgraph[FTRACE_RETFUNC_DEPTH];
+#endif
+#if defined(CONFIG_KRETPROBES) && !defined(CONFIG_KRETPROBE_ON_RETHOOK)
+	unsigned int nkrp;
+	bool krp_truncated;
+	struct {
+		unsigned long ret_addr, fp;
+	} krp[MAX_KRETPROBES];
+#endif
+};
+
+static void copy_kretprobes(struct task_struct *t, struct snapshot *s)
+{
+#if defined(CONFIG_KRETPROBES) && !defined(CONFIG_KRETPROBE_ON_RETHOOK)
+	struct llist_node *node;
+
+	s->nkrp = 0;
+	s->krp_truncated = false;
+	/* Instances are freed through RCU; the list is pushed at its head, so this is newest first. */
+	rcu_read_lock();
+	for (node = READ_ONCE(t->kretprobe_instances.first); node; node = READ_ONCE(node->next)) {
+		struct kretprobe_instance *ri = container_of(node, struct kretprobe_instance, llist);
+
+		if (s->nkrp == MAX_KRETPROBES) {
+			s->krp_truncated = true;
+			break;
+		}
+		s->krp[s->nkrp].ret_addr = (unsigned long)READ_ONCE(ri->ret_addr);
+		s->krp[s->nkrp].fp = (unsigned long)READ_ONCE(ri->fp);
+		s->nkrp++;
+	}
+	rcu_read_unlock();
+#endif
+}
+
+static void copy_fgraph(struct task_struct *t, struct snapshot *s)
+{
+#ifdef CONFIG_FUNCTION_GRAPH_TRACER
+	s->ret_stack = READ_ONCE(t->ret_stack);
+	s->curr_ret_stack = READ_ONCE(t->curr_ret_stack);
+	s->curr_ret_depth = READ_ONCE(t->curr_ret_depth);
+	/* The array lives as long as the task (ftrace_graph_exit_task frees it at exit; the task is pinned). */
+	if (s->ret_stack)
+		memcpy(s->fgraph, s->ret_stack, sizeof(s->fgraph));
+#endif
+}
+
+/*
+ * One snapshot, taken while the task is off every CPU and has not switched:
+ * the kernel's traces first, then the raw state they were computed from.
+ */
+static bool take_snapshot(struct capture *c, struct task_struct *t, void *stack, struct snapshot *s)
+{
+	struct walk_cookie wc = { .store = c->full, .size = TRACE_ENTRIES };
+
+	if (READ_ONCE(t->on_cpu))
+		return false;
+	s->switches = switch_count(t);
+	smp_rmb();
+	klp_arch_stack_walk(consume_full, &wc, t, NULL);
+	s->nfull = wc.len;
+	s->ntrace = klp_stack_trace_save_tsk(t, c->trace, TRACE_ENTRIES, 0);
+	s->reliable_ret = klp_stack_trace_save_tsk_reliable ?
+				  klp_stack_trace_save_tsk_reliable(t, c->reliable, RELIABLE_ENTRIES) :
+				  0;
+	s->ctx = t->thread.cpu_context;
+	memcpy(&s->regs, task_pt_regs(t), sizeof(s->regs));
+	memcpy(c->stack, stack, THREAD_SIZE);
+	s->state = READ_ONCE(t->__state);
+	s->flags = READ_ONCE(t->flags);
+	s->cpu = task_cpu(t);
+	copy_fgraph(t, s);
+	copy_kretprobes(t, s);
+	smp_rmb();
+	return !READ_ONCE(t->on_cpu) && switch_count(t) == s->switches;
+}
+
+static void out_fgraph(struct out *o, const struct snapshot *s)
+{
+#ifdef CONFIG_FUNCTION_GRAPH_TRACER
+	int i;
+
+	if (s->curr_ret_stack < -1 || s->curr_ret_stack >= FTRACE_RETFUNC_DEPTH) {
+		/* A trace being torn down parks curr_ret_stack out of range; there is no live entry to give. */
+		out_printf(o, ",\"fgraphNote\":\"curr_ret_stack %d is out of range\"", s->curr_ret_stack);
+		return;
+	}
+	out_printf(o, ",\"fgraph\":{\"retStack\":\"0x%lx\",\"curr\":%d,\"depth\":%d,\"entries\":[",
+		   (unsigned long)s->ret_stack, s->ret_stack ? s->curr_ret_stack : -1,
+		   s->ret_stack ? s->curr_ret_depth : -1);
+	for (i = s->ret_stack ? s->curr_ret_stack : -1; i >= 0; i--) {
+		const struct ftrace_ret_stack *e = &s->fgraph[i];
+
+		out_printf(o, "%s{\"index\":%d,\"ret\":\"0x%lx\",\"func\":\"0x%lx\",\"calltime\":%llu",
+			   i == s->curr_ret_stack ? "" : ",", i, e->ret, e->func, e->calltime);
+#ifdef HAVE_FUNCTION_GRAPH_FP_TEST
+		out_printf(o, ",\"fp\":\"0x%lx\"", e->fp);
+#endif
+#ifdef HAVE_FUNCTION_GRAPH_RET_ADDR_PTR
+		out_printf(o, ",\"retp\":\"0x%lx\"", (unsigned long)e->retp);
+#endif
+		out_printf(o, "}");
+	}
+	out_printf(o, "]}");
+#endif
+}
+
+static void out_kretprobes(struct out *o, const struct snapshot *s)
+{
+#if defined(CONFIG_KRETPROBES) && !defined(CONFIG_KRETPROBE_ON_RETHOOK)
+	unsigned int i;
+
+	out_printf(o, ",\"kretprobes\":[");
+	for (i = 0; i < s->nkrp; i++)
+		out_printf(o, "%s{\"retAddr\":\"0x%lx\",\"fp\":\"0x%lx\"}", i ? "," : "",
+			   s->krp[i].ret_addr, s->krp[i].fp);
+	out_printf(o, "],\"kretprobesTruncated\":%s", s->krp_truncated ? "true" : "false");
+#endif
+}
+
+static void out_task(struct out *o, struct capture *c, struct task_struct *t,
+		     const struct snapshot *s, unsigned long stack, unsigned int attempts)
+{
+	const struct pt_regs *regs = task_pt_regs(t);
+	const struct cpu_context *x = &s->ctx;
+	char comm[TASK_COMM_LEN];
+
+	__get_task_comm(comm, sizeof(comm), t);
+	out_printf(o, "{\"pid\":%d,\"tgid\":%d,\"comm\":", t->pid, t->tgid);
+	out_json_string(o, comm, sizeof(comm));
+	out_printf(o, ",\"kthread\":%s,\"state\":\"%c\",\"stateRaw\":\"0x%x\",\"flags\":\"0x%x\",\"cpu\":%d",
+		   (s->flags & PF_KTHREAD) ? "true" : "false", task_index_to_char(__task_state_index(s->state, t->exit_state)),
+		   s->state, s->flags, s->cpu);
+	out_printf(o, ",\"attempts\":%u,\"switchCount\":%lu", attempts, s->switches);
+	out_printf(o,
+		   ",\"cpuContext\":{\"x19\":\"0x%lx\",\"x20\":\"0x%lx\",\"x21\":\"0x%lx\",\"x22\":\"0x%lx\",\"x23\":\"0x%lx\",\"x24\":\"0x%lx\",\"x25\":\"0x%lx\",\"x26\":\"0x%lx\",\"x27\":\"0x%lx\",\"x28\":\"0x%lx\",\"fp\":\"0x%lx\",\"sp\":\"0x%lx\",\"pc\":\"0x%lx\"}",
+		   x->x19, x->x20, x->x21, x->x22, x->x23, x->x24, x->x25, x->x26, x->x27, x->x28,
+		   x->fp, x->sp, x->pc);
+	out_printf(o, ",\"stack\":{\"low\":\"0x%lx\",\"high\":\"0x%lx\",\"size\":%lu,\"base64\":\"", stack,
+		   stack + THREAD_SIZE, (unsigned long)THREAD_SIZE);
+	out_base64(o, c->stack, THREAD_SIZE);
+	out_printf(o, "\"}");
+	out_printf(o, ",\"ptRegs\":\"0x%lx\",\"finalFrame\":\"0x%lx\"", (unsigned long)regs,
+		   (unsigned long)&regs->stackframe);
+	out_printf(o,
+		   ",\"ptRegsContent\":{\"pc\":\"0x%llx\",\"sp\":\"0x%llx\",\"pstate\":\"0x%llx\",\"x29\":\"0x%llx\",\"x30\":\"0x%llx\",\"syscallno\":%d,\"stackframe0\":\"0x%llx\",\"stackframe1\":\"0x%llx\"}",
+		   s->regs.pc, s->regs.sp, s->regs.pstate, s->regs.regs[29], s->regs.regs[30],
+		   s->regs.syscallno, s->regs.stackframe[0], s->regs.stackframe[1]);
+	out_fgraph(o, s);
+	out_kretprobes(o, s);
+	out_printf(o, ",\"kernelTraceFull\":");
+	out_trace(o, c->full, s->nfull);
+	out_printf(o, ",\"kernelTrace\":");
+	out_trace(o, c->trace, s->ntrace);
+	if (klp_stack_trace_save_tsk_reliable) {
+		out_printf(o, ",\"kernelReliable\":{\"ret\":%d,\"entries\":%d,\"size\":%d,\"trace\":",
+			   s->reliable_ret, s->reliable_ret, RELIABLE_ENTRIES);
+		out_trace(o, c->reliable, s->reliable_ret > 0 ? s->reliable_ret : 0);
+		out_printf(o, "}");
+	}
+	out_printf(o, "}");
+}
+
+/* Snapshots one pinned task into c->rec; sets its slot's status. */
+static void capture_task(struct capture *c, struct task_slot *slot)
+{
+	struct task_struct *t = slot->task;
+	struct snapshot *s;
+	void *stack;
+	unsigned int attempt;
+	bool ok = false;
+
+	c->rec.len = 0;
+	c->rec.overflow = false;
+	if (t == current) {
+		slot->status = SLOT_CURRENT;
+		return;
+	}
+	stack = try_get_task_stack(t);
+	if (!stack) {
+		slot->status = SLOT_NO_STACK;
+		return;
+	}
+	s = kmalloc(sizeof(*s), GFP_KERNEL);
+	if (!s) {
+		klp_put_task_stack(t);
+		slot->status = SLOT_TOO_BIG;
+		return;
+	}
+	for (attempt = 1; attempt <= MAX_ATTEMPTS && !ok; attempt++) {
+		ok = take_snapshot(c, t, stack, s);
+		if (!ok)
+			msleep(1);
+	}
+	slot->attempts = attempt - 1;
+	if (ok) {
+		out_task(&c->rec, c, t, s, (unsigned long)stack, slot->attempts);
+		slot->status = c->rec.overflow ? SLOT_TOO_BIG : SLOT_CAPTURED;
+	} else {
+		slot->status = SLOT_RUNNING;
+	}
+	kfree(s);
+	klp_put_task_stack(t);
+}
+
+static void *tasks_start(struct seq_file *m, loff_t *pos)
+{
+	struct capture *c = m->private;
+
+	/* Records 0..nr-1 are tasks; record nr closes "tasks" and writes "skippedTasks". */
+	return *pos <= c->nr ? pos : NULL;
+}
+
+static void *tasks_next(struct seq_file *m, void *v, loff_t *pos)
+{
+	++*pos;
+	return tasks_start(m, pos);
+}
+
+static void tasks_stop(struct seq_file *m, void *v)
+{
+}
+
+static bool captured_before(struct capture *c, unsigned int i)
+{
+	while (i--)
+		if (c->slots[i].status == SLOT_CAPTURED)
+			return true;
+	return false;
+}
+
+static void show_skipped(struct seq_file *m, struct capture *c)
+{
+	unsigned int i;
+	bool first = true;
+
+	seq_puts(m, "],\n\"skippedTasks\":[");
+	for (i = 0; i < c->nr; i++) {
+		struct task_slot *sl = &c->slots[i];
+		char comm[TASK_COMM_LEN];
+		struct out o;
+		char buf[128];
+
+		if (sl->status == SLOT_CAPTURED || sl->status == SLOT_PENDING)
+			continue;
+		__get_task_comm(comm, sizeof(comm), sl->task);
+		o = (struct out){ .buf = buf, .cap = sizeof(buf) };
+		out_json_string(&o, comm, sizeof(comm));
+		seq_printf(m, "%s{\"pid\":%d,\"tgid\":%d,\"comm\":%s,\"cpu\":%d,\"attempts\":%u,\"reason\":\"%s\"}",
+			   first ? "" : ",\n", sl->task->pid, sl->task->tgid, buf, task_cpu(sl->task),
+			   sl->attempts, skip_reason[sl->status]);
+		first = false;
+	}
+	seq_printf(m, "],\n\"tasksTruncated\":%s\n", c->truncated ? "true" : "false");
+}
+
+static int tasks_show(struct seq_file *m, void *v)
+{
+	struct capture *c = m->private;
+	unsigned int i = *(loff_t *)v;
+
+	if (i == c->nr) {
+		show_skipped(m, c);
+		return 0;
+	}
+	if (i == 0)
+		seq_puts(m, "\"tasks\":[\n");
+	/* seq_file shows a record again, into a bigger buffer, when it overflowed: reuse the snapshot. */
+	if (c->rec_index != i) {
+		capture_task(c, &c->slots[i]);
+		c->rec_index = i;
+	}
+	if (c->slots[i].status != SLOT_CAPTURED)
+		return 0;
+	if (captured_before(c, i))
+		seq_puts(m, ",\n");
+	seq_write(m, c->rec.buf, c->rec.len);
+	return 0;
+}
+
+static const struct seq_operations tasks_seq_ops = {
+	.start = tasks_start,
+	.next = tasks_next,
+	.stop = tasks_stop,
+	.show = tasks_show,
+};
+
+static void capture_free(struct capture *c)
+{
+	unsigned int i;
+
+	for (i = 0; i < c->nr; i++)
+		put_task_struct(c->slots[i].task);
+	kvfree(c->slots);
+	vfree(c->rec.buf);
+	vfree(c->stack);
+	kfree(c->full);
+	kfree(c->trace);
+	kfree(c->reliable);
+	kfree(c);
+}
+
+static void pin_task(struct capture *c, struct task_struct *t)
+{
+	if (c->nr == MAX_TASKS) {
+		c->truncated = true;
+		return;
+	}
+	get_task_struct(t);
+	c->slots[c->nr++] = (struct task_slot){ .task = t };
+}
+
+static int tasks_open(struct inode *inode, struct file *file)
+{
+	struct task_struct *g, *t;
+	struct capture *c;
+	int err;
+
+	c = kzalloc(sizeof(*c), GFP_KERNEL);
+	if (!c)
+		return -ENOMEM;
+	c->slots = kvcalloc(MAX_TASKS, sizeof(*c->slots), GFP_KERNEL);
+	c->rec.buf = vmalloc(RECORD_SIZE);
+	c->rec.cap = RECORD_SIZE;
+	c->rec_index = -1;
+	c->stack = vmalloc(THREAD_SIZE);
+	c->full = kcalloc(TRACE_ENTRIES, sizeof(long), GFP_KERNEL);
+	c->trace = kcalloc(TRACE_ENTRIES, sizeof(long), GFP_KERNEL);
+	c->reliable = kcalloc(RELIABLE_ENTRIES, sizeof(long), GFP_KERNEL);
+	if (!c->slots || !c->rec.buf || !c->stack || !c->full || !c->trace || !c->reliable) {
+		capture_free(c);
+		return -ENOMEM;
+	}
+	/* Pin every task now, under RCU; each is copied later, one at a time, outside it. */
+	rcu_read_lock();
+	pin_task(c, &init_task);
+	for_each_process_thread(g, t)
+		pin_task(c, t);
+	rcu_read_unlock();
+	err = seq_open(file, &tasks_seq_ops);
+	if (err) {
+		capture_free(c);
+		return err;
+	}
+	((struct seq_file *)file->private_data)->private = c;
+	return 0;
+}
+
+static int tasks_release(struct inode *inode, struct file *file)
+{
+	struct seq_file *m = file->private_data;
+
+	capture_free(m->private);
+	return seq_release(inode, file);
+}
+
+static const struct file_operations tasks_fops = {
+	.owner = THIS_MODULE,
+	.open = tasks_open,
+	.read = seq_read,
+	.llseek = seq_lseek,
+	.release = tasks_release,
+};
+
+/* ---- modules ---- */
+
+struct module_list {
+	struct module *mods[MAX_MODULES];
+	unsigned int nr;
+};
+
+static bool is_module(struct module *mod)
+{
+	/*
+	 * The walk from THIS_MODULE->list also passes the kernel's own list
+	 * head, which is no module: a real struct module lies inside its
+	 * module's core memory.
+	 */
+	unsigned long base = (unsigned long)READ_ONCE(mod->core_layout.base);
+	unsigned long size = READ_ONCE(mod->core_layout.size);
+
+	return base && (unsigned long)mod >= base && (unsigned long)mod < base + size;
+}
+
+static void *modules_start(struct seq_file *m, loff_t *pos)
+{
+	struct module_list *l = m->private;
+
+	return *pos <= l->nr ? pos : NULL;
+}
+
+static void *modules_next(struct seq_file *m, void *v, loff_t *pos)
+{
+	++*pos;
+	return modules_start(m, pos);
+}
+
+static int modules_show(struct seq_file *m, void *v)
+{
+	struct module_list *l = m->private;
+	unsigned int i = *(loff_t *)v;
+	struct module *mod;
+	unsigned long start, size;
+	struct out o;
+
+	if (i == 0)
+		seq_puts(m, "\"modules\":[\n");
+	if (i == l->nr) {
+		seq_puts(m, "]\n");
+		return 0;
+	}
+	mod = l->mods[i];
+	start = (unsigned long)mod->core_layout.base;
+	size = mod->core_layout.text_size;
+	o = (struct out){ .buf = kvmalloc(size * 4 / 3 + 512, GFP_KERNEL), .cap = size * 4 / 3 + 512 };
+	if (!o.buf)
+		return -ENOMEM;
+	out_printf(&o, "%s{\"name\":", i ? ",\n" : "");
+	out_json_string(&o, mod->name, sizeof(mod->name));
+	out_printf(&o, ",\"textStart\":\"0x%lx\",\"textEnd\":\"0x%lx\",\"textBase64\":\"", start, start + size);
+	out_base64(&o, (const u8 *)start, size);
+	out_printf(&o, "\"}");
+	if (!o.overflow)
+		seq_write(m, o.buf, o.len);
+	kvfree(o.buf);
+	return 0;
+}
+
+static const struct seq_operations modules_seq_ops = {
+	.start = modules_start,
+	.next = modules_next,
+	.stop = tasks_stop,
+	.show = modules_show,
+};
+
+static int modules_open(struct inode *inode, struct file *file)
+{
+	struct module_list *l;
+	struct module *mod;
+	int err;
+
+	l = kvzalloc(sizeof(*l), GFP_KERNEL);
+	if (!l)
+		return -ENOMEM;
+	/* The module list is RCU-sched protected; each live module is pinned so its text stays. */
+	preempt_disable();
+	list_for_each_entry_rcu(mod, &THIS_MODULE->list, list) {
+		if (l->nr == MAX_MODULES)
+			break;
+		if (is_module(mod) && mod->state == MODULE_STATE_LIVE && try_module_get(mod))
+			l->mods[l->nr++] = mod;
+	}
+	/* The list is circular: THIS_MODULE itself is the entry the walk started from. */
+	if (l->nr < MAX_MODULES && try_module_get(THIS_MODULE))
+		l->mods[l->nr++] = THIS_MODULE;
+	preempt_enable();
+	err = seq_open(file, &modules_seq_ops);
+	if (err) {
+		while (l->nr)
+			module_put(l->mods[--l->nr]);
+		kvfree(l);
+		return err;
+	}
+	((struct seq_file *)file->private_data)->private = l;
+	return 0;
+}
+
+static int modules_release(struct inode *inode, struct file *file)
+{
+	struct seq_file *m = file->private_data;
+	struct module_list *l = m->private;
+
+	while (l->nr)
+		module_put(l->mods[--l->nr]);
+	kvfree(l);
+	return seq_release(inode, file);
+}
+
+static const struct file_operations modules_fops = {
+	.owner = THIS_MODULE,
+	.open = modules_open,
+	.read = seq_read,
+	.llseek = seq_lseek,
+	.release = modules_release,
+};
+
+/* ---- kernel text ---- */
+
+/*
+ * Kernel text is no slab object, so hardened usercopy refuses to copy it to
+ * user space directly: it goes through a bounce page, one page at a time.
+ */
+static ssize_t text_read(struct file *file, char __user *buf, size_t count, loff_t *pos)
+{
+	unsigned long size = etext_addr - stext_addr;
+	size_t done = 0;
+	void *page;
+
+	if (*pos < 0)
+		return -EINVAL;
+	if (*pos >= size || !count)
+		return 0;
+	page = (void *)__get_free_page(GFP_KERNEL);
+	if (!page)
+		return -ENOMEM;
+	while (done < count && *pos < size) {
+		size_t n = min3((size_t)(count - done), (size_t)(size - *pos), (size_t)PAGE_SIZE);
+
+		memcpy(page, (const void *)(stext_addr + *pos), n);
+		if (copy_to_user(buf + done, page, n)) {
+			free_page((unsigned long)page);
+			return done ? done : -EFAULT;
+		}
+		done += n;
+		*pos += n;
+	}
+	free_page((unsigned long)page);
+	return done;
+}
+
+static const struct file_operations text_fops = {
+	.owner = THIS_MODULE,
+	.read = text_read,
+	.llseek = default_llseek,
+};
+
+static int kernel_open(struct inode *inode, struct file *file)
+{
+	return single_open(file, kernel_show, NULL);
+}
+
+static const struct file_operations kernel_fops = {
+	.owner = THIS_MODULE,
+	.open = kernel_open,
+	.read = seq_read,
+	.llseek = seq_lseek,
+	.release = single_release,
+};
+
+static int __init klpcapture_init(void)
+{
+	int err = resolve_symbols();
+
+	if (err)
+		return err;
+	klp_dir = debugfs_create_dir("klpcapture", NULL);
+	if (IS_ERR(klp_dir)) {
+		pr_err("klpcapture: cannot create the debugfs directory (is debugfs enabled?)\n");
+		return PTR_ERR(klp_dir);
+	}
+	debugfs_create_file("kernel", 0400, klp_dir, NULL, &kernel_fops);
+	debugfs_create_file("tasks", 0400, klp_dir, NULL, &tasks_fops);
+	debugfs_create_file("modules", 0400, klp_dir, NULL, &modules_fops);
+	debugfs_create_file_size("text", 0400, klp_dir, NULL, &text_fops, etext_addr - stext_addr);
+	return 0;
+}
+
+static void __exit klpcapture_exit(void)
+{
+	debugfs_remove_recursive(klp_dir);
+}
+
+module_init(klpcapture_init);
+module_exit(klpcapture_exit);
+MODULE_LICENSE("GPL");
+MODULE_DESCRIPTION("Read-only snapshot of every task's kernel stack for klpsim");
