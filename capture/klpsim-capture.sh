@@ -16,6 +16,7 @@ usage() {
 	exit 2
 }
 
+lib=$(dirname "$0")/lib
 module="$(dirname "$0")/module/klpcapture.ko"
 out=.
 while getopts m:o:h opt; do
@@ -37,6 +38,8 @@ die() {
 [ "$(uname -m)" = aarch64 ] || die "this is $(uname -m); the capture format is for arm64 kernels"
 [ -r "$module" ] || die "$module: no such module; build it first (docs/capture.md: make -C capture/module)"
 [ -d "$out" ] || die "$out: no such directory"
+[ -r "$lib/kallsyms.sh" ] || die "$lib/kallsyms.sh: missing (copy all of capture/)"
+. "$lib/kallsyms.sh"
 
 release=$(uname -r)
 text="text-$release.bin"
@@ -60,7 +63,10 @@ for s in stack_trace_save_tsk arch_stack_walk put_task_stack _stext _etext; do
 	[ -n "$a" ] || die "/proc/kallsyms has no $s: this kernel is not one the module knows"
 	case "$a" in 0x0000000000000000) die "/proc/kallsyms shows zero addresses (kernel.kptr_restrict): run as root with CAP_SYSLOG" ;; esac
 done
+# Only where the kernel has them: the reliable walk (arm64 from 6.13) and the
+# function-graph shadow stack's decoder (6.11+; the module asks for it there).
 reliable=$(addr stack_trace_save_tsk_reliable)
+fgraph=$(addr ftrace_graph_get_ret_stack)
 
 [ -d /sys/kernel/debug/klpcapture ] && die "klpcapture is already loaded (another capture running?)"
 if ! grep -qs ' /sys/kernel/debug debugfs ' /proc/mounts; then
@@ -69,7 +75,8 @@ fi
 insmod "$module" stack_trace_save_tsk="$(addr stack_trace_save_tsk)" \
 	arch_stack_walk="$(addr arch_stack_walk)" put_task_stack="$(addr put_task_stack)" \
 	_stext="$(addr _stext)" _etext="$(addr _etext)" \
-	${reliable:+stack_trace_save_tsk_reliable=$reliable} ||
+	${reliable:+stack_trace_save_tsk_reliable=$reliable} \
+	${fgraph:+ftrace_graph_get_ret_stack=$fgraph} ||
 	die "insmod $module failed; dmesg says why"
 loaded=1
 d=/sys/kernel/debug/klpcapture
@@ -86,35 +93,10 @@ start=$(addr _stext)
 end=$(addr _etext)
 cmdline=$(sed 's/\\/\\\\/g; s/"/\\"/g' /proc/cmdline)
 
-# sections, specialAddresses and symbols, from one read of kallsyms.
-awk '
-function hex(a) { return "\"0x" a "\"" }
-function find(n) { return (n in core) ? hex(core[n]) : "null" }
-function section(name, s, e) {
-	printf "%s\"%s\":", (nsec++ ? "," : ""), name
-	if ((s in core) && (e in core)) printf "{\"start\":%s,\"end\":%s}", hex(core[s]), hex(core[e])
-	else printf "null"
-}
-NF == 3 && !($3 in core) { core[$3] = $1 }
-END {
-	printf "\"sections\":{"
-	section("text", "_stext", "_etext")
-	section("inittext", "_sinittext", "_einittext")
-	n = split("entry_text irqentry_text softirqentry_text idmap_text hyp_idmap_text hyp_text kprobes_text sched_text lock_text cpuidle_text noinstr_text hibernate_exit_text relocate_new_kernel exception_text", names, " ")
-	for (i = 1; i <= n; i++) section(names[i], "__" names[i] "_start", "__" names[i] "_end")
-	printf "},\n\"specialAddresses\":{"
-	n = split("return_to_handler ftrace_caller ftrace_regs_caller ftrace_common ftrace_graph_caller ftrace_stub ftrace_stub_graph prepare_ftrace_return ftrace_graph_func ftrace_return_to_handler __kretprobe_trampoline kretprobe_trampoline arch_rethook_trampoline trampoline_probe_handler __kretprobe_trampoline_handler arch_prepare_kretprobe ret_from_fork cpu_switch_to __switch_to __schedule schedule call_on_irq_stack vectors el1h_64_sync el1h_64_irq el1h_64_fiq el1h_64_error el0t_64_sync el0t_64_irq el0t_64_fiq el0t_64_error el0t_32_sync el0t_32_irq el1t_64_sync el1t_64_irq el1h_64_sync_handler el1h_64_irq_handler el0t_64_sync_handler el0t_64_irq_handler handle_bad_stack __bad_stack arch_stack_walk stack_trace_save_tsk stack_trace_save_tsk_reliable handle_userfault do_mem_abort do_page_fault do_translation_fault el1_abort cpu_do_idle default_idle_call do_idle kthread secondary_start_kernel start_kernel rest_init __primary_switched __secondary_switched __sdei_asm_handler", names, " ")
-	for (i = 1; i <= n; i++) printf "%s\"%s\":%s", (i > 1 ? "," : ""), names[i], find(names[i])
-	printf "}"
-}' "$work/kallsyms" >"$work/named"
+# sections and specialAddresses, then the text symbols, from one read of kallsyms.
+kallsyms_named "$work/kallsyms" >"$work/named"
 
-# Text symbols (t, T, w, W) and _etext, sorted by address; aliases keep kallsyms order.
-awk '
-($2 ~ /^[tTwW]$/ || $3 == "_etext") && (NF == 3 || NF == 4) {
-	mod = ""
-	if (NF == 4) { mod = $4; gsub(/[][]/, "", mod); mod = ",\"module\":\"" mod "\"" }
-	printf "%s %012d {\"name\":\"%s\",\"address\":\"0x%s\",\"type\":\"%s\"%s}\n", $1, NR, $3, $1, $2, mod
-}' "$work/kallsyms" | sort -k1,1 -k2,2 | sed 's/^[^ ]* [^ ]* //; $!s/$/,/' >"$work/symbols"
+kallsyms_symbols "$work/kallsyms" >"$work/symbols"
 
 {
 	printf '{"format":"arm64-stack-capture/v1",\n'

@@ -26,7 +26,7 @@ import { homedir, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { checkCapture } from './capture-qemu/check.mjs';
-import { fetchKernel, newestCloudAbi, privateApt } from './capture-qemu/debian.mjs';
+import { fetchKernel, newestCloudAbi, privateApt, sidBuildRoot } from './capture-qemu/debian.mjs';
 import { newcArchive } from './capture-qemu/initramfs.mjs';
 
 const TOOLS = [
@@ -69,8 +69,8 @@ function parseOptions() {
   }
   if (!['tracers', 'plain'].includes(values.mode))
     fail(`--mode ${values.mode}: expected tracers or plain`);
-  if (values.abi !== undefined && !/^\d+\.\d+\.\d+-\d+$/.test(values.abi)) {
-    fail(`--abi ${values.abi}: expected a Debian kernel ABI such as 6.1.0-57`);
+  if (values.abi !== undefined && !/^\d+\.\d+\.\d+(-\d+|\+deb\d+)$/.test(values.abi)) {
+    fail(`--abi ${values.abi}: expected a Debian kernel ABI such as 6.1.0-57 or 7.2.13+deb14`);
   }
   if (
     !/^\d{1,4}$/.test(values.timeout) ||
@@ -129,60 +129,96 @@ function sh(cmd, args, what, opts = {}) {
   return r.stdout;
 }
 
-/** Cross-builds capture/module against the downloaded headers, in a copy (the source tree stays clean). */
-function buildModule(kernel, work) {
-  const dir = join(work, 'module');
-  mkdirSync(dir, { recursive: true });
-  for (const f of ['klpcapture.c', 'Kbuild', 'Makefile']) {
-    writeFileSync(join(dir, f), readFileSync(join('capture/module', f)));
+/**
+ * Cross-builds capture/module against the downloaded headers, in a copy (the
+ * source tree stays clean): on the host for bookworm's kernels, inside the
+ * sid build root for sid's (their kbuild tools need sid's glibc).
+ */
+function buildModule(kernel, work, buildRoot) {
+  const make = ['-s', 'ARCH=arm64', 'CROSS_COMPILE=aarch64-linux-gnu-', '-j2'];
+  const copy = (dir) => {
+    rmSync(dir, { recursive: true, force: true });
+    mkdirSync(dir, { recursive: true });
+    for (const f of ['klpcapture.c', 'Kbuild', 'Makefile']) {
+      writeFileSync(join(dir, f), readFileSync(join('capture/module', f)));
+    }
+  };
+  if (buildRoot === null) {
+    const dir = join(work, 'module');
+    copy(dir);
+    sh('make', [...make, `KDIR=${kernel.headers}`], 'building the klpcapture module', { cwd: dir });
+    return join(dir, 'klpcapture.ko');
   }
+  const inside = '/klpcapture-build';
+  copy(join(buildRoot, inside));
+  const kdir = `/usr/src/linux-headers-${kernel.release}`;
   sh(
-    'make',
-    ['-s', `KDIR=${kernel.headers}`, 'ARCH=arm64', 'CROSS_COMPILE=aarch64-linux-gnu-', `-j2`],
-    'building the klpcapture module',
-    { cwd: dir },
+    'chroot',
+    [buildRoot, 'make', '-C', inside, ...make, `KDIR=${kdir}`],
+    'building the klpcapture module in the sid build root',
   );
-  return join(dir, 'klpcapture.ko');
+  return join(buildRoot, inside, 'klpcapture.ko');
 }
 
 function buildWorkload(work) {
   const out = join(work, 'workload');
+  const flags = ['-static', '-O2', '-Wall', '-Werror', '-Wno-unused-result'];
   sh(
     'aarch64-linux-gnu-gcc',
-    [
-      '-static',
-      '-O2',
-      '-Wall',
-      '-Werror',
-      '-Wno-unused-result',
-      '-o',
-      out,
-      'capture/workload/workload.c',
-    ],
+    [...flags, '-o', out, 'capture/workload/workload.c'],
     'building the workload',
   );
   return out;
 }
 
+/**
+ * The guest's virtio disk drivers that this kernel builds as modules (6.1:
+ * all four; 7.2: virtio and virtio_ring are built in), decompressed when the
+ * package ships them as .ko.xz; in the order the guest loads them.
+ */
+function guestModules(kernel, work) {
+  const builtin = readFileSync(join(kernel.modules, 'modules.builtin'), 'utf8');
+  const out = [];
+  for (const m of GUEST_MODULES) {
+    if (new RegExp(`/${m}\\.ko$`, 'm').test(builtin)) continue;
+    const found = sh(
+      'find',
+      [kernel.modules, '-name', `${m}.ko`, '-o', '-name', `${m}.ko.xz`],
+      `finding ${m}.ko`,
+    )
+      .trim()
+      .split('\n')[0];
+    if (!found) fail(`${m}.ko is neither built in nor in ${kernel.modules}`);
+    let ko = found;
+    if (found.endsWith('.xz')) {
+      ko = join(work, `${m}.ko`);
+      writeFileSync(ko, sh('xz', ['-dc', found], `decompressing ${found}`, { encoding: 'buffer' }));
+    }
+    out.push({ name: m, ko });
+  }
+  return out;
+}
+
 function buildInitramfs(kernel, moduleKo, workload, work) {
   const file = (path, mode, from) => ({ path, mode, data: readFileSync(from) });
-  const dirs = ['bin', 'dev', 'proc', 'sys', 'tmp', 'modules'].map((path) => ({
+  const dirs = ['bin', 'dev', 'proc', 'sys', 'tmp', 'lib', 'modules'].map((path) => ({
     path,
     mode: 0o755,
   }));
-  const mods = GUEST_MODULES.map((m) => {
-    const rel = sh('find', [kernel.modules, '-name', `${m}.ko`], `finding ${m}.ko`).trim();
-    if (rel === '') fail(`${m}.ko is not in ${kernel.modules}`);
-    return file(`modules/${m}.ko`, 0o644, rel);
-  });
+  const guest = guestModules(kernel, work);
+  const order = Buffer.from(guest.map((m) => `${m.name}\n`).join(''));
   const archive = newcArchive([
     ...dirs,
     file('bin/busybox', 0o755, kernel.busybox),
     file('init', 0o755, 'capture/qemu/init'),
     file('klpsim-capture.sh', 0o755, 'capture/klpsim-capture.sh'),
+    file('lib/kallsyms.sh', 0o644, 'capture/lib/kallsyms.sh'),
+    file('lib/kallsyms-named.awk', 0o644, 'capture/lib/kallsyms-named.awk'),
+    file('lib/kallsyms-symbols.awk', 0o644, 'capture/lib/kallsyms-symbols.awk'),
     file('klpcapture.ko', 0o644, moduleKo),
     file('workload', 0o755, workload),
-    ...mods,
+    ...guest.map((m) => file(`modules/${m.name}.ko`, 0o644, m.ko)),
+    { path: 'modules/order', mode: 0o644, data: order },
   ]);
   const out = join(work, 'initramfs.cpio.gz');
   writeFileSync(out, archive);
@@ -218,10 +254,14 @@ function boot(kernel, initramfs, disk, mode, timeout) {
   return new Promise((done, reject) => {
     const q = spawn('qemu-system-aarch64', args, { stdio: ['ignore', 'pipe', 'pipe'] });
     let log = '';
+    let shown = 0;
     q.stdout.on('data', (d) => {
       log += d;
-      for (const line of d.toString().split('\n'))
+      // The guest's own status lines, whole lines only (a chunk may end mid-line).
+      const end = log.lastIndexOf('\n') + 1;
+      for (const line of log.slice(shown, end).split('\n'))
         if (line.includes('klpsim-stage:')) console.log(`  guest: ${line.trim()}`);
+      shown = Math.max(shown, end);
     });
     q.stderr.on('data', (d) => {
       log += d;
@@ -258,7 +298,15 @@ async function main() {
   );
 
   const work = mkdtempSync(join(tmpdir(), 'klpsim-qemu-'));
-  const moduleKo = buildModule(kernel, work);
+  let buildRoot = null;
+  if (opts.suite === 'sid') {
+    try {
+      buildRoot = sidBuildRoot(cache, kernel);
+    } catch (e) {
+      fail(e.message);
+    }
+  }
+  const moduleKo = buildModule(kernel, work, buildRoot);
   const workload = buildWorkload(work);
   const initramfs = buildInitramfs(kernel, moduleKo, workload, work);
   console.log(`capture-qemu: module, workload and initramfs built [${lap()}]`);
@@ -296,7 +344,14 @@ async function main() {
     `  kernel ${figures.release}: ${figures.tasks} tasks captured, ${figures.frames} frames walked`,
   );
   console.log(`  not captured: ${figures.skipped.join('; ') || 'none'}`);
-  console.log(`  kernel agreement: ${figures.agreeing}/${figures.tasks} tasks, frame for frame`);
+  console.log(
+    `  kernel agreement (${figures.policy}, arch_stack_walk): ${figures.agreeing}/${figures.tasks} tasks, frame for frame`,
+  );
+  if (figures.reliable !== null) {
+    console.log(
+      `  kernel agreement (stack_trace_save_tsk_reliable): ${figures.reliable.agreeing}/${figures.reliable.tasks} verdicts and traces; unreliable: ${figures.reliable.unreliable.join(', ') || 'none'}`,
+    );
+  }
   console.log(
     `  shapes: ${Object.entries(figures.shapes)
       .map(([k, v]) => `${k} ${v}`)

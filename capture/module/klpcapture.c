@@ -24,17 +24,28 @@
 #include <linux/version.h>
 
 /*
- * The layouts read here (struct ftrace_ret_stack as an array of
- * FTRACE_RETFUNC_DEPTH, pt_regs->stackframe as a plain {fp, lr} pair,
- * kretprobe_instances without rethook, module core_layout) are those of
- * Linux 6.1. 6.4 moved module memory to mod->mem[], 6.8 turned the
- * function-graph return stack into a shadow stack of words, 6.13 made
- * pt_regs->stackframe a meta frame record: a kernel outside the versions
- * checked is refused at build time rather than read wrongly.
+ * What differs between the two kernel lines this module has been checked on
+ * (Debian's 6.1 and 7.2 cloud-arm64 kernels booted under QEMU):
+ *   - module memory: mod->core_layout on 6.1, mod->mem[MOD_TEXT] from 6.4;
+ *   - the function-graph return stack: an array of FTRACE_RETFUNC_DEPTH
+ *     struct ftrace_ret_stack on 6.1, a shadow stack of words shared by
+ *     several fgraph users from 6.11 (read with the kernel's own
+ *     ftrace_graph_get_ret_stack, since its encoding is private to fgraph.c);
+ *   - pt_regs->stackframe: a plain {fp, lr} pair on 6.1, a meta frame record
+ *     {fp = 0, lr = 0, type} from 6.13;
+ *   - stack_trace_save_tsk_reliable: none on arm64 6.1, present on 7.2.
+ * kretprobe_instances (no rethook on arm64 in either), cpu_context and the
+ * stack sizes are the same. Any other version is refused at build time
+ * rather than read with layouts nobody checked against it.
  */
-#if LINUX_VERSION_CODE < KERNEL_VERSION(6, 1, 0) || LINUX_VERSION_CODE >= KERNEL_VERSION(6, 2, 0)
-#error "klpcapture knows the layouts of Linux 6.1 only (see docs/capture.md); this kernel is another version"
+#define KLP_KNOWN_6_1 (LINUX_VERSION_CODE >= KERNEL_VERSION(6, 1, 0) && LINUX_VERSION_CODE < KERNEL_VERSION(6, 2, 0))
+#define KLP_KNOWN_7_2 (LINUX_VERSION_CODE >= KERNEL_VERSION(7, 2, 0) && LINUX_VERSION_CODE < KERNEL_VERSION(7, 3, 0))
+#if !KLP_KNOWN_6_1 && !KLP_KNOWN_7_2
+#error "klpcapture knows the layouts of Linux 6.1 and 7.2 only (docs/capture.md); this kernel is another version"
 #endif
+#define KLP_MOD_MEM (LINUX_VERSION_CODE >= KERNEL_VERSION(6, 4, 0))
+#define KLP_FGRAPH_SHADOW (LINUX_VERSION_CODE >= KERNEL_VERSION(6, 11, 0))
+#define KLP_META_FRAMES (LINUX_VERSION_CODE >= KERNEL_VERSION(6, 13, 0))
 
 #include <linux/debugfs.h>
 #include <linux/delay.h>
@@ -57,6 +68,9 @@
 #include <asm/memory.h>
 #include <asm/ptrace.h>
 #include <asm/sysreg.h>
+#if KLP_META_FRAMES
+#include <asm/stacktrace/frame.h>
+#endif
 
 #ifndef CONFIG_ARM64
 #error "klpcapture reads arm64 frame records and cpu_context"
@@ -82,6 +96,9 @@
 #define MAX_KRETPROBES 64
 /* One task's JSON: a base64 stack of THREAD_SIZE plus traces; 4x THREAD_SIZE is ample. */
 #define RECORD_SIZE (4 * THREAD_SIZE + 64 * 1024)
+/* fgraph.c's SHADOW_STACK_SIZE: one page of words per task (6.11+). */
+#define KLP_SHADOW_WORDS (PAGE_SIZE / sizeof(long))
+#define KLP_FGRAPH_MAX 64
 /* The kernel's core text is tens of MiB; more means a wrong _etext. */
 #define MAX_TEXT_SIZE (256UL << 20)
 
@@ -91,12 +108,14 @@ static unsigned long arch_stack_walk_addr;
 static unsigned long put_task_stack_addr;
 static unsigned long stext_addr;
 static unsigned long etext_addr;
+static unsigned long ftrace_graph_get_ret_stack_addr;
 module_param_named(stack_trace_save_tsk, stack_trace_save_tsk_addr, ulong, 0400);
 module_param_named(stack_trace_save_tsk_reliable, stack_trace_save_tsk_reliable_addr, ulong, 0400);
 module_param_named(arch_stack_walk, arch_stack_walk_addr, ulong, 0400);
 module_param_named(put_task_stack, put_task_stack_addr, ulong, 0400);
 module_param_named(_stext, stext_addr, ulong, 0400);
 module_param_named(_etext, etext_addr, ulong, 0400);
+module_param_named(ftrace_graph_get_ret_stack, ftrace_graph_get_ret_stack_addr, ulong, 0400);
 
 static unsigned int (*klp_stack_trace_save_tsk)(struct task_struct *task, unsigned long *store,
 						 unsigned int size, unsigned int skipnr);
@@ -105,6 +124,9 @@ static int (*klp_stack_trace_save_tsk_reliable)(struct task_struct *task, unsign
 static void (*klp_arch_stack_walk)(stack_trace_consume_fn consume, void *cookie,
 				   struct task_struct *task, struct pt_regs *regs);
 static void (*klp_put_task_stack)(struct task_struct *task);
+#if KLP_FGRAPH_SHADOW && defined(CONFIG_FUNCTION_GRAPH_TRACER)
+static struct ftrace_ret_stack *(*klp_ftrace_graph_get_ret_stack)(struct task_struct *task, int skip);
+#endif
 
 static struct dentry *klp_dir;
 
@@ -262,6 +284,14 @@ static int resolve_symbols(void)
 		       stext_addr, etext_addr);
 		return -EINVAL;
 	}
+#if KLP_FGRAPH_SHADOW && defined(CONFIG_FUNCTION_GRAPH_TRACER)
+	if (!symbol_is(ftrace_graph_get_ret_stack_addr, "ftrace_graph_get_ret_stack")) {
+		pr_err("klpcapture: ftrace_graph_get_ret_stack=0x%lx is not that function in this kernel's kallsyms\n",
+		       ftrace_graph_get_ret_stack_addr);
+		return -EINVAL;
+	}
+	klp_ftrace_graph_get_ret_stack = (void *)ftrace_graph_get_ret_stack_addr;
+#endif
 	klp_stack_trace_save_tsk = (void *)stack_trace_save_tsk_addr;
 	klp_stack_trace_save_tsk_reliable = (void *)stack_trace_save_tsk_reliable_addr;
 	klp_arch_stack_walk = (void *)arch_stack_walk_addr;
@@ -330,15 +360,29 @@ static int kernel_show(struct seq_file *m, void *v)
 	seq_printf(m, "\"threadSize\":%lu,\"irqStackSize\":%lu,\"overflowStackSize\":%lu,",
 		   (unsigned long)THREAD_SIZE, (unsigned long)IRQ_STACK_SIZE,
 		   (unsigned long)OVERFLOW_STACK_SIZE);
-	seq_printf(m, "\"pageSize\":%lu,\"vaBits\":%d,\"kernelPacEnabled\":%s,",
-		   PAGE_SIZE, VA_BITS, kernel_pac_enabled() ? "true" : "false");
+	/* TCR_EL1.T1SZ is what the kernel runs with (vabits_actual), which a 52-bit build may lower to 48. */
+	seq_printf(m, "\"pageSize\":%lu,\"vaBits\":%llu,\"vaBitsConfig\":%d,\"kernelPacEnabled\":%s,",
+		   PAGE_SIZE, 64 - ((read_sysreg(tcr_el1) >> 16) & 63), VA_BITS,
+		   kernel_pac_enabled() ? "true" : "false");
 	seq_printf(m, "\"sctlrEl1\":\"0x%llx\",", read_sysreg(sctlr_el1));
 	seq_printf(m,
-		   "\"ptRegs\":{\"size\":%zu,\"stackframeOffset\":%zu,\"pcOffset\":%zu,\"spOffset\":%zu,\"pstateOffset\":%zu},",
+		   "\"ptRegs\":{\"size\":%zu,\"stackframeOffset\":%zu,\"pcOffset\":%zu,\"spOffset\":%zu,\"pstateOffset\":%zu",
 		   sizeof(struct pt_regs), offsetof(struct pt_regs, stackframe),
 		   offsetof(struct pt_regs, pc), offsetof(struct pt_regs, sp),
 		   offsetof(struct pt_regs, pstate));
-#ifdef CONFIG_FUNCTION_GRAPH_TRACER
+#if KLP_META_FRAMES
+	seq_printf(m,
+		   ",\"meta\":{\"sizeofFrameRecordMeta\":%zu,\"recordFpOffset\":%zu,\"recordLrOffset\":%zu,\"typeOffset\":%zu,\"regs29Offset\":%zu,\"regs30Offset\":%zu,\"FRAME_META_TYPE_NONE\":%d,\"FRAME_META_TYPE_FINAL\":%d,\"FRAME_META_TYPE_PT_REGS\":%d}",
+		   sizeof(struct frame_record_meta), offsetof(struct pt_regs, stackframe.record.fp),
+		   offsetof(struct pt_regs, stackframe.record.lr), offsetof(struct pt_regs, stackframe.type),
+		   offsetof(struct pt_regs, regs[29]), offsetof(struct pt_regs, regs[30]),
+		   FRAME_META_TYPE_NONE, FRAME_META_TYPE_FINAL, FRAME_META_TYPE_PT_REGS);
+#endif
+	seq_puts(m, "},");
+#if defined(CONFIG_FUNCTION_GRAPH_TRACER) && KLP_FGRAPH_SHADOW
+	seq_printf(m, "\"fgraphShadow\":{\"shadowStackWords\":%lu,\"sizeofFtraceRetStack\":%zu},",
+		   KLP_SHADOW_WORDS, sizeof(struct ftrace_ret_stack));
+#elif defined(CONFIG_FUNCTION_GRAPH_TRACER)
 	seq_printf(m, "\"ftraceRetfuncDepth\":%d,\"sizeofFtraceRetStack\":%zu,", FTRACE_RETFUNC_DEPTH,
 		   sizeof(struct ftrace_ret_stack));
 #endif
@@ -412,7 +456,17 @@ struct snapshot {
 	unsigned long switches;
 	unsigned int nfull, ntrace;
 	int reliable_ret;
-#ifdef CONFIG_FUNCTION_GRAPH_TRACER
+	unsigned int nreliable;
+#if defined(CONFIG_FUNCTION_GRAPH_TRACER) && KLP_FGRAPH_SHADOW
+	unsigned long *ret_stack;
+	int curr_ret_stack, curr_ret_depth;
+	unsigned int nfgraph;
+	unsigned long words[KLP_SHADOW_WORDS];
+	struct {
+		long offset;
+		struct ftrace_ret_stack e;
+	} fgraph[KLP_FGRAPH_MAX];
+#elif defined(CONFIG_FUNCTION_GRAPH_TRACER)
 	struct ftrace_ret_stack *ret_stack;
 	int curr_ret_stack, curr_ret_depth;
 	struct ftrace_ret_stack fgraph[FTRACE_RETFUNC_DEPTH];
@@ -452,7 +506,28 @@ static void copy_kretprobes(struct task_struct *t, struct snapshot *s)
 
 static void copy_fgraph(struct task_struct *t, struct snapshot *s)
 {
-#ifdef CONFIG_FUNCTION_GRAPH_TRACER
+#if defined(CONFIG_FUNCTION_GRAPH_TRACER) && KLP_FGRAPH_SHADOW
+	int skip;
+
+	s->ret_stack = READ_ONCE(t->ret_stack);
+	s->curr_ret_stack = READ_ONCE(t->curr_ret_stack);
+	s->curr_ret_depth = READ_ONCE(t->curr_ret_depth);
+	s->nfgraph = 0;
+	if (!s->ret_stack || s->curr_ret_stack < 0 || s->curr_ret_stack > KLP_SHADOW_WORDS)
+		return;
+	memcpy(s->words, s->ret_stack, s->curr_ret_stack * sizeof(long));
+	/* The frames' encoding is fgraph.c's own: let the kernel decode them, newest first. */
+	for (skip = 0; skip < KLP_FGRAPH_MAX; skip++) {
+		struct ftrace_ret_stack *e = klp_ftrace_graph_get_ret_stack(t, skip);
+		long offset = (unsigned long *)e - s->ret_stack;
+
+		if (!e || offset < 0 || offset >= s->curr_ret_stack)
+			break;
+		s->fgraph[s->nfgraph].offset = offset;
+		s->fgraph[s->nfgraph].e = *e;
+		s->nfgraph++;
+	}
+#elif defined(CONFIG_FUNCTION_GRAPH_TRACER)
 	s->ret_stack = READ_ONCE(t->ret_stack);
 	s->curr_ret_stack = READ_ONCE(t->curr_ret_stack);
 	s->curr_ret_depth = READ_ONCE(t->curr_ret_depth);
@@ -477,9 +552,18 @@ static bool take_snapshot(struct capture *c, struct task_struct *t, void *stack,
 	klp_arch_stack_walk(consume_full, &wc, t, NULL);
 	s->nfull = wc.len;
 	s->ntrace = klp_stack_trace_save_tsk(t, c->trace, TRACE_ENTRIES, 0);
-	s->reliable_ret = klp_stack_trace_save_tsk_reliable ?
-				  klp_stack_trace_save_tsk_reliable(t, c->reliable, RELIABLE_ENTRIES) :
-				  0;
+	s->reliable_ret = 0;
+	s->nreliable = 0;
+	if (klp_stack_trace_save_tsk_reliable) {
+		/* On failure it returns -errno, not how far it got: count what it stored in a zeroed buffer. */
+		memset(c->reliable, 0, RELIABLE_ENTRIES * sizeof(long));
+		s->reliable_ret = klp_stack_trace_save_tsk_reliable(t, c->reliable, RELIABLE_ENTRIES);
+		if (s->reliable_ret >= 0)
+			s->nreliable = min_t(unsigned int, s->reliable_ret, RELIABLE_ENTRIES);
+		else
+			while (s->nreliable < RELIABLE_ENTRIES && c->reliable[s->nreliable])
+				s->nreliable++;
+	}
 	s->ctx = t->thread.cpu_context;
 	memcpy(&s->regs, task_pt_regs(t), sizeof(s->regs));
 	memcpy(c->stack, stack, THREAD_SIZE);
@@ -494,7 +578,33 @@ static bool take_snapshot(struct capture *c, struct task_struct *t, void *stack,
 
 static void out_fgraph(struct out *o, const struct snapshot *s)
 {
-#ifdef CONFIG_FUNCTION_GRAPH_TRACER
+#if defined(CONFIG_FUNCTION_GRAPH_TRACER) && KLP_FGRAPH_SHADOW
+	unsigned int i;
+	int w;
+	bool live = s->ret_stack && s->curr_ret_stack >= 0 && s->curr_ret_stack <= KLP_SHADOW_WORDS;
+
+	if (s->ret_stack && !live) {
+		out_printf(o, ",\"fgraphNote\":\"curr_ret_stack %d is out of range\"", s->curr_ret_stack);
+		return;
+	}
+	out_printf(o, ",\"fgraph\":{\"layout\":\"shadow\",\"retStack\":\"0x%lx\",\"curr\":%d,\"depth\":%d,\"entries\":[",
+		   (unsigned long)s->ret_stack, live ? s->curr_ret_stack : -1,
+		   live ? s->curr_ret_depth : -1);
+	for (i = 0; live && i < s->nfgraph; i++) {
+		const struct ftrace_ret_stack *e = &s->fgraph[i].e;
+
+		out_printf(o, "%s{\"index\":%u,\"wordOffset\":%ld,\"ret\":\"0x%lx\",\"func\":\"0x%lx\"",
+			   i ? "," : "", i, s->fgraph[i].offset, e->ret, e->func);
+#ifdef HAVE_FUNCTION_GRAPH_FP_TEST
+		out_printf(o, ",\"fp\":\"0x%lx\"", e->fp);
+#endif
+		out_printf(o, ",\"retp\":\"0x%lx\"}", (unsigned long)e->retp);
+	}
+	out_printf(o, "],\"words\":[");
+	for (w = 0; live && w < s->curr_ret_stack; w++)
+		out_printf(o, "%s\"0x%lx\"", w ? "," : "", s->words[w]);
+	out_printf(o, "]}");
+#elif defined(CONFIG_FUNCTION_GRAPH_TRACER)
 	int i;
 
 	if (s->curr_ret_stack < -1 || s->curr_ret_stack >= FTRACE_RETFUNC_DEPTH) {
@@ -542,7 +652,7 @@ static void out_task(struct out *o, struct capture *c, struct task_struct *t,
 	const struct cpu_context *x = &s->ctx;
 	char comm[TASK_COMM_LEN];
 
-	__get_task_comm(comm, sizeof(comm), t);
+	get_task_comm(comm, t);
 	out_printf(o, "{\"pid\":%d,\"tgid\":%d,\"comm\":", t->pid, t->tgid);
 	out_json_string(o, comm, sizeof(comm));
 	out_printf(o, ",\"kthread\":%s,\"state\":\"%c\",\"stateRaw\":\"0x%x\",\"flags\":\"0x%x\",\"cpu\":%d",
@@ -559,10 +669,19 @@ static void out_task(struct out *o, struct capture *c, struct task_struct *t,
 	out_printf(o, "\"}");
 	out_printf(o, ",\"ptRegs\":\"0x%lx\",\"finalFrame\":\"0x%lx\"", (unsigned long)regs,
 		   (unsigned long)&regs->stackframe);
+#if KLP_META_FRAMES
+	out_printf(o,
+		   ",\"ptRegsContent\":{\"pc\":\"0x%llx\",\"sp\":\"0x%llx\",\"pstate\":\"0x%llx\",\"x29\":\"0x%llx\",\"x30\":\"0x%llx\",\"syscallno\":%d,\"stackframe0\":\"0x%llx\",\"stackframe1\":\"0x%llx\",\"stackframeType\":\"0x%llx\"}",
+		   s->regs.pc, s->regs.sp, s->regs.pstate, s->regs.regs[29], s->regs.regs[30],
+		   s->regs.syscallno, s->regs.stackframe.record.fp, s->regs.stackframe.record.lr,
+		   s->regs.stackframe.type);
+	out_printf(o, ",\"finalMetaType\":%llu", s->regs.stackframe.type);
+#else
 	out_printf(o,
 		   ",\"ptRegsContent\":{\"pc\":\"0x%llx\",\"sp\":\"0x%llx\",\"pstate\":\"0x%llx\",\"x29\":\"0x%llx\",\"x30\":\"0x%llx\",\"syscallno\":%d,\"stackframe0\":\"0x%llx\",\"stackframe1\":\"0x%llx\"}",
 		   s->regs.pc, s->regs.sp, s->regs.pstate, s->regs.regs[29], s->regs.regs[30],
 		   s->regs.syscallno, s->regs.stackframe[0], s->regs.stackframe[1]);
+#endif
 	out_fgraph(o, s);
 	out_kretprobes(o, s);
 	out_printf(o, ",\"kernelTraceFull\":");
@@ -571,8 +690,8 @@ static void out_task(struct out *o, struct capture *c, struct task_struct *t,
 	out_trace(o, c->trace, s->ntrace);
 	if (klp_stack_trace_save_tsk_reliable) {
 		out_printf(o, ",\"kernelReliable\":{\"ret\":%d,\"entries\":%d,\"size\":%d,\"trace\":",
-			   s->reliable_ret, s->reliable_ret, RELIABLE_ENTRIES);
-		out_trace(o, c->reliable, s->reliable_ret > 0 ? s->reliable_ret : 0);
+			   s->reliable_ret, s->nreliable, RELIABLE_ENTRIES);
+		out_trace(o, c->reliable, s->nreliable);
 		out_printf(o, "}");
 	}
 	out_printf(o, "}");
@@ -660,7 +779,7 @@ static void show_skipped(struct seq_file *m, struct capture *c)
 
 		if (sl->status == SLOT_CAPTURED || sl->status == SLOT_PENDING)
 			continue;
-		__get_task_comm(comm, sizeof(comm), sl->task);
+		get_task_comm(comm, sl->task);
 		o = (struct out){ .buf = buf, .cap = sizeof(buf) };
 		out_json_string(&o, comm, sizeof(comm));
 		seq_printf(m, "%s{\"pid\":%d,\"tgid\":%d,\"comm\":%s,\"cpu\":%d,\"attempts\":%u,\"reason\":\"%s\"}",
@@ -786,6 +905,24 @@ struct module_list {
 	unsigned int nr;
 };
 
+static unsigned long module_text_start(struct module *mod)
+{
+#if KLP_MOD_MEM
+	return (unsigned long)mod->mem[MOD_TEXT].base;
+#else
+	return (unsigned long)mod->core_layout.base;
+#endif
+}
+
+static unsigned long module_text_size(struct module *mod)
+{
+#if KLP_MOD_MEM
+	return mod->mem[MOD_TEXT].size;
+#else
+	return mod->core_layout.text_size;
+#endif
+}
+
 static bool is_module(struct module *mod)
 {
 	/*
@@ -793,8 +930,14 @@ static bool is_module(struct module *mod)
 	 * head, which is no module: a real struct module lies inside its
 	 * module's core memory.
 	 */
+#if KLP_MOD_MEM
+	/* struct module is in .gnu.linkonce.this_module, which module memory places in MOD_DATA. */
+	unsigned long base = (unsigned long)READ_ONCE(mod->mem[MOD_DATA].base);
+	unsigned long size = READ_ONCE(mod->mem[MOD_DATA].size);
+#else
 	unsigned long base = (unsigned long)READ_ONCE(mod->core_layout.base);
 	unsigned long size = READ_ONCE(mod->core_layout.size);
+#endif
 
 	return base && (unsigned long)mod >= base && (unsigned long)mod < base + size;
 }
@@ -827,8 +970,8 @@ static int modules_show(struct seq_file *m, void *v)
 		return 0;
 	}
 	mod = l->mods[i];
-	start = (unsigned long)mod->core_layout.base;
-	size = mod->core_layout.text_size;
+	start = module_text_start(mod);
+	size = module_text_size(mod);
 	o = (struct out){ .buf = kvmalloc(size * 4 / 3 + 512, GFP_KERNEL), .cap = size * 4 / 3 + 512 };
 	if (!o.buf)
 		return -ENOMEM;

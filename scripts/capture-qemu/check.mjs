@@ -32,28 +32,57 @@ export function checkCapture(file, { tracers }) {
   const doc = JSON.parse(readFileSync(file, 'utf8'));
   const tasks = doc.tasks;
 
-  // 1. Every task's walk equals the kernel's own arch_stack_walk, frame for frame.
-  const walk = json(['walk', file, '--policy', 'linux-6.1', '--best-effort', '--compare']);
+  // 1. Every task's walk equals the kernel's own arch_stack_walk, frame for frame; on a kernel
+  //    with a reliable walk (meta frame records, 6.13+), also its stack_trace_save_tsk_reliable:
+  //    verdict and entries.
+  const meta = doc.kernel.ptRegs.meta !== undefined;
+  const policy = meta ? 'mainline' : 'linux-6.1';
+  const walks = [{ what: 'arch_stack_walk', args: ['--best-effort'] }];
+  if (meta) walks.push({ what: 'stack_trace_save_tsk_reliable', args: [] });
   let frames = 0;
-  for (const t of walk.tasks) {
-    frames += t.trace.length;
-    if (t.kernel?.traceMatches !== true) {
-      const own = t.trace.map((e) => e.symbol).join(' < ');
-      const k = (t.kernel?.kernelTrace ?? []).map((e) => e.symbol).join(' < ');
+  let agreeing = 0;
+  let reliable = null;
+  for (const w of walks) {
+    const walk = json(['walk', file, '--policy', policy, ...w.args, '--compare']);
+    if (walk.tasks.length !== tasks.length) {
       failures.push(
-        `${t.comm}:${t.pid}: walk differs from the kernel's\n  klpsim: ${own}\n  kernel: ${k}`,
+        `${w.what}: klpsim walked ${walk.tasks.length} tasks of ${tasks.length} captured`,
       );
     }
+    for (const t of walk.tasks) {
+      const agrees = t.kernel?.traceMatches === true && t.kernel?.verdictMatches !== false;
+      if (w.args.length > 0) {
+        frames += t.trace.length;
+        if (agrees) agreeing++;
+      }
+      if (!agrees) {
+        const own = t.trace.map((e) => e.symbol).join(' < ');
+        const k = (t.kernel?.kernelTrace ?? []).map((e) => e.symbol).join(' < ');
+        failures.push(
+          `${t.comm}:${t.pid}: klpsim's ${w.what} differs from the kernel's (verdict ${t.reliable})\n  klpsim: ${own}\n  kernel: ${k}`,
+        );
+      }
+    }
+    if (w.args.length === 0) {
+      reliable = {
+        tasks: walk.tasks.length,
+        agreeing: walk.tasks.filter((t) => t.kernel?.traceMatches && t.kernel?.verdictMatches)
+          .length,
+        unreliable: walk.tasks.filter((t) => t.reliable === false).map((t) => `${t.comm}:${t.pid}`),
+      };
+    }
   }
-  if (walk.tasks.length !== tasks.length) {
-    failures.push(`klpsim walked ${walk.tasks.length} tasks of ${tasks.length} captured`);
+  if (meta && tasks.some((t) => t.kernelReliable === undefined)) {
+    failures.push('a kernel with meta frame records, yet a task has no kernelReliable');
   }
 
   // 2. The shapes the workload set up are really in the capture (else the agreement proves less).
-  const has = (fn) => tasks.filter((t) => names(t.kernelTraceFull).includes(fn));
+  // Names differ between versions (6.15 renamed the anonymous pipe's pipe_read to anon_pipe_read).
+  const has = (...fns) =>
+    tasks.filter((t) => names(t.kernelTraceFull).some((n) => fns.includes(n)));
   const shapes = {
     do_nanosleep: has('do_nanosleep').length,
-    pipe_read: has('pipe_read').length,
+    pipe_read: has('pipe_read', 'anon_pipe_read').length,
     do_sys_poll: has('do_sys_poll').length,
     do_epoll_wait: has('do_epoll_wait').length,
     futex_wait: has('futex_wait').length,
@@ -90,8 +119,10 @@ export function checkCapture(file, { tracers }) {
       release: doc.kernel.release,
       tasks: tasks.length,
       skipped: (doc.skippedTasks ?? []).map((s) => `${s.comm}:${s.pid} (${s.reason})`),
+      policy,
       frames,
-      agreeing: walk.tasks.filter((t) => t.kernel?.traceMatches === true).length,
+      agreeing,
+      reliable,
       shapes,
       predictSleeping: [...sleeping].sort((a, b) => a - b),
     },

@@ -103,12 +103,26 @@ export function fetchKernel(cacheDir, suite, abi) {
   const image = `linux-image-${abi}-cloud-arm64`;
   const version = apt.show(`${image}:arm64`, 'Version');
   if (version === null) throw new Error(`${image}: not in Debian ${suite}`);
-  const upstream = abi.split('.').slice(0, 2).join('.');
+  // The host tools' package is named by upstream version on 6.1 (linux-kbuild-6.1) and by ABI on
+  // 7.x (linux-kbuild-7.2.13+deb14): take it from the headers' own dependencies.
+  const headersDeps = apt.show(`linux-headers-${abi}-cloud-arm64:arm64`, 'Depends') ?? '';
+  const kbuild = headersDeps.match(/\blinux-kbuild-[^\s,]+/)?.[0];
+  if (kbuild === undefined)
+    throw new Error(`linux-headers-${abi}-cloud-arm64 names no linux-kbuild package`);
+  // On 7.x the image package only depends on the kernel's parts (linux-binary-*, linux-modules-*).
+  const parts =
+    (apt.show(`${image}:arm64`, 'Depends') ?? '').match(
+      new RegExp(
+        `\\blinux-(?:binary|modules|base)-${abi.replaceAll('.', '\\.').replaceAll('+', '\\+')}-cloud-arm64\\b`,
+        'g',
+      ),
+    ) ?? [];
   const pkgs = [
     `${image}:arm64`,
+    ...parts.map((p) => `${p}:arm64`),
     `linux-headers-${abi}-cloud-arm64:arm64`,
     `linux-headers-${abi}-common:all`,
-    `linux-kbuild-${upstream}:amd64`,
+    `${kbuild}:amd64`,
     'busybox-static:arm64',
   ];
   const debs = join(cacheDir, 'debs', `${suite}-${abi}`);
@@ -129,14 +143,70 @@ export function fetchKernel(cacheDir, suite, abi) {
     );
     writeFileSync(join(root, '.unpacked'), `${version}\n`);
   }
+  // 6.1 installs into /boot and /lib/modules; 7.x (merged /usr) into /usr/lib/modules/<release>.
+  const modules = [join(root, 'lib/modules', release), join(root, 'usr/lib/modules', release)].find(
+    (d) => existsSync(join(d, 'kernel')),
+  );
+  const vmlinuz = [join(root, 'boot', `vmlinuz-${release}`), join(modules ?? root, 'vmlinuz')].find(
+    existsSync,
+  );
+  const busybox = [join(root, 'bin/busybox'), join(root, 'usr/bin/busybox')].find(existsSync);
+  if (modules === undefined || vmlinuz === undefined || busybox === undefined) {
+    throw new Error(`${root}: the kernel packages hold no vmlinuz or modules for ${release}`);
+  }
   return {
     abi,
+    suite,
     release,
     version: readFileSync(join(root, '.unpacked'), 'utf8').trim(),
     root,
+    debs,
     headers,
-    vmlinuz: join(root, 'boot', `vmlinuz-${release}`),
-    modules: join(root, 'lib/modules', release),
-    busybox: join(root, 'bin/busybox'),
+    vmlinuz,
+    modules,
+    busybox,
   };
+}
+
+/**
+ * A Debian sid build root (debootstrap, minbase) with sid's arm64 cross
+ * compiler, for kernels whose kbuild tools need a newer glibc than the
+ * host's; the kernel's headers and kbuild are unpacked into it at their
+ * installed paths. Needs root and debootstrap.
+ */
+export function sidBuildRoot(cacheDir, kernel) {
+  const dir = join(cacheDir, 'sid-chroot');
+  if (!existsSync(join(dir, '.ready'))) {
+    if (process.getuid?.() !== 0)
+      throw new Error(`a sid build root needs root (debootstrap into ${dir})`);
+    const gcc = (kernelHeadersCc(kernel) ?? 'gcc-16').replace(/^gcc-/, '');
+    run(
+      'debootstrap',
+      [
+        '--variant=minbase',
+        '--arch=amd64',
+        `--include=make,gcc-${gcc}-aarch64-linux-gnu,libelf1t64,libssl3t64,zlib1g,pahole,bc`,
+        'sid',
+        dir,
+        'http://deb.debian.org/debian',
+      ],
+      `debootstrap of a sid build root into ${dir}`,
+    );
+    writeFileSync(join(dir, '.ready'), '');
+  }
+  const mark = join(dir, `.headers-${kernel.abi}`);
+  if (!existsSync(mark)) {
+    for (const f of readdirSync(kernel.debs).filter((f) => /^linux-(headers|kbuild)-/.test(f))) {
+      run('dpkg-deb', ['-x', join(kernel.debs, f), dir], `unpacking ${f} into ${dir}`);
+    }
+    writeFileSync(mark, '');
+  }
+  return dir;
+}
+
+/** The compiler the headers' Makefile asks for (gcc-12 on 6.1, gcc-16 on 7.2), if it names one. */
+function kernelHeadersCc(kernel) {
+  const file = join(kernel.headers, '.kernelvariables');
+  if (!existsSync(file)) return null;
+  return readFileSync(file, 'utf8').match(/\b(gcc-\d+)\b/)?.[1] ?? null;
 }
