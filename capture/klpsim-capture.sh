@@ -67,6 +67,12 @@ done
 # function-graph shadow stack's decoder (6.11+; the module asks for it there).
 reliable=$(addr stack_trace_save_tsk_reliable)
 fgraph=$(addr ftrace_graph_get_ret_stack)
+# Per-CPU stacks, where kallsyms lists data symbols (CONFIG_KALLSYMS_ALL).
+percpu=
+for s in irq_stack_ptr overflow_stack sdei_stack_normal_ptr sdei_stack_critical_ptr; do
+	a=$(awk -v n="$s" '$3 == n && NF == 3 { print "0x" $1; exit }' "$work/kallsyms")
+	[ -z "$a" ] || percpu="$percpu $s=$a"
+done
 
 [ -d /sys/kernel/debug/klpcapture ] && die "klpcapture is already loaded (another capture running?)"
 if ! grep -qs ' /sys/kernel/debug debugfs ' /proc/mounts; then
@@ -76,7 +82,7 @@ insmod "$module" stack_trace_save_tsk="$(addr stack_trace_save_tsk)" \
 	arch_stack_walk="$(addr arch_stack_walk)" put_task_stack="$(addr put_task_stack)" \
 	_stext="$(addr _stext)" _etext="$(addr _etext)" \
 	${reliable:+stack_trace_save_tsk_reliable=$reliable} \
-	${fgraph:+ftrace_graph_get_ret_stack=$fgraph} ||
+	${fgraph:+ftrace_graph_get_ret_stack=$fgraph} $percpu ||
 	die "insmod $module failed; dmesg says why"
 loaded=1
 d=/sys/kernel/debug/klpcapture

@@ -343,6 +343,7 @@ async function main() {
   console.log(
     `  kernel ${figures.release}: ${figures.tasks} tasks captured, ${figures.frames} frames walked`,
   );
+  console.log(`  per-CPU stacks: ${figures.cpuStacks}`);
   console.log(`  not captured: ${figures.skipped.join('; ') || 'none'}`);
   console.log(
     `  kernel agreement (${figures.policy}, arch_stack_walk): ${figures.agreeing}/${figures.tasks} tasks, frame for frame`,

@@ -47,6 +47,7 @@
 #define KLP_FGRAPH_SHADOW (LINUX_VERSION_CODE >= KERNEL_VERSION(6, 11, 0))
 #define KLP_META_FRAMES (LINUX_VERSION_CODE >= KERNEL_VERSION(6, 13, 0))
 
+#include <linux/cpu.h>
 #include <linux/debugfs.h>
 #include <linux/delay.h>
 #include <linux/ftrace.h>
@@ -54,6 +55,9 @@
 #include <linux/kprobes.h>
 #include <linux/module.h>
 #include <linux/mutex.h>
+#include <linux/percpu.h>
+#include <linux/smp.h>
+#include <linux/workqueue.h>
 #include <linux/rcupdate.h>
 #include <linux/sched.h>
 #include <linux/sched/signal.h>
@@ -109,6 +113,11 @@ static unsigned long put_task_stack_addr;
 static unsigned long stext_addr;
 static unsigned long etext_addr;
 static unsigned long ftrace_graph_get_ret_stack_addr;
+/* Per-CPU variables, in kallsyms only with CONFIG_KALLSYMS_ALL (7.2 has it, Debian's 6.1 not). */
+static unsigned long irq_stack_ptr_addr;
+static unsigned long overflow_stack_addr;
+static unsigned long sdei_stack_normal_ptr_addr;
+static unsigned long sdei_stack_critical_ptr_addr;
 module_param_named(stack_trace_save_tsk, stack_trace_save_tsk_addr, ulong, 0400);
 module_param_named(stack_trace_save_tsk_reliable, stack_trace_save_tsk_reliable_addr, ulong, 0400);
 module_param_named(arch_stack_walk, arch_stack_walk_addr, ulong, 0400);
@@ -116,6 +125,10 @@ module_param_named(put_task_stack, put_task_stack_addr, ulong, 0400);
 module_param_named(_stext, stext_addr, ulong, 0400);
 module_param_named(_etext, etext_addr, ulong, 0400);
 module_param_named(ftrace_graph_get_ret_stack, ftrace_graph_get_ret_stack_addr, ulong, 0400);
+module_param_named(irq_stack_ptr, irq_stack_ptr_addr, ulong, 0400);
+module_param_named(overflow_stack, overflow_stack_addr, ulong, 0400);
+module_param_named(sdei_stack_normal_ptr, sdei_stack_normal_ptr_addr, ulong, 0400);
+module_param_named(sdei_stack_critical_ptr, sdei_stack_critical_ptr_addr, ulong, 0400);
 
 static unsigned int (*klp_stack_trace_save_tsk)(struct task_struct *task, unsigned long *store,
 						 unsigned int size, unsigned int skipnr);
@@ -292,6 +305,16 @@ static int resolve_symbols(void)
 	}
 	klp_ftrace_graph_get_ret_stack = (void *)ftrace_graph_get_ret_stack_addr;
 #endif
+	/* The per-CPU stacks are optional: a name that does not match is dropped, not trusted. */
+	if (irq_stack_ptr_addr && !symbol_is(irq_stack_ptr_addr, "irq_stack_ptr"))
+		irq_stack_ptr_addr = 0;
+	if (overflow_stack_addr && !symbol_is(overflow_stack_addr, "overflow_stack"))
+		overflow_stack_addr = 0;
+	if (sdei_stack_normal_ptr_addr && !symbol_is(sdei_stack_normal_ptr_addr, "sdei_stack_normal_ptr"))
+		sdei_stack_normal_ptr_addr = 0;
+	if (sdei_stack_critical_ptr_addr &&
+	    !symbol_is(sdei_stack_critical_ptr_addr, "sdei_stack_critical_ptr"))
+		sdei_stack_critical_ptr_addr = 0;
 	klp_stack_trace_save_tsk = (void *)stack_trace_save_tsk_addr;
 	klp_stack_trace_save_tsk_reliable = (void *)stack_trace_save_tsk_reliable_addr;
 	klp_arch_stack_walk = (void *)arch_stack_walk_addr;
@@ -308,6 +331,105 @@ static bool kernel_pac_enabled(void)
 	return read_sysreg(sctlr_el1) & SCTLR_ELx_ENIA;
 #else
 	return false;
+#endif
+}
+
+/* ---- per-CPU stacks ---- */
+
+/* A per-CPU variable's address on `cpu`, from its kallsyms address (arm64's per-CPU symbols are not zero-based). */
+static void *percpu_at(unsigned long sym, int cpu)
+{
+	return (void *)(sym + per_cpu_offset(cpu));
+}
+
+static void show_percpu_from_symbols(struct seq_file *m)
+{
+	int cpu;
+	bool first = true;
+
+	seq_puts(m, "\"perCpuStacks\":[");
+	for_each_possible_cpu(cpu) {
+		unsigned long sdei_normal = 0, sdei_critical = 0;
+
+		if (sdei_stack_normal_ptr_addr)
+			sdei_normal = READ_ONCE(*(unsigned long *)percpu_at(sdei_stack_normal_ptr_addr, cpu));
+		if (sdei_stack_critical_ptr_addr)
+			sdei_critical = READ_ONCE(*(unsigned long *)percpu_at(sdei_stack_critical_ptr_addr, cpu));
+		seq_printf(m,
+			   "%s{\"cpu\":%d,\"irqStackSize\":%lu,\"overflowStackSize\":%lu,\"sdeiStackSize\":%lu,\"irqStack\":\"0x%lx\",\"overflowStack\":\"0x%lx\"",
+			   first ? "" : ",", cpu, (unsigned long)IRQ_STACK_SIZE,
+			   (unsigned long)OVERFLOW_STACK_SIZE, (unsigned long)IRQ_STACK_SIZE,
+			   READ_ONCE(*(unsigned long *)percpu_at(irq_stack_ptr_addr, cpu)),
+			   (unsigned long)percpu_at(overflow_stack_addr, cpu));
+		/* 0: no SDEI stack (no firmware interface probed, or SDEI not built). */
+		if (sdei_stack_normal_ptr_addr)
+			seq_printf(m, ",\"sdeiStackNormal\":\"0x%lx\",\"sdeiStackCritical\":\"0x%lx\"", sdei_normal,
+				   sdei_critical);
+		else
+			seq_puts(m, ",\"sdeiStackNormal\":null,\"sdeiStackCritical\":null");
+		seq_puts(m, ",\"method\":\"per-CPU variables from kallsyms (CONFIG_KALLSYMS_ALL)\"}");
+		first = false;
+	}
+	seq_puts(m, "],");
+}
+
+#ifdef CONFIG_VMAP_STACK
+struct irq_sample {
+	int cpu;
+	unsigned long sp;
+	bool in_irq;
+	bool on_task_stack;
+};
+
+/* Runs in the IPI on the sampled CPU: an EL1 interrupt taken on a task stack moves to the IRQ stack first. */
+static void sample_irq_sp(void *arg)
+{
+	struct irq_sample *sample = arg;
+
+	sample->sp = current_stack_pointer;
+	sample->in_irq = in_hardirq();
+	sample->on_task_stack = sample->sp - (unsigned long)task_stack_page(current) < THREAD_SIZE;
+}
+
+/* Runs on a helper CPU, which interrupts the sampled one (a CPU cannot send itself an IPI). */
+static long interrupt_cpu(void *arg)
+{
+	struct irq_sample *sample = arg;
+
+	return smp_call_function_single(sample->cpu, sample_irq_sp, sample, 1);
+}
+#endif
+
+/*
+ * Without the per-CPU symbols: each CPU's IRQ stack from the stack pointer
+ * of an IPI handler running on it. With VMAP_STACK the IRQ stacks are
+ * vmalloc'ed THREAD_ALIGN-aligned, so the base is that pointer rounded down.
+ */
+static void show_irq_stacks_sampled(struct seq_file *m)
+{
+#ifdef CONFIG_VMAP_STACK
+	int cpu;
+	bool first = true;
+
+	seq_puts(m, "\"irqStacks\":[");
+	cpus_read_lock();
+	for_each_online_cpu(cpu) {
+		struct irq_sample sample = { .cpu = cpu };
+		unsigned int helper = cpumask_any_but(cpu_online_mask, cpu);
+		unsigned long base;
+
+		if (helper >= nr_cpu_ids || work_on_cpu(helper, interrupt_cpu, &sample) ||
+		    !sample.in_irq || sample.on_task_stack)
+			continue;
+		base = sample.sp & ~((unsigned long)IRQ_STACK_SIZE - 1);
+		seq_printf(m,
+			   "%s{\"cpu\":%d,\"base\":\"0x%lx\",\"top\":\"0x%lx\",\"size\":%lu,\"sampledSp\":\"0x%lx\",\"sampledFromCpu\":%u,\"method\":\"sp sampled in an IPI handler, rounded down to IRQ_STACK_SIZE (VMAP_STACK: THREAD_ALIGN-aligned)\"}",
+			   first ? "" : ",", cpu, base, base + IRQ_STACK_SIZE, (unsigned long)IRQ_STACK_SIZE,
+			   sample.sp, helper);
+		first = false;
+	}
+	cpus_read_unlock();
+	seq_puts(m, "],");
 #endif
 }
 
@@ -392,6 +514,10 @@ static int kernel_show(struct seq_file *m, void *v)
 		   (unsigned long)MODULES_VADDR, (unsigned long)MODULES_END,
 		   (unsigned long)VMALLOC_START, (unsigned long)VMALLOC_END);
 	seq_printf(m, "\"cpus\":{\"nrCpuIds\":%u,\"online\":%u},", nr_cpu_ids, num_online_cpus());
+	if (irq_stack_ptr_addr && overflow_stack_addr)
+		show_percpu_from_symbols(m);
+	else
+		show_irq_stacks_sampled(m);
 	seq_printf(m, "\"capturedBy\":\"klpcapture (Linux %d.%d layouts)\"\n", LINUX_VERSION_CODE >> 16,
 		   (LINUX_VERSION_CODE >> 8) & 0xff);
 	return 0;

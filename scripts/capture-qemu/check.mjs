@@ -125,6 +125,10 @@ export function checkCapture(file, { tracers }) {
       reliable,
       shapes,
       predictSleeping: [...sleeping].sort((a, b) => a - b),
+      cpuStacks:
+        doc.kernel.perCpuStacks !== undefined
+          ? `${doc.kernel.perCpuStacks.length} CPUs' IRQ, overflow and SDEI stacks (per-CPU symbols)`
+          : `${doc.kernel.irqStacks?.length ?? 0} CPUs' IRQ stacks (sampled in an IPI)`,
     },
   };
 }
