@@ -39,7 +39,7 @@ const GUEST_MODULES = ['virtio_ring', 'virtio', 'virtio_mmio', 'virtio_blk'];
 const OUT_DISK_BYTES = 256 << 20;
 
 const usage =
-  'usage: node scripts/capture-qemu.mjs [--suite bookworm|sid] [--abi ABI] [--mode tracers|plain] [--out DIR] [--timeout SECONDS] [--keep]';
+  'usage: node scripts/capture-qemu.mjs [--suite bookworm|bookworm-backports|sid] [--abi ABI] [--mode tracers|plain] [--out DIR] [--timeout SECONDS] [--keep]';
 
 function fail(message) {
   console.error(`capture-qemu: ${message}`);

@@ -39,9 +39,10 @@
  * rather than read with layouts nobody checked against it.
  */
 #define KLP_KNOWN_6_1 (LINUX_VERSION_CODE >= KERNEL_VERSION(6, 1, 0) && LINUX_VERSION_CODE < KERNEL_VERSION(6, 2, 0))
+#define KLP_KNOWN_6_12 (LINUX_VERSION_CODE >= KERNEL_VERSION(6, 12, 0) && LINUX_VERSION_CODE < KERNEL_VERSION(6, 13, 0))
 #define KLP_KNOWN_7_2 (LINUX_VERSION_CODE >= KERNEL_VERSION(7, 2, 0) && LINUX_VERSION_CODE < KERNEL_VERSION(7, 3, 0))
-#if !KLP_KNOWN_6_1 && !KLP_KNOWN_7_2
-#error "klpcapture knows the layouts of Linux 6.1 and 7.2 only (docs/capture.md); this kernel is another version"
+#if !KLP_KNOWN_6_1 && !KLP_KNOWN_6_12 && !KLP_KNOWN_7_2
+#error "klpcapture knows the layouts of Linux 6.1, 6.12 and 7.2 only (docs/capture.md); this kernel is another version"
 #endif
 #define KLP_MOD_MEM (LINUX_VERSION_CODE >= KERNEL_VERSION(6, 4, 0))
 #define KLP_FGRAPH_SHADOW (LINUX_VERSION_CODE >= KERNEL_VERSION(6, 11, 0))

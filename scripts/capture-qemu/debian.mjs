@@ -14,6 +14,11 @@ const SUITES = {
     'http://deb.debian.org/debian bookworm main',
     'http://deb.debian.org/debian-security bookworm-security main',
   ],
+  // Debian 13's 6.12 kernel, built for bookworm: its kbuild tools run on the host.
+  'bookworm-backports': [
+    'http://deb.debian.org/debian bookworm-backports main',
+    'http://deb.debian.org/debian bookworm main',
+  ],
   sid: ['http://deb.debian.org/debian sid main'],
 };
 
