@@ -548,6 +548,8 @@ struct capture {
 	/* The record of the last task shown, kept so seq_file's retry with a bigger buffer does not snapshot again. */
 	struct out rec;
 	int rec_index;
+	/* The first task written: every later one is preceded by a comma. */
+	int first_captured;
 	/* Scratch for one snapshot, allocated once per open. */
 	u8 *stack;
 	unsigned long *full, *trace, *reliable;
@@ -884,14 +886,6 @@ static void tasks_stop(struct seq_file *m, void *v)
 {
 }
 
-static bool captured_before(struct capture *c, unsigned int i)
-{
-	while (i--)
-		if (c->slots[i].status == SLOT_CAPTURED)
-			return true;
-	return false;
-}
-
 static void show_skipped(struct seq_file *m, struct capture *c)
 {
 	unsigned int i;
@@ -935,7 +929,9 @@ static int tasks_show(struct seq_file *m, void *v)
 	}
 	if (c->slots[i].status != SLOT_CAPTURED)
 		return 0;
-	if (captured_before(c, i))
+	if (c->first_captured < 0)
+		c->first_captured = i;
+	if (c->first_captured < (int)i)
 		seq_puts(m, ",\n");
 	seq_write(m, c->rec.buf, c->rec.len);
 	return 0;
@@ -986,6 +982,7 @@ static int tasks_open(struct inode *inode, struct file *file)
 	c->rec.buf = vmalloc(RECORD_SIZE);
 	c->rec.cap = RECORD_SIZE;
 	c->rec_index = -1;
+	c->first_captured = -1;
 	c->stack = vmalloc(THREAD_SIZE);
 	c->full = kcalloc(TRACE_ENTRIES, sizeof(long), GFP_KERNEL);
 	c->trace = kcalloc(TRACE_ENTRIES, sizeof(long), GFP_KERNEL);
