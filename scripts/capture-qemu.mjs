@@ -26,7 +26,13 @@ import { homedir, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { checkCapture } from './capture-qemu/check.mjs';
-import { fetchKernel, newestCloudAbi, privateApt, sidBuildRoot } from './capture-qemu/debian.mjs';
+import {
+  fetchKernel,
+  newestCloudAbi,
+  privateApt,
+  SUITES,
+  sidBuildRoot,
+} from './capture-qemu/debian.mjs';
 import { newcArchive } from './capture-qemu/initramfs.mjs';
 
 const TOOLS = [
@@ -66,6 +72,9 @@ function parseOptions() {
   if (values.help) {
     console.log(usage);
     process.exit(0);
+  }
+  if (!Object.hasOwn(SUITES, values.suite)) {
+    fail(`--suite ${values.suite}: expected one of ${Object.keys(SUITES).join(', ')}`);
   }
   if (!['tracers', 'plain'].includes(values.mode))
     fail(`--mode ${values.mode}: expected tracers or plain`);
@@ -283,12 +292,12 @@ async function main() {
   const lap = () => `${((Date.now() - t0) / 1000).toFixed(1)} s`;
   ensureTools();
   const cache = cacheDirectory();
-  const abi = opts.abi ?? newestCloudAbi(privateApt(cache, opts.suite));
-  console.log(
-    `capture-qemu: Debian ${opts.suite} linux-image-${abi}-cloud-arm64, mode ${opts.mode}`,
-  );
   let kernel;
   try {
+    const abi = opts.abi ?? newestCloudAbi(privateApt(cache, opts.suite));
+    console.log(
+      `capture-qemu: Debian ${opts.suite} linux-image-${abi}-cloud-arm64, mode ${opts.mode}`,
+    );
     kernel = fetchKernel(cache, opts.suite, abi);
   } catch (e) {
     fail(e.message);
@@ -364,4 +373,5 @@ async function main() {
   process.exit(failures.length === 0 ? 0 : 1);
 }
 
-await main();
+// Every failure is a message, never a stack trace: the checks' own errors included.
+await main().catch((e) => fail(e instanceof Error ? e.message : String(e)));

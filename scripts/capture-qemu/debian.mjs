@@ -9,7 +9,7 @@ import { join } from 'node:path';
 const KEYRING = '/usr/share/keyrings/debian-archive-keyring.gpg';
 
 /** The archive a suite's packages come from; bookworm's kernel updates come through security. */
-const SUITES = {
+export const SUITES = {
   bookworm: [
     'http://deb.debian.org/debian bookworm main',
     'http://deb.debian.org/debian-security bookworm-security main',
@@ -75,6 +75,11 @@ export function privateApt(cacheDir, suite) {
     dir,
     /** A field of a package's record, from the private lists. */
     show(pkg, field) {
+      const r = spawnSync('apt-cache', [...opts, 'show', pkg], {
+        encoding: 'utf8',
+        maxBuffer: 64 << 20,
+      });
+      if (r.status !== 0 && /No packages found/.test(r.stderr ?? '')) return null;
       const out = run('apt-cache', [...opts, 'show', pkg], `apt-cache show ${pkg}`);
       const m = out.match(new RegExp(`^${field}: (.*)$`, 'm'));
       return m === null ? null : m[1];
