@@ -80,7 +80,12 @@ export function privateApt(cacheDir, suite) {
         maxBuffer: 64 << 20,
       });
       if (r.status !== 0 && /No packages found/.test(r.stderr ?? '')) return null;
-      const out = run('apt-cache', [...opts, 'show', pkg], `apt-cache show ${pkg}`);
+      if (r.error || r.status !== 0) {
+        throw new Error(
+          `apt-cache show ${pkg} failed: ${(r.stderr ?? '').trim() || r.error?.message}`,
+        );
+      }
+      const out = r.stdout;
       const m = out.match(new RegExp(`^${field}: (.*)$`, 'm'));
       return m === null ? null : m[1];
     },
