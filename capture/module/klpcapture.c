@@ -24,8 +24,9 @@
 #include <linux/version.h>
 
 /*
- * What differs between the two kernel lines this module has been checked on
- * (Debian's 6.1 and 7.2 cloud-arm64 kernels booted under QEMU):
+ * What differs between the kernel lines this module has been checked on
+ * (Debian's 6.1, 6.12 and 7.2 cloud-arm64 kernels booted under QEMU, each
+ * capture checked against the kernel's own traces):
  *   - module memory: mod->core_layout on 6.1, mod->mem[MOD_TEXT] from 6.4;
  *   - the function-graph return stack: an array of FTRACE_RETFUNC_DEPTH
  *     struct ftrace_ret_stack on 6.1, a shadow stack of words shared by
@@ -33,8 +34,8 @@
  *     ftrace_graph_get_ret_stack, since its encoding is private to fgraph.c);
  *   - pt_regs->stackframe: a plain {fp, lr} pair on 6.1, a meta frame record
  *     {fp = 0, lr = 0, type} from 6.13;
- *   - stack_trace_save_tsk_reliable: none on arm64 6.1, present on 7.2.
- * kretprobe_instances (no rethook on arm64 in either), cpu_context and the
+ *   - stack_trace_save_tsk_reliable: none on arm64 6.1 and 6.12, present on 7.2.
+ * kretprobe_instances (no rethook on arm64 in any of them), cpu_context and the
  * stack sizes are the same. Any other version is refused at build time
  * rather than read with layouts nobody checked against it.
  */
