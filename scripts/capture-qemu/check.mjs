@@ -76,6 +76,25 @@ export function checkCapture(file, { tracers }) {
     failures.push('a kernel with meta frame records, yet a task has no kernelReliable');
   }
 
+  // The module took both kernel traces between the same two reads of the switch count: so
+  // stack_trace_save_tsk must be arch_stack_walk without the sched and lock text entries
+  // (kernel/stacktrace.c's consume_entry_nosched drops in_sched_functions()).
+  const within = (name) => {
+    const r = doc.kernel.sections[name];
+    return r ? [BigInt(r.start), BigInt(r.end)] : null;
+  };
+  const sched = [within('sched_text'), within('lock_text')].filter((r) => r !== null);
+  for (const t of tasks) {
+    const kept = t.kernelTraceFull
+      .filter((e) => !sched.some(([lo, hi]) => BigInt(e.address) >= lo && BigInt(e.address) < hi))
+      .map((e) => e.address);
+    if (kept.join() !== t.kernelTrace.map((e) => e.address).join()) {
+      failures.push(
+        `${t.comm}:${t.pid}: kernelTrace is not kernelTraceFull without sched/lock text`,
+      );
+    }
+  }
+
   // 2. The shapes the workload set up are really in the capture (else the agreement proves less).
   // Names differ between versions (6.15 renamed the anonymous pipe's pipe_read to anon_pipe_read).
   const has = (...fns) =>
