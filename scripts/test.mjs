@@ -47,6 +47,17 @@ ok =
     '1',
   ]) && ok;
 
+// The QEMU stage (docs/capture.md): boots Debian's arm64 6.1 kernel, captures it with capture/,
+// and checks klpsim's walk of every task against the kernel's own trace. About a minute once
+// the downloads are cached; KLPSIM_SKIP_QEMU=1 leaves it out (and says so) on a machine without
+// network or root.
+// biome-ignore lint/suspicious/noUndeclaredEnvVars: read by this script, which turbo does not run
+if (process.env.KLPSIM_SKIP_QEMU === '1') {
+  console.log('\n== QEMU capture stage: skipped (KLPSIM_SKIP_QEMU=1)');
+} else {
+  ok = step('QEMU capture stage', 'node', ['scripts/capture-qemu.mjs']) && ok;
+}
+
 let passed = 0;
 let failed = 0;
 const missing = [];
