@@ -1,4 +1,21 @@
 export { CHECK_NAMES, type CheckName } from './checks.js';
+export {
+  type ArenaViews,
+  buildStackArena,
+  type SharedStackArena,
+  type StackArena,
+  shareStackArena,
+  stackArenaViews,
+} from './flat/arena.js';
+export {
+  type BatchOptions,
+  batchSize,
+  flatEntries,
+  walkBatch,
+  walkFlatRange,
+  walkHandedBack,
+} from './flat/batch.js';
+export { flatMode, HANDED_BACK, walkTaskFlat } from './flat/walk.js';
 export { compareWithKernel, type OracleComparison } from './oracle.js';
 export {
   POLICIES,

@@ -42,6 +42,13 @@ export const linux61: Policy = {
   name: 'linux-6.1',
   summary: 'Linux 6.1 arch_stack_walk (best effort; the kernel has no reliable variant)',
   hasReliableWalk: false,
+  rules: {
+    bounds: 'prev-fp',
+    end: 'final-frame-before-next',
+    metaRecords: false,
+    recovery: 'linux-6.1',
+    refuses: [],
+  },
   checkLayout: () => null,
   consume: consumeEntry,
   next,

@@ -56,6 +56,13 @@ export const mainline: Policy = {
   name: 'mainline',
   summary: 'Linux 6.13+ unwinder with meta frame records; arch_stack_walk_reliable as in 6.17+',
   hasReliableWalk: true,
+  rules: {
+    bounds: 'consume',
+    end: 'final-meta-record',
+    metaRecords: true,
+    recovery: 'mainline',
+    refuses: ['regs-pc'],
+  },
   checkLayout(machine) {
     if (machine.config.ptRegs.meta !== null) return null;
     return {

@@ -12,6 +12,37 @@ export interface PolicyMismatch {
 }
 
 /**
+ * What a policy's kernel decides, as data: the rules the fast paths read
+ * (fastpath.ts, flat/walk.ts) and the reference step functions implement.
+ */
+export interface UnwindRules {
+  /**
+   * How a frame record must lie on the stacks: `consume` (6.2+: each
+   * record uses up the stack below it, and a stack left is gone) or
+   * `prev-fp` (before 6.2: strictly above the previous record on the same
+   * stack, and a stack once left is done).
+   */
+  readonly bounds: 'consume' | 'prev-fp';
+  /**
+   * When the walk ends with success: at the task's FINAL meta record
+   * (6.13+), when fp reaches the final frame after consuming the pc (6.1's
+   * `unwind_next`), or before checking that pc (the 2021 series'
+   * `unwind_consume`, which still stores it).
+   */
+  readonly end: 'final-meta-record' | 'final-frame-before-next' | 'final-frame-before-consume';
+  /** Zero `{fp, lr}` records are meta records (FINAL, PT_REGS), as from 6.13. */
+  readonly metaRecords: boolean;
+  /** Whose return-address recovery: mainline's, or 6.1's (fgraph array from the bottom; a kretprobe miss walks on at pc 0). */
+  readonly recovery: 'mainline' | 'linux-6.1';
+  /**
+   * What the reliable consumer refuses besides a full buffer: a pc taken
+   * from pt_regs (mainline), a pc outside kernel text or inside a SYM_CODE
+   * range (the 2021 series' `unwind_is_reliable`).
+   */
+  readonly refuses: readonly ('regs-pc' | 'not-kernel-text' | 'sym-code')[];
+}
+
+/**
  * A reliability policy: the unwinder of one kernel version, as data plus
  * small functions over the shared `UnwindState`. Adding a policy is adding
  * one file that exports one of these.
@@ -22,6 +53,8 @@ export interface Policy {
   readonly summary: string;
   /** Whether the kernel it models has `arch_stack_walk_reliable`. */
   readonly hasReliableWalk: boolean;
+  /** The rules, as data (see UnwindRules). */
+  readonly rules: UnwindRules;
   /** null when the policy fits this kernel's layout, else why it does not. */
   checkLayout(machine: Machine): PolicyMismatch | null;
   /** The seed series' `unwind_consume`: hand the pc to the trace; false ends the walk. */

@@ -85,6 +85,13 @@ export const symcodeV8: Policy = {
   summary:
     'the 2021 "reliability checks" series: __kernel_text_address and sym_code_functions on every return address but the last',
   hasReliableWalk: true,
+  rules: {
+    bounds: 'prev-fp',
+    end: 'final-frame-before-consume',
+    metaRecords: false,
+    recovery: 'mainline',
+    refuses: ['not-kernel-text', 'sym-code'],
+  },
   checkLayout: () => null,
   consume,
   next,

@@ -1,0 +1,103 @@
+import { EINVAL } from '../state.js';
+import type { Walker, WalkOptions } from '../walk.js';
+import type { ArenaViews, StackArena } from './arena.js';
+import { HANDED_BACK, walkTaskFlat } from './walk.js';
+
+/**
+ * Many walks in one call: `stack_trace_save_tsk_reliable` (or the debug
+ * walk) for a run of tasks of a StackArena, each task's outcome in one int32.
+ */
+
+/** What a batch walk needs to know: the walk, its buffer size. Walks start at the saved context. */
+export type BatchOptions = Pick<WalkOptions, 'reliable' | 'size'>;
+
+/** The buffer size a batch walk uses (the kernel's 100 for livepatch; 512 for the debug walk). */
+export function batchSize(options: BatchOptions): number {
+  return options.size ?? (options.reliable ? 100 : 512);
+}
+
+/**
+ * Runs the flat walk over tasks `[first, first + count)` of `a` with `mode`
+ * (flatMode): `verdicts[i]` becomes the entry count, or HANDED_BACK where the
+ * walk is not plain. Returns the entries of the completed walks. This is
+ * what a worker thread runs: it needs no Machine.
+ */
+export function walkFlatRange(
+  a: ArenaViews,
+  mode: number,
+  size: number,
+  first: number,
+  count: number,
+  verdicts: Int32Array,
+  scratch: FlatEntries,
+): number {
+  let frames = 0;
+  const { his, los, kinds } = scratch;
+  for (let i = first; i < first + count; i++) {
+    const n = walkTaskFlat(a, mode, i, size, his, los, kinds);
+    verdicts[i] = n;
+    if (n > 0) frames += n;
+  }
+  return frames;
+}
+
+/** Where a flat walk stores entries: a TraceBuffer, or `flatEntries` in a worker. */
+export interface FlatEntries {
+  readonly his: Uint32Array;
+  readonly los: Uint32Array;
+  readonly kinds: Uint8Array;
+}
+
+/** Scratch entries for `walkFlatRange` with room for `size`. */
+export function flatEntries(size: number): FlatEntries {
+  return { his: new Uint32Array(size), los: new Uint32Array(size), kinds: new Uint8Array(size) };
+}
+
+/**
+ * Walks the tasks a flat walk handed back (`verdicts[i] === HANDED_BACK`)
+ * with the reference code. Returns their entries.
+ */
+export function walkHandedBack(
+  walker: Walker,
+  options: BatchOptions,
+  first: number,
+  count: number,
+  verdicts: Int32Array,
+): number {
+  let frames = 0;
+  const tasks = walker.machine.tasks;
+  for (let i = first; i < first + count; i++) {
+    if (verdicts[i] !== HANDED_BACK) continue;
+    const ret = walker.walk(tasks[i]!, options);
+    frames += walker.trace.len;
+    verdicts[i] = ret < 0 ? EINVAL : walker.trace.len;
+  }
+  return frames;
+}
+
+/**
+ * Walks tasks `[first, first + count)` of `arena` (a snapshot of
+ * `walker.machine`) from their saved contexts: `verdicts[i]` becomes the
+ * number of entries stored, or -EINVAL when the reliable walk failed, as
+ * `stack_trace_save_tsk_reliable` returns. Returns the entries of all walks
+ * (failed ones included, as far as they got). Allocation-free.
+ */
+export function walkBatch(
+  walker: Walker,
+  arena: StackArena,
+  options: BatchOptions,
+  first: number,
+  count: number,
+  verdicts: Int32Array,
+): number {
+  const trace = walker.trace;
+  trace.reset(batchSize(options));
+  if (arena.machine !== walker.machine) {
+    // Not a snapshot of this machine: every walk goes to the reference code.
+    verdicts.fill(HANDED_BACK, first, first + count);
+    return walkHandedBack(walker, options, first, count, verdicts);
+  }
+  const mode = walker.flatModeOf(options.reliable);
+  const frames = walkFlatRange(arena, mode, trace.size, first, count, verdicts, trace);
+  return frames + walkHandedBack(walker, options, first, count, verdicts);
+}

@@ -1,0 +1,201 @@
+import { StackType } from '@klpsim/kernel';
+import type { UnwindRules } from '../policies/policy.js';
+import { Source } from '../state.js';
+import { entryKind } from '../trace.js';
+import {
+  type ArenaViews,
+  K_KMASK,
+  K_KR_HI,
+  K_KR_LO,
+  K_META_FINAL,
+  K_META_SIZE,
+  K_META_TYPE_WORD,
+  K_RTH_HI,
+  K_RTH_LO,
+  K_SYMCODE_N,
+  K_TEXT_HI,
+  K_TEXT_LO,
+  K_TEXT_OK,
+  K_TEXT_SIZE,
+  KERNEL_HI_INT32,
+  T_BASE,
+  T_FINAL_HI,
+  T_FINAL_LO,
+  T_FLAT,
+  T_FP_HI,
+  T_FP_LO,
+  T_PC_HI,
+  T_PC_LO,
+  T_SIZE,
+  T_STACK_HI,
+  T_STACK_LO,
+  TASK_STRIDE,
+} from './arena.js';
+
+/**
+ * The reliable walk of a blocked task over a StackArena, in int32 arithmetic
+ * only: the whole walk when it is plain, else nothing.
+ *
+ * A plain walk starts at `thread.cpu_context`, follows frame records on the
+ * task stack with kernel fps and kernel return addresses that no tracer
+ * rewrote, and ends the way the policy's kernel ends a walk with success. At
+ * the first thing that is not plain (a failure, a trampoline, a meta record
+ * other than the task's FINAL one, a full buffer, a pc outside core text
+ * under a text check) it returns HANDED_BACK having changed nothing but
+ * scratch, and the caller walks the task with the reference step functions.
+ * So the flat walk never decides a failure; `flat.test.ts` requires that
+ * every walk it completes is the reference's, entry for entry.
+ *
+ * Cost per frame: one alignment and two bounds comparisons, four loads, a
+ * kernel-half test on fp and lr, two trampoline comparisons, three stores;
+ * under a text check, two comparisons and one page-map load. No doubles,
+ * no calls, no allocation.
+ */
+
+/** Returned when the walk is not plain: walk the task with the reference code. */
+export const HANDED_BACK = -1;
+
+/** Flat-walk mode bits, derived from a policy's rules (see `flatMode`). */
+export const FLAT_CONSUME = 1; // records consume the stack (6.2+); else strictly above prev_fp
+export const FLAT_END_META = 0; // ends at the task's FINAL meta record (6.13+)
+export const FLAT_END_BEFORE_NEXT = 2; // ends when fp reaches the final frame, after consuming (6.1)
+export const FLAT_END_BEFORE_CONSUME = 4; // ends there before consuming, which still stores (2021 series)
+export const FLAT_TEXT = 8; // the reliable consumer refuses pcs outside text or inside SYM_CODE
+
+/** The flat-walk mode for a policy's rules, for the reliable walk or the debug one. */
+export function flatMode(rules: UnwindRules, reliable: boolean): number {
+  let mode = rules.bounds === 'consume' ? FLAT_CONSUME : 0;
+  if (rules.end === 'final-frame-before-next') mode |= FLAT_END_BEFORE_NEXT;
+  else if (rules.end === 'final-frame-before-consume') mode |= FLAT_END_BEFORE_CONSUME;
+  if (reliable && (rules.refuses.includes('not-kernel-text') || rules.refuses.includes('sym-code')))
+    mode |= FLAT_TEXT;
+  return mode;
+}
+
+const KIND_START = entryKind(Source.TASK, 0, StackType.UNKNOWN);
+const KIND_FRAME = entryKind(Source.FRAME, 0, StackType.TASK);
+
+/**
+ * Walks task `t` of `a` into `his`/`los`/`kinds` (at most `size - 1`
+ * entries, as the reference leaves the last slot to its buffer-full rule).
+ * Returns the number of entries (a walk with success), or HANDED_BACK.
+ */
+export function walkTaskFlat(
+  a: ArenaViews,
+  mode: number,
+  t: number,
+  size: number,
+  his: Uint32Array,
+  los: Uint32Array,
+  kinds: Uint8Array,
+): number {
+  const tt = a.tasks;
+  const row = t * TASK_STRIDE;
+  if (tt[row + T_FLAT] === 0) return HANDED_BACK;
+  const words = a.words;
+  const k = a.kernel;
+  const base = tt[row + T_BASE]! | 0;
+  const stackSize = tt[row + T_SIZE]! | 0;
+  const stackHi = tt[row + T_STACK_HI]! | 0;
+  const stackLo = tt[row + T_STACK_LO]! | 0;
+  const finalHi = tt[row + T_FINAL_HI]! | 0;
+  const finalLo = tt[row + T_FINAL_LO]! | 0;
+  let fpHi = tt[row + T_FP_HI]! | 0;
+  let fpLo = tt[row + T_FP_LO]! | 0;
+  let pcHi = tt[row + T_PC_HI]! | 0;
+  let pcLo = tt[row + T_PC_LO]! | 0;
+  const kmask = k[K_KMASK]! | 0;
+  const rthHi = k[K_RTH_HI]! | 0;
+  const rthLo = k[K_RTH_LO]! | 0;
+  const krHi = k[K_KR_HI]! | 0;
+  const krLo = k[K_KR_LO]! | 0;
+  const consuming = (mode & FLAT_CONSUME) !== 0;
+  const endBeforeNext = (mode & FLAT_END_BEFORE_NEXT) !== 0;
+  const endBeforeConsume = (mode & FLAT_END_BEFORE_CONSUME) !== 0;
+  const textChecked = (mode & FLAT_TEXT) !== 0;
+  if (textChecked && k[K_TEXT_OK] === 0) return HANDED_BACK;
+  const textHi = k[K_TEXT_HI]! | 0;
+  const textLo = k[K_TEXT_LO]! | 0;
+  const textSize = k[K_TEXT_SIZE]! | 0;
+  const pages = a.symCodePages;
+  const last = (size | 0) - 1;
+
+  // The starting pc: a trampoline needs recovering, which is not plain.
+  if ((pcHi === rthHi && pcLo === rthLo) || (pcHi === krHi && pcLo === krLo)) return HANDED_BACK;
+  let kind = KIND_START;
+  // Bytes of the stack below this are used up (consumed, or at or below prev_fp).
+  let lowOff = 0;
+  let n = 0;
+  for (;;) {
+    // consume
+    if (n >= last) return HANDED_BACK;
+    if (endBeforeConsume && fpHi === finalHi && fpLo === finalLo) {
+      his[n] = pcHi;
+      los[n] = pcLo;
+      kinds[n] = kind;
+      return n + 1;
+    }
+    if (textChecked) {
+      const off = (pcLo - textLo) | 0;
+      if (pcHi !== textHi || off < 0 || off >= textSize) return HANDED_BACK;
+      if (pages[off >>> 12] !== 0 && inSymCode(a, off)) return HANDED_BACK;
+    }
+    his[n] = pcHi;
+    los[n] = pcLo;
+    kinds[n] = kind;
+    n++;
+
+    // next
+    if (endBeforeNext && fpHi === finalHi && fpLo === finalLo) return n;
+    const off = (fpLo - stackLo) | 0;
+    if ((fpLo & 7) !== 0 || fpHi !== stackHi || off < lowOff || off > stackSize - 16)
+      return HANDED_BACK;
+    const i = base + (off >> 2);
+    const nfpLo = words[i]! | 0;
+    const nfpHi = words[i + 1]! | 0;
+    const lrLo = words[i + 2]! | 0;
+    const lrHi = words[i + 3]! | 0;
+    if ((nfpHi | nfpLo | lrHi | lrLo) === 0) {
+      // A meta record: plain only as the task's own FINAL record, which ends the walk.
+      if (
+        consuming &&
+        (mode & (FLAT_END_BEFORE_NEXT | FLAT_END_BEFORE_CONSUME)) === 0 &&
+        fpHi === finalHi &&
+        fpLo === finalLo &&
+        off + k[K_META_SIZE]! <= stackSize &&
+        k[K_META_TYPE_WORD]! >= 0 &&
+        words[i + k[K_META_TYPE_WORD]! + 1] === 0 &&
+        words[i + k[K_META_TYPE_WORD]!] === k[K_META_FINAL]
+      )
+        return n;
+      return HANDED_BACK;
+    }
+    // A kernel fp: its high half is in [0xfff00000, 0xffffffff], that is [KERNEL_HI_INT32, -1].
+    if (nfpHi < KERNEL_HI_INT32 || nfpHi >= 0) return HANDED_BACK;
+    // PAC strip (bit 55 picks the half): a user-half or non-kernel result is not plain.
+    if ((lrHi & 0x00800000) === 0) return HANDED_BACK;
+    const npcHi = lrHi | kmask;
+    if (npcHi < KERNEL_HI_INT32 || npcHi >= 0) return HANDED_BACK;
+    if ((npcHi === rthHi && lrLo === rthLo) || (npcHi === krHi && lrLo === krLo))
+      return HANDED_BACK;
+    lowOff = consuming ? off + 16 : off + 1;
+    fpHi = nfpHi;
+    fpLo = nfpLo;
+    pcHi = npcHi;
+    pcLo = lrLo;
+    kind = KIND_FRAME;
+  }
+}
+
+/** Binary search of the SYM_CODE union for `off` (bytes from `_stext`). */
+function inSymCode(a: ArenaViews, off: number): boolean {
+  const starts = a.symCodeStarts;
+  let lo = 0;
+  let hi = a.kernel[K_SYMCODE_N]! | 0;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (starts[mid]! <= off) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo > 0 && off < a.symCodeEnds[lo - 1]!;
+}
