@@ -15,6 +15,8 @@ export {
   walkFlatRange,
   walkHandedBack,
 } from './flat/batch.js';
+export { C_REFERENCE_SOURCE, outcomeHash, stackArenaFileParts } from './flat/export.js';
+export { WalkPool } from './flat/pool.js';
 export { flatMode, HANDED_BACK, walkTaskFlat } from './flat/walk.js';
 export { compareWithKernel, type OracleComparison } from './oracle.js';
 export {

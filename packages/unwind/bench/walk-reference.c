@@ -1,0 +1,250 @@
+/*
+ * klpsim's C reference walker: a native yardstick for `klpsim bench walk`.
+ *
+ * It walks the same inputs as the flat walk (packages/unwind/src/flat/walk.ts),
+ * read from the file `exportStackArena` writes, with the same checks, in
+ * plain C over native 64-bit addresses, as the kernel's own unwinder does:
+ * a frame record must be 8-aligned and on the task stack above the previous
+ * one (mainline: above the part already consumed), its fp a kernel address,
+ * its LR PAC-stripped to a kernel address that is no tracer trampoline; the
+ * walk ends at the task's FINAL meta record (mainline) or at its final frame
+ * (6.1 and the 2021 series); under a text check every pc but the last must
+ * lie in core text and outside every SYM_CODE range. Each entry is stored,
+ * as stack_trace_consume_entry stores it. It stops at the first thing that is
+ * not plain, exactly where the flat walk hands a walk back, so both count the
+ * same entries and reach the same outcome per task (the bench compares a
+ * hash of the outcomes).
+ *
+ * Usage: walk-reference FILE SECONDS
+ * Prints: frames=N walks=N ns=N plain=N hash=H
+ * Written for klpsim; built at bench time with the system C compiler.
+ */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define MAGIC 0x41504c4bu /* "KLPA" */
+#define VERSION 1
+#define TASK_STRIDE 11
+#define KERNEL_SLOTS 13
+#define HANDED_BACK (-1)
+
+#define FLAT_CONSUME 1
+#define FLAT_END_BEFORE_NEXT 2
+#define FLAT_END_BEFORE_CONSUME 4
+#define FLAT_TEXT 8
+
+#define KERNEL_BASE 0xfff0000000000000ull
+#define BIT55 (1ull << 55)
+
+struct task {
+	int flat;
+	uint64_t stack_low; /* first byte */
+	uint64_t stack_size;
+	const uint64_t *words; /* the stack, as 64-bit words */
+	uint64_t fp, pc, final_frame;
+};
+
+struct kernel {
+	uint64_t kmask, rth, kr;
+	int64_t meta_type_word; /* in 64-bit words from the record; -1: none */
+	uint64_t meta_final, meta_size;
+	int text_ok;
+	uint64_t text_start, text_size;
+	uint32_t nsym;
+	uint64_t *sym_start, *sym_end; /* absolute */
+	const uint8_t *pages;
+};
+
+static uint64_t join(int32_t hi, int32_t lo)
+{
+	return ((uint64_t)(uint32_t)hi << 32) | (uint32_t)lo;
+}
+
+static int in_sym_code(const struct kernel *k, uint64_t pc)
+{
+	uint32_t lo = 0, hi = k->nsym;
+	while (lo < hi) {
+		uint32_t mid = (lo + hi) / 2;
+		if (k->sym_start[mid] <= pc)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo > 0 && pc < k->sym_end[lo - 1];
+}
+
+static int is_kernel(uint64_t a)
+{
+	return a >= KERNEL_BASE;
+}
+
+/* One walk; the number of entries stored when it ended with success, else HANDED_BACK (*stored: entries stored). */
+static int walk(const struct kernel *k, const struct task *t, int mode, int size, uint64_t *trace, int *stored)
+{
+	uint64_t fp = t->fp, pc = t->pc, low = 0;
+	int n = 0;
+	*stored = 0;
+	if (!t->flat)
+		return HANDED_BACK;
+	if ((mode & FLAT_TEXT) && !k->text_ok)
+		return HANDED_BACK;
+	if (pc == k->rth || pc == k->kr)
+		return HANDED_BACK;
+	for (;;) {
+		if (n >= size - 1)
+			goto stop;
+		if ((mode & FLAT_END_BEFORE_CONSUME) && fp == t->final_frame) {
+			trace[n++] = pc;
+			*stored = n;
+			return n;
+		}
+		if (mode & FLAT_TEXT) {
+			uint64_t off = pc - k->text_start;
+			if (off >= k->text_size)
+				goto stop;
+			if (k->pages[off >> 12] && in_sym_code(k, pc))
+				goto stop;
+		}
+		trace[n++] = pc;
+		if ((mode & FLAT_END_BEFORE_NEXT) && fp == t->final_frame) {
+			*stored = n;
+			return n;
+		}
+		uint64_t off = fp - t->stack_low;
+		if ((fp & 7) || fp < t->stack_low || off < low || off + 16 > t->stack_size)
+			goto stop;
+		const uint64_t *rec = t->words + off / 8;
+		uint64_t nfp = rec[0], lr = rec[1];
+		if ((nfp | lr) == 0) {
+			if ((mode & FLAT_CONSUME) && !(mode & (FLAT_END_BEFORE_NEXT | FLAT_END_BEFORE_CONSUME)) &&
+			    fp == t->final_frame && off + k->meta_size <= t->stack_size && k->meta_type_word >= 0 &&
+			    rec[k->meta_type_word] == k->meta_final) {
+				*stored = n;
+				return n;
+			}
+			goto stop;
+		}
+		if (!is_kernel(nfp) || !(lr & BIT55))
+			goto stop;
+		uint64_t npc = lr | (k->kmask << 32);
+		if (!is_kernel(npc) || npc == k->rth || npc == k->kr)
+			goto stop;
+		low = (mode & FLAT_CONSUME) ? off + 16 : off + 1;
+		fp = nfp;
+		pc = npc;
+	}
+stop:
+	*stored = n;
+	return HANDED_BACK;
+}
+
+static double now(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+int main(int argc, char **argv)
+{
+	if (argc != 3) {
+		fprintf(stderr, "usage: walk-reference FILE SECONDS\n");
+		return 2;
+	}
+	FILE *f = fopen(argv[1], "rb");
+	if (!f) {
+		perror(argv[1]);
+		return 2;
+	}
+	double seconds = atof(argv[2]);
+	int32_t h[8];
+	if (fread(h, 4, 8, f) != 8 || (uint32_t)h[0] != MAGIC || h[1] != VERSION) {
+		fprintf(stderr, "%s: not a klpsim stack arena (version %d)\n", argv[1], VERSION);
+		return 2;
+	}
+	uint32_t ntasks = h[2], nwords = h[3], nsym = h[4], npages = h[5];
+	int mode = h[6], size = h[7];
+	int32_t kw[KERNEL_SLOTS];
+	int32_t *tw = malloc((size_t)ntasks * TASK_STRIDE * 4 + 4);
+	int32_t *ss = malloc((size_t)nsym * 4 + 4), *se = malloc((size_t)nsym * 4 + 4);
+	uint8_t *pages = malloc(npages + 4);
+	uint64_t *words = malloc((size_t)nwords * 4 + 8);
+	size_t padded = (npages + 3) & ~3u;
+	if (!tw || !ss || !se || !pages || !words || fread(kw, 4, KERNEL_SLOTS, f) != KERNEL_SLOTS ||
+	    fread(tw, 4, (size_t)ntasks * TASK_STRIDE, f) != (size_t)ntasks * TASK_STRIDE ||
+	    fread(ss, 4, nsym, f) != nsym || fread(se, 4, nsym, f) != nsym ||
+	    fread(pages, 1, padded, f) != padded || fread(words, 4, nwords, f) != nwords) {
+		fprintf(stderr, "%s: truncated\n", argv[1]);
+		return 2;
+	}
+	fclose(f);
+
+	struct kernel k = {0};
+	k.kmask = (uint32_t)kw[0];
+	k.rth = join(kw[1], kw[2]);
+	k.kr = join(kw[3], kw[4]);
+	k.meta_type_word = kw[5] < 0 ? -1 : kw[5] / 2;
+	k.meta_final = (uint32_t)kw[6];
+	k.meta_size = (uint32_t)kw[7];
+	k.text_ok = kw[8];
+	k.text_start = join(kw[9], kw[10]);
+	k.text_size = (uint32_t)kw[11];
+	k.nsym = nsym;
+	k.sym_start = malloc(nsym * 8 + 8);
+	k.sym_end = malloc(nsym * 8 + 8);
+	for (uint32_t i = 0; i < nsym; i++) {
+		k.sym_start[i] = k.text_start + (uint32_t)ss[i];
+		k.sym_end[i] = k.text_start + (uint32_t)se[i];
+	}
+	k.pages = pages;
+	/* A zero rth/kr means "none": no kernel address is 0. */
+
+	struct task *tasks = calloc(ntasks + 1, sizeof *tasks);
+	for (uint32_t i = 0; i < ntasks; i++) {
+		const int32_t *r = tw + (size_t)i * TASK_STRIDE;
+		struct task *t = &tasks[i];
+		t->flat = r[0];
+		t->words = words + (uint32_t)r[1] / 2;
+		t->stack_size = (uint32_t)r[2];
+		t->stack_low = join(r[3], r[4]);
+		t->fp = join(r[5], r[6]);
+		t->pc = join(r[7], r[8]);
+		t->final_frame = join(r[9], r[10]);
+	}
+
+	uint64_t *trace = malloc((size_t)size * 8 + 8);
+	int *outcome = malloc((size_t)ntasks * sizeof(int) + 4);
+	int stored;
+	/* One pass for the outcomes (and to warm the caches), then timed passes. */
+	unsigned plain = 0;
+	for (uint32_t i = 0; i < ntasks; i++) {
+		outcome[i] = walk(&k, &tasks[i], mode, size, trace, &stored);
+		plain += outcome[i] != HANDED_BACK;
+	}
+	uint32_t hash = 2166136261u; /* FNV-1a over the outcomes, as the bench computes it */
+	for (uint32_t i = 0; i < ntasks; i++) {
+		uint32_t v = (uint32_t)outcome[i];
+		for (int b = 0; b < 4; b++) {
+			hash ^= (v >> (8 * b)) & 0xff;
+			hash *= 16777619u;
+		}
+	}
+	uint64_t frames = 0, walks = 0;
+	volatile uint64_t sink = 0;
+	double t0 = now(), elapsed;
+	do {
+		for (uint32_t i = 0; i < ntasks; i++) {
+			walk(&k, &tasks[i], mode, size, trace, &stored);
+			frames += stored;
+			sink += trace[0];
+		}
+		walks += ntasks;
+		elapsed = now() - t0;
+	} while (elapsed < seconds);
+	printf("frames=%llu walks=%llu ns=%llu plain=%u hash=%08x\n", (unsigned long long)frames,
+	       (unsigned long long)walks, (unsigned long long)(elapsed * 1e9), plain, hash);
+	return 0;
+}
