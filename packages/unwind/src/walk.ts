@@ -224,7 +224,7 @@ export class Walker {
     const trace = this.trace;
     trace.reset(options.size ?? (options.reliable ? 100 : DEBUG_SIZE));
     const mode = this.flatModeOf(options.reliable);
-    const n = walkTaskFlat(arena, mode, i, trace.size, trace.his, trace.los, trace.kinds);
+    const n = walkTaskFlat(arena, mode, i, trace.size, trace);
     if (n === HANDED_BACK) return this.walk(task, options);
     // Every entry of a flat walk is a kernel address: fold it as setPcExact would.
     const pcs = trace.pcs;

@@ -35,7 +35,11 @@ function sameEverywhere(machine: Machine): number {
           const what = `${name} ${task.pid} ${task.comm} reliable=${reliable} size=${size}`;
           expect(a, what).toBe(b);
           expect(fast.result(), what).toEqual(slow.result());
-          if (walkTaskFlat(arena, mode, i, size, scratch, scratch, kinds) !== HANDED_BACK) flat++;
+          if (
+            walkTaskFlat(arena, mode, i, size, { his: scratch, los: scratch, kinds }) !==
+            HANDED_BACK
+          )
+            flat++;
         });
       }
   }
@@ -81,7 +85,11 @@ describe('the flat walk over a stack arena changes nothing but speed', () => {
     const scratch = new Uint32Array(100);
     machine.tasks.forEach((task, i) => {
       const ok = walker.walk(task, { reliable: true, fastPath: false }) === 0;
-      const n = walkTaskFlat(arena, mode, i, 100, scratch, scratch, new Uint8Array(100));
+      const n = walkTaskFlat(arena, mode, i, 100, {
+        his: scratch,
+        los: scratch,
+        kinds: new Uint8Array(100),
+      });
       expect(n === HANDED_BACK ? -1 : n, task.comm).toBe(ok ? walker.trace.len : -1);
     });
   });

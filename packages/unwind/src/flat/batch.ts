@@ -1,7 +1,7 @@
 import { EINVAL } from '../state.js';
 import type { Walker, WalkOptions } from '../walk.js';
 import type { ArenaViews, StackArena } from './arena.js';
-import { HANDED_BACK, walkTaskFlat } from './walk.js';
+import { type FlatEntries, HANDED_BACK, walkFlat } from './walk.js';
 
 /**
  * Many walks in one call: `stack_trace_save_tsk_reliable` (or the debug
@@ -29,23 +29,9 @@ export function walkFlatRange(
   first: number,
   count: number,
   verdicts: Int32Array,
-  scratch: FlatEntries,
+  entries: FlatEntries,
 ): number {
-  let frames = 0;
-  const { his, los, kinds } = scratch;
-  for (let i = first; i < first + count; i++) {
-    const n = walkTaskFlat(a, mode, i, size, his, los, kinds);
-    verdicts[i] = n;
-    if (n > 0) frames += n;
-  }
-  return frames;
-}
-
-/** Where a flat walk stores entries: a TraceBuffer, or `flatEntries` in a worker. */
-export interface FlatEntries {
-  readonly his: Uint32Array;
-  readonly los: Uint32Array;
-  readonly kinds: Uint8Array;
+  return walkFlat(a, mode, size, first, count, verdicts, 0, entries);
 }
 
 /** Scratch entries for `walkFlatRange` with room for `size`. */

@@ -75,116 +75,163 @@ export function flatMode(rules: UnwindRules, reliable: boolean): number {
 const KIND_START = entryKind(Source.TASK, 0, StackType.UNKNOWN);
 const KIND_FRAME = entryKind(Source.FRAME, 0, StackType.TASK);
 
+/** Where a flat walk stores entries: a TraceBuffer, or `flatEntries` in a worker. */
+export interface FlatEntries {
+  readonly his: Uint32Array;
+  readonly los: Uint32Array;
+  readonly kinds: Uint8Array;
+}
+
+/** One walk's outcome, for `walkTaskFlat` (each thread has its own module instance). */
+const ONE = new Int32Array(1);
+
 /**
- * Walks task `t` of `a` into `his`/`los`/`kinds` (at most `size - 1`
- * entries, as the reference leaves the last slot to its buffer-full rule).
- * Returns the number of entries (a walk with success), or HANDED_BACK.
+ * Walks task `t` of `a` into `entries` (at most `size - 1` entries, as the
+ * reference leaves the last slot to its buffer-full rule). Returns the
+ * number of entries (a walk with success), or HANDED_BACK.
  */
 export function walkTaskFlat(
   a: ArenaViews,
   mode: number,
   t: number,
   size: number,
-  his: Uint32Array,
-  los: Uint32Array,
-  kinds: Uint8Array,
+  entries: FlatEntries,
+): number {
+  walkFlat(a, mode, size, t, 1, ONE, t, entries);
+  return ONE[0]!;
+}
+
+/**
+ * The flat walk of tasks `[first, first + count)`: `verdicts[t - vbase]`
+ * becomes task t's entry count or HANDED_BACK; the entries of the last walk
+ * stay in `entries`. Returns the entries of the completed walks.
+ *
+ * One loop over the tasks with the per-kernel values in locals: what a walk
+ * pays before its first load is one task-table row.
+ */
+export function walkFlat(
+  a: ArenaViews,
+  mode: number,
+  size: number,
+  first: number,
+  count: number,
+  verdicts: Int32Array,
+  vbase: number,
+  entries: FlatEntries,
 ): number {
   const tt = a.tasks;
-  const row = t * TASK_STRIDE;
-  if (tt[row + T_FLAT] === 0) return HANDED_BACK;
   const words = a.words;
   const k = a.kernel;
-  const base = tt[row + T_BASE]! | 0;
-  const stackSize = tt[row + T_SIZE]! | 0;
-  const stackHi = tt[row + T_STACK_HI]! | 0;
-  const stackLo = tt[row + T_STACK_LO]! | 0;
-  const finalHi = tt[row + T_FINAL_HI]! | 0;
-  const finalLo = tt[row + T_FINAL_LO]! | 0;
-  let fpHi = tt[row + T_FP_HI]! | 0;
-  let fpLo = tt[row + T_FP_LO]! | 0;
-  let pcHi = tt[row + T_PC_HI]! | 0;
-  let pcLo = tt[row + T_PC_LO]! | 0;
+  const pages = a.symCodePages;
+  const his = entries.his;
+  const los = entries.los;
+  const kinds = entries.kinds;
   const kmask = k[K_KMASK]! | 0;
   const rthHi = k[K_RTH_HI]! | 0;
   const rthLo = k[K_RTH_LO]! | 0;
   const krHi = k[K_KR_HI]! | 0;
   const krLo = k[K_KR_LO]! | 0;
+  const metaTypeWord = k[K_META_TYPE_WORD]! | 0;
+  const metaFinal = k[K_META_FINAL]! | 0;
+  const metaSize = k[K_META_SIZE]! | 0;
   const consuming = (mode & FLAT_CONSUME) !== 0;
   const endBeforeNext = (mode & FLAT_END_BEFORE_NEXT) !== 0;
   const endBeforeConsume = (mode & FLAT_END_BEFORE_CONSUME) !== 0;
+  // Only mainline's FINAL meta record ends a walk at a zero record.
+  const endAtMeta = consuming && !endBeforeNext && !endBeforeConsume && metaTypeWord >= 0;
   const textChecked = (mode & FLAT_TEXT) !== 0;
-  if (textChecked && k[K_TEXT_OK] === 0) return HANDED_BACK;
   const textHi = k[K_TEXT_HI]! | 0;
   const textLo = k[K_TEXT_LO]! | 0;
   const textSize = k[K_TEXT_SIZE]! | 0;
-  const pages = a.symCodePages;
+  const textOk = k[K_TEXT_OK] !== 0;
   const last = (size | 0) - 1;
+  let frames = 0;
+  for (let t = first; t < first + count; t++) {
+    const row = t * TASK_STRIDE;
+    let result = HANDED_BACK;
+    walk: {
+      if (tt[row + T_FLAT] === 0 || (textChecked && !textOk)) break walk;
+      const base = tt[row + T_BASE]! | 0;
+      const stackSize = tt[row + T_SIZE]! | 0;
+      const stackHi = tt[row + T_STACK_HI]! | 0;
+      const stackLo = tt[row + T_STACK_LO]! | 0;
+      const finalHi = tt[row + T_FINAL_HI]! | 0;
+      const finalLo = tt[row + T_FINAL_LO]! | 0;
+      let fpHi = tt[row + T_FP_HI]! | 0;
+      let fpLo = tt[row + T_FP_LO]! | 0;
+      let pcHi = tt[row + T_PC_HI]! | 0;
+      let pcLo = tt[row + T_PC_LO]! | 0;
+      // The starting pc: a trampoline needs recovering, which is not plain.
+      if ((pcHi === rthHi && pcLo === rthLo) || (pcHi === krHi && pcLo === krLo)) break walk;
+      let kind = KIND_START;
+      // Bytes of the stack below this are used up (consumed, or at or below prev_fp).
+      let lowOff = 0;
+      let n = 0;
+      for (;;) {
+        // consume
+        if (n >= last) break walk;
+        if (endBeforeConsume && fpHi === finalHi && fpLo === finalLo) {
+          his[n] = pcHi;
+          los[n] = pcLo;
+          kinds[n] = kind;
+          result = n + 1;
+          break walk;
+        }
+        if (textChecked) {
+          const off = (pcLo - textLo) | 0;
+          if (pcHi !== textHi || off < 0 || off >= textSize) break walk;
+          if (pages[off >>> 12] !== 0 && inSymCode(a, off)) break walk;
+        }
+        his[n] = pcHi;
+        los[n] = pcLo;
+        kinds[n] = kind;
+        n++;
 
-  // The starting pc: a trampoline needs recovering, which is not plain.
-  if ((pcHi === rthHi && pcLo === rthLo) || (pcHi === krHi && pcLo === krLo)) return HANDED_BACK;
-  let kind = KIND_START;
-  // Bytes of the stack below this are used up (consumed, or at or below prev_fp).
-  let lowOff = 0;
-  let n = 0;
-  for (;;) {
-    // consume
-    if (n >= last) return HANDED_BACK;
-    if (endBeforeConsume && fpHi === finalHi && fpLo === finalLo) {
-      his[n] = pcHi;
-      los[n] = pcLo;
-      kinds[n] = kind;
-      return n + 1;
+        // next
+        if (endBeforeNext && fpHi === finalHi && fpLo === finalLo) {
+          result = n;
+          break walk;
+        }
+        const off = (fpLo - stackLo) | 0;
+        if ((fpLo & 7) !== 0 || fpHi !== stackHi || off < lowOff || off > stackSize - 16)
+          break walk;
+        const i = base + (off >> 2);
+        const nfpLo = words[i]! | 0;
+        const nfpHi = words[i + 1]! | 0;
+        const lrLo = words[i + 2]! | 0;
+        const lrHi = words[i + 3]! | 0;
+        if ((nfpHi | nfpLo | lrHi | lrLo) === 0) {
+          // A meta record: plain only as the task's own FINAL record, which ends the walk.
+          if (
+            endAtMeta &&
+            fpHi === finalHi &&
+            fpLo === finalLo &&
+            off + metaSize <= stackSize &&
+            words[i + metaTypeWord + 1] === 0 &&
+            words[i + metaTypeWord] === metaFinal
+          )
+            result = n;
+          break walk;
+        }
+        // A kernel fp: its high half is in [0xfff00000, 0xffffffff], that is [KERNEL_HI_INT32, -1].
+        if (nfpHi < KERNEL_HI_INT32 || nfpHi >= 0) break walk;
+        // PAC strip (bit 55 picks the half): a user-half or non-kernel result is not plain.
+        if ((lrHi & 0x00800000) === 0) break walk;
+        const npcHi = lrHi | kmask;
+        if (npcHi < KERNEL_HI_INT32 || npcHi >= 0) break walk;
+        if ((npcHi === rthHi && lrLo === rthLo) || (npcHi === krHi && lrLo === krLo)) break walk;
+        lowOff = consuming ? off + 16 : off + 1;
+        fpHi = nfpHi;
+        fpLo = nfpLo;
+        pcHi = npcHi;
+        pcLo = lrLo;
+        kind = KIND_FRAME;
+      }
     }
-    if (textChecked) {
-      const off = (pcLo - textLo) | 0;
-      if (pcHi !== textHi || off < 0 || off >= textSize) return HANDED_BACK;
-      if (pages[off >>> 12] !== 0 && inSymCode(a, off)) return HANDED_BACK;
-    }
-    his[n] = pcHi;
-    los[n] = pcLo;
-    kinds[n] = kind;
-    n++;
-
-    // next
-    if (endBeforeNext && fpHi === finalHi && fpLo === finalLo) return n;
-    const off = (fpLo - stackLo) | 0;
-    if ((fpLo & 7) !== 0 || fpHi !== stackHi || off < lowOff || off > stackSize - 16)
-      return HANDED_BACK;
-    const i = base + (off >> 2);
-    const nfpLo = words[i]! | 0;
-    const nfpHi = words[i + 1]! | 0;
-    const lrLo = words[i + 2]! | 0;
-    const lrHi = words[i + 3]! | 0;
-    if ((nfpHi | nfpLo | lrHi | lrLo) === 0) {
-      // A meta record: plain only as the task's own FINAL record, which ends the walk.
-      if (
-        consuming &&
-        (mode & (FLAT_END_BEFORE_NEXT | FLAT_END_BEFORE_CONSUME)) === 0 &&
-        fpHi === finalHi &&
-        fpLo === finalLo &&
-        off + k[K_META_SIZE]! <= stackSize &&
-        k[K_META_TYPE_WORD]! >= 0 &&
-        words[i + k[K_META_TYPE_WORD]! + 1] === 0 &&
-        words[i + k[K_META_TYPE_WORD]!] === k[K_META_FINAL]
-      )
-        return n;
-      return HANDED_BACK;
-    }
-    // A kernel fp: its high half is in [0xfff00000, 0xffffffff], that is [KERNEL_HI_INT32, -1].
-    if (nfpHi < KERNEL_HI_INT32 || nfpHi >= 0) return HANDED_BACK;
-    // PAC strip (bit 55 picks the half): a user-half or non-kernel result is not plain.
-    if ((lrHi & 0x00800000) === 0) return HANDED_BACK;
-    const npcHi = lrHi | kmask;
-    if (npcHi < KERNEL_HI_INT32 || npcHi >= 0) return HANDED_BACK;
-    if ((npcHi === rthHi && lrLo === rthLo) || (npcHi === krHi && lrLo === krLo))
-      return HANDED_BACK;
-    lowOff = consuming ? off + 16 : off + 1;
-    fpHi = nfpHi;
-    fpLo = nfpLo;
-    pcHi = npcHi;
-    pcLo = lrLo;
-    kind = KIND_FRAME;
+    verdicts[t - vbase] = result;
+    if (result > 0) frames += result;
   }
+  return frames;
 }
 
 /** Binary search of the SYM_CODE union for `off` (bytes from `_stext`). */
