@@ -31,10 +31,12 @@
 #define KERNEL_SLOTS 13
 #define HANDED_BACK (-1)
 
+/* The rule bits of src/rules.ts. */
 #define FLAT_CONSUME 1
 #define FLAT_END_BEFORE_NEXT 2
 #define FLAT_END_BEFORE_CONSUME 4
 #define FLAT_TEXT 8
+#define FLAT_META 32
 
 #define KERNEL_BASE 0xfff0000000000000ull
 #define BIT55 (1ull << 55)
@@ -119,8 +121,7 @@ static int walk(const struct kernel *k, const struct task *t, int mode, int size
 		const uint64_t *rec = t->words + off / 8;
 		uint64_t nfp = rec[0], lr = rec[1];
 		if ((nfp | lr) == 0) {
-			if ((mode & FLAT_CONSUME) && !(mode & (FLAT_END_BEFORE_NEXT | FLAT_END_BEFORE_CONSUME)) &&
-			    fp == t->final_frame && off + k->meta_size <= t->stack_size && k->meta_type_word >= 0 &&
+			if ((mode & FLAT_META) && fp == t->final_frame && off + k->meta_size <= t->stack_size && k->meta_type_word >= 0 &&
 			    rec[k->meta_type_word] == k->meta_final) {
 				*stored = n;
 				return n;

@@ -17,10 +17,12 @@ import {
   type Word64,
 } from '@klpsim/kernel';
 import { type CheckName, checkBits } from './checks.js';
+import { doKunwind } from './driver.js';
 import type { StackArena } from './flat/arena.js';
 import { flatMode, HANDED_BACK, walkTaskFlat } from './flat/walk.js';
 import type { Policy, PolicyMismatch, PolicyName } from './policies/policy.js';
 import { REASON_TEXT, type WalkReason } from './reason.js';
+import { ruleBits } from './rules.js';
 import { initStacks, type StackContext } from './stackinfo.js';
 import { EINVAL, FLAG_FGRAPH, FLAG_KRETPROBE, Source, UnwindState } from './state.js';
 import { entryFlags, entrySource, entryStack, TraceBuffer } from './trace.js';
@@ -104,6 +106,7 @@ export class Walker {
     // What depends on the kernel alone is set once, not per walk.
     const st = this.st;
     st.machine = machine;
+    st.rules = ruleBits(policy.rules);
     // Without CONFIG_ARM64_PTR_AUTH_KERNEL the strip is the identity
     // (asm/compiler.h: `#define ptrauth_strip_kernel_insn_pac(ptr) (ptr)`).
     const pac = machine.config.kernelPacEnabled;
@@ -200,7 +203,7 @@ export class Walker {
       this.lastRet = EINVAL;
       return EINVAL;
     }
-    const ret = this.policy.unwind(this.st, this.trace);
+    const ret = doKunwind(this.policy, this.st, this.trace);
     this.lastRet = options.reliable ? ret : 0;
     return this.lastRet;
   }

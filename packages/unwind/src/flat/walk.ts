@@ -1,5 +1,14 @@
 import { StackType } from '@klpsim/kernel';
 import type { UnwindRules } from '../policies/policy.js';
+import {
+  RULE_CONSUME,
+  RULE_END_BEFORE_CONSUME,
+  RULE_END_BEFORE_NEXT,
+  RULE_META,
+  RULE_REGS_PC,
+  RULE_TEXT,
+  ruleBits,
+} from '../rules.js';
 import { Source } from '../state.js';
 import { entryKind } from '../trace.js';
 import {
@@ -55,21 +64,14 @@ import {
 /** Returned when the walk is not plain: walk the task with the reference code. */
 export const HANDED_BACK = -1;
 
-/** Flat-walk mode bits, derived from a policy's rules (see `flatMode`). */
-export const FLAT_CONSUME = 1; // records consume the stack (6.2+); else strictly above prev_fp
-export const FLAT_END_META = 0; // ends at the task's FINAL meta record (6.13+)
-export const FLAT_END_BEFORE_NEXT = 2; // ends when fp reaches the final frame, after consuming (6.1)
-export const FLAT_END_BEFORE_CONSUME = 4; // ends there before consuming, which still stores (2021 series)
-export const FLAT_TEXT = 8; // the reliable consumer refuses pcs outside text or inside SYM_CODE
-
-/** The flat-walk mode for a policy's rules, for the reliable walk or the debug one. */
+/**
+ * The flat walk's mode for a policy's rules (rules.ts bits), for the
+ * reliable walk or the debug one: what the reliable consumer refuses is
+ * checked in the reliable walk only.
+ */
 export function flatMode(rules: UnwindRules, reliable: boolean): number {
-  let mode = rules.bounds === 'consume' ? FLAT_CONSUME : 0;
-  if (rules.end === 'final-frame-before-next') mode |= FLAT_END_BEFORE_NEXT;
-  else if (rules.end === 'final-frame-before-consume') mode |= FLAT_END_BEFORE_CONSUME;
-  if (reliable && (rules.refuses.includes('not-kernel-text') || rules.refuses.includes('sym-code')))
-    mode |= FLAT_TEXT;
-  return mode;
+  const bits = ruleBits(rules);
+  return reliable ? bits : bits & ~(RULE_TEXT | RULE_REGS_PC);
 }
 
 const KIND_START = entryKind(Source.TASK, 0, StackType.UNKNOWN);
@@ -134,12 +136,12 @@ export function walkFlat(
   const metaTypeWord = k[K_META_TYPE_WORD]! | 0;
   const metaFinal = k[K_META_FINAL]! | 0;
   const metaSize = k[K_META_SIZE]! | 0;
-  const consuming = (mode & FLAT_CONSUME) !== 0;
-  const endBeforeNext = (mode & FLAT_END_BEFORE_NEXT) !== 0;
-  const endBeforeConsume = (mode & FLAT_END_BEFORE_CONSUME) !== 0;
-  // Only mainline's FINAL meta record ends a walk at a zero record.
-  const endAtMeta = consuming && !endBeforeNext && !endBeforeConsume && metaTypeWord >= 0;
-  const textChecked = (mode & FLAT_TEXT) !== 0;
+  const consuming = (mode & RULE_CONSUME) !== 0;
+  const endBeforeNext = (mode & RULE_END_BEFORE_NEXT) !== 0;
+  const endBeforeConsume = (mode & RULE_END_BEFORE_CONSUME) !== 0;
+  // Only a FINAL meta record ends a walk at a zero record (6.13+).
+  const endAtMeta = (mode & RULE_META) !== 0 && metaTypeWord >= 0;
+  const textChecked = (mode & RULE_TEXT) !== 0;
   const textHi = k[K_TEXT_HI]! | 0;
   const textLo = k[K_TEXT_LO]! | 0;
   const textSize = k[K_TEXT_SIZE]! | 0;

@@ -32,8 +32,8 @@ export interface UnwindRules {
   readonly end: 'final-meta-record' | 'final-frame-before-next' | 'final-frame-before-consume';
   /** Zero `{fp, lr}` records are meta records (FINAL, PT_REGS), as from 6.13. */
   readonly metaRecords: boolean;
-  /** Whose return-address recovery: mainline's, or 6.1's (fgraph array from the bottom; a kretprobe miss walks on at pc 0). */
-  readonly recovery: 'mainline' | 'linux-6.1';
+  /** The starting pc is recovered too, before the loop (`unwind()` from 6.2, `do_kunwind`); 6.1 and the 2021 series do not. */
+  readonly recoverStart: boolean;
   /**
    * What the reliable consumer refuses besides a full buffer: a pc taken
    * from pt_regs (mainline), a pc outside kernel text or inside a SYM_CODE
@@ -43,9 +43,11 @@ export interface UnwindRules {
 }
 
 /**
- * A reliability policy: the unwinder of one kernel version, as data plus
- * small functions over the shared `UnwindState`. Adding a policy is adding
- * one file that exports one of these.
+ * A reliability policy: the unwinder of one kernel version, as data (its
+ * rules) plus small functions over the shared `UnwindState`, run by one
+ * driver (`doKunwind`, driver.ts) and read by the fast paths. Adding a
+ * policy is adding one file that exports one of these, and its line in the
+ * policy index (policies/index.ts).
  */
 export interface Policy {
   readonly name: PolicyName;
@@ -63,6 +65,6 @@ export interface Policy {
   next(st: UnwindState): number;
   /** `unwind_is_reliable`: may the walk go on reliably from the current pc? */
   isReliable(st: UnwindState): boolean;
-  /** The whole walk from an initialised state; 0 or -EINVAL (debug walks always 0 where the kernel's is void). */
-  unwind(st: UnwindState, trace: TraceBuffer): number;
+  /** The kernel's return-address recovery for a rewritten pc: 0, or -EINVAL when it fails the walk. */
+  recover(st: UnwindState): number;
 }
