@@ -20,7 +20,8 @@ import { type CheckName, checkBits } from './checks.js';
 import { doKunwind } from './driver.js';
 import type { StackArena } from './flat/arena.js';
 import { flatMode, HANDED_BACK, walkTaskFlat } from './flat/walk.js';
-import type { Policy, PolicyMismatch, PolicyName } from './policies/policy.js';
+import type { PolicyName } from './policies/index.js';
+import type { Policy, PolicyMismatch } from './policies/policy.js';
 import { REASON_TEXT, type WalkReason } from './reason.js';
 import { ruleBits } from './rules.js';
 import { initStacks, type StackContext } from './stackinfo.js';
@@ -267,7 +268,7 @@ export class Walker {
     return {
       pid: st.task.pid,
       comm: st.task.comm,
-      policy: this.policy.name,
+      policy: this.policy.name as PolicyName,
       checks: this.lastChecks,
       walk: this.lastReliable ? 'reliable' : 'debug',
       reliable: this.lastReliable ? !failed : null,

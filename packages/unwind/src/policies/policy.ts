@@ -2,9 +2,6 @@ import type { Machine } from '@klpsim/kernel';
 import type { UnwindState } from '../state.js';
 import type { TraceBuffer } from '../trace.js';
 
-export const POLICY_NAMES = ['mainline', 'linux-6.1', 'symcode-v8'] as const;
-export type PolicyName = (typeof POLICY_NAMES)[number];
-
 /** Why a policy will not walk a kernel: it would give a silently wrong verdict. */
 export interface PolicyMismatch {
   readonly code: 'KLPSIM_POLICY_LAYOUT_MISMATCH';
@@ -50,7 +47,8 @@ export interface UnwindRules {
  * policy index (policies/index.ts).
  */
 export interface Policy {
-  readonly name: PolicyName;
+  /** Its key in the policy index (policies/index.ts). */
+  readonly name: string;
   /** One line: which kernel code this is. */
   readonly summary: string;
   /** Whether the kernel it models has `arch_stack_walk_reliable`. */
