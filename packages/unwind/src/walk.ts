@@ -268,7 +268,7 @@ export class Walker {
     return {
       pid: st.task.pid,
       comm: st.task.comm,
-      policy: this.policy.name as PolicyName,
+      policy: this.policy.name,
       checks: this.lastChecks,
       walk: this.lastReliable ? 'reliable' : 'debug',
       reliable: this.lastReliable ? !failed : null,

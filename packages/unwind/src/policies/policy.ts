@@ -1,6 +1,7 @@
 import type { Machine } from '@klpsim/kernel';
 import type { UnwindState } from '../state.js';
 import type { TraceBuffer } from '../trace.js';
+import type { PolicyName } from './index.js';
 
 /** Why a policy will not walk a kernel: it would give a silently wrong verdict. */
 export interface PolicyMismatch {
@@ -48,7 +49,7 @@ export interface UnwindRules {
  */
 export interface Policy {
   /** Its key in the policy index (policies/index.ts). */
-  readonly name: string;
+  readonly name: PolicyName;
   /** One line: which kernel code this is. */
   readonly summary: string;
   /** Whether the kernel it models has `arch_stack_walk_reliable`. */
