@@ -151,38 +151,41 @@ export function walkFlat(
   for (let t = first; t < first + count; t++) {
     const row = t * TASK_STRIDE;
     let result = HANDED_BACK;
-    walk: {
-      if (tt[row + T_FLAT] === 0 || (textChecked && !textOk)) break walk;
-      const base = tt[row + T_BASE]! | 0;
-      const stackSize = tt[row + T_SIZE]! | 0;
-      const stackHi = tt[row + T_STACK_HI]! | 0;
-      const stackLo = tt[row + T_STACK_LO]! | 0;
-      const finalHi = tt[row + T_FINAL_HI]! | 0;
-      const finalLo = tt[row + T_FINAL_LO]! | 0;
-      let fpHi = tt[row + T_FP_HI]! | 0;
-      let fpLo = tt[row + T_FP_LO]! | 0;
-      let pcHi = tt[row + T_PC_HI]! | 0;
-      let pcLo = tt[row + T_PC_LO]! | 0;
-      // The starting pc: a trampoline needs recovering, which is not plain.
-      if ((pcHi === rthHi && pcLo === rthLo) || (pcHi === krHi && pcLo === krLo)) break walk;
+    const base = tt[row + T_BASE]! | 0;
+    const stackSize = tt[row + T_SIZE]! | 0;
+    const stackHi = tt[row + T_STACK_HI]! | 0;
+    const stackLo = tt[row + T_STACK_LO]! | 0;
+    const finalHi = tt[row + T_FINAL_HI]! | 0;
+    const finalLo = tt[row + T_FINAL_LO]! | 0;
+    let fpHi = tt[row + T_FP_HI]! | 0;
+    let fpLo = tt[row + T_FP_LO]! | 0;
+    let pcHi = tt[row + T_PC_HI]! | 0;
+    let pcLo = tt[row + T_PC_LO]! | 0;
+    // Not flat, or a starting pc that is a trampoline (recovering it is not plain).
+    const startsPlain =
+      tt[row + T_FLAT] !== 0 &&
+      (textOk || !textChecked) &&
+      !(pcHi === rthHi && pcLo === rthLo) &&
+      !(pcHi === krHi && pcLo === krLo);
+    if (startsPlain) {
       let kind = KIND_START;
       // Bytes of the stack below this are used up (consumed, or at or below prev_fp).
       let lowOff = 0;
       let n = 0;
       for (;;) {
         // consume
-        if (n >= last) break walk;
+        if (n >= last) break;
         if (endBeforeConsume && fpHi === finalHi && fpLo === finalLo) {
           his[n] = pcHi;
           los[n] = pcLo;
           kinds[n] = kind;
           result = n + 1;
-          break walk;
+          break;
         }
         if (textChecked) {
           const off = (pcLo - textLo) | 0;
-          if (pcHi !== textHi || off < 0 || off >= textSize) break walk;
-          if (pages[off >>> 12] !== 0 && inSymCode(a, off)) break walk;
+          if (pcHi !== textHi || off < 0 || off >= textSize) break;
+          if (pages[off >>> 12] !== 0 && inSymCode(a, off)) break;
         }
         his[n] = pcHi;
         los[n] = pcLo;
@@ -192,11 +195,10 @@ export function walkFlat(
         // next
         if (endBeforeNext && fpHi === finalHi && fpLo === finalLo) {
           result = n;
-          break walk;
+          break;
         }
         const off = (fpLo - stackLo) | 0;
-        if ((fpLo & 7) !== 0 || fpHi !== stackHi || off < lowOff || off > stackSize - 16)
-          break walk;
+        if ((fpLo & 7) !== 0 || fpHi !== stackHi || off < lowOff || off > stackSize - 16) break;
         const i = base + (off >> 2);
         const nfpLo = words[i]! | 0;
         const nfpHi = words[i + 1]! | 0;
@@ -213,15 +215,15 @@ export function walkFlat(
             words[i + metaTypeWord] === metaFinal
           )
             result = n;
-          break walk;
+          break;
         }
         // A kernel fp: its high half is in [0xfff00000, 0xffffffff], that is [KERNEL_HI_INT32, -1].
-        if (nfpHi < KERNEL_HI_INT32 || nfpHi >= 0) break walk;
+        if (nfpHi < KERNEL_HI_INT32 || nfpHi >= 0) break;
         // PAC strip (bit 55 picks the half): a user-half or non-kernel result is not plain.
-        if ((lrHi & 0x00800000) === 0) break walk;
+        if ((lrHi & 0x00800000) === 0) break;
         const npcHi = lrHi | kmask;
-        if (npcHi < KERNEL_HI_INT32 || npcHi >= 0) break walk;
-        if ((npcHi === rthHi && lrLo === rthLo) || (npcHi === krHi && lrLo === krLo)) break walk;
+        if (npcHi < KERNEL_HI_INT32 || npcHi >= 0) break;
+        if ((npcHi === rthHi && lrLo === rthLo) || (npcHi === krHi && lrLo === krLo)) break;
         lowOff = consuming ? off + 16 : off + 1;
         fpHi = nfpHi;
         fpLo = nfpLo;
