@@ -1,4 +1,5 @@
 import { linux61 } from './linux-6.1.js';
+import { linux66 } from './linux-6.6.js';
 import { mainline } from './mainline.js';
 import type { Policy } from './policy.js';
 import { symcodeV8 } from './symcode-v8.js';
@@ -12,6 +13,7 @@ export type { Policy, PolicyMismatch, UnwindRules } from './policy.js';
 export const POLICIES = {
   mainline,
   'linux-6.1': linux61,
+  'linux-6.6': linux66,
   'symcode-v8': symcodeV8,
 } as const satisfies Readonly<Record<string, Policy>>;
 
