@@ -51,7 +51,7 @@ export const BENCH_WALK_COMMAND = {
   summary: 'frames per second of the reliable walk, against a C reference',
   description:
     'Frames per second, walks per second and nanoseconds per walk of the reliable walk (the\n' +
-    'debug walk for linux-6.1, which has no other), repeating every task of a capture (default:\n' +
+    'debug walk for a policy that has no other), repeating every task of a capture (default:\n' +
     'the bundled 6.1 one), then of a synthetic kernel: the flat walk over one stack arena (batch\n' +
     "API), the object walk (Walker.walk), and klpsim's C reference walker on the same inputs,\n" +
     'built with the system C compiler ($CC, else cc; reported missing when there is none), with\n' +
