@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { closeSync, mkdtempSync, openSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, mkdtempSync, openSync, rmSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buildMachine, type Machine, syntheticKernelDesc } from '@klpsim/kernel';
@@ -96,14 +96,17 @@ export const BENCH_WALK_COMMAND = {
 
 /** A throughput: entries stored and walks made per second, and the mean cost of a walk. */
 export interface Rate {
+  /** Passes over every task measured (after warming up). */
+  readonly passes: number;
   readonly framesPerSecond: number;
   readonly walksPerSecond: number;
   readonly nsPerWalk: number;
   readonly meanDepth: number;
 }
 
-function rate(frames: number, walks: number, elapsed: number): Rate {
+function rate(frames: number, walks: number, elapsed: number, passes: number): Rate {
   return {
+    passes,
     framesPerSecond: frames / elapsed,
     walksPerSecond: walks / elapsed,
     nsPerWalk: (elapsed * 1e9) / walks,
@@ -144,7 +147,7 @@ function measure(
     elapsed = cpuSeconds() - t0;
     onProgress(elapsed / seconds);
   } while (elapsed < seconds);
-  return rate(frames, n, elapsed);
+  return rate(frames, n, elapsed, n / walks);
 }
 
 /** Repeats object-model walks (`Walker.walk`) of every task for about `seconds`. */
@@ -209,6 +212,10 @@ type CResult = (Rate & { plain: number; hash: number }) | { missing: string };
 
 /** Builds the C reference walker once per run, in a temporary directory; null with the reason if it cannot. */
 function buildCReference(dir: string): { exe: string } | { missing: string } {
+  if (!existsSync(C_REFERENCE_SOURCE))
+    return {
+      missing: `its source ${C_REFERENCE_SOURCE} is not in this installation (a checkout has it)`,
+    };
   const cc = process.env.CC ?? 'cc';
   const exe = join(dir, 'walk-reference');
   const r = spawnSync(cc, ['-O2', '-o', exe, C_REFERENCE_SOURCE], { encoding: 'utf8' });
@@ -240,7 +247,7 @@ function runCReference(
   if (r.status !== 0 || m === null)
     return { missing: `the C reference failed: ${(r.stderr ?? '').trim().slice(0, 300)}` };
   return {
-    ...rate(Number(m[1]), Number(m[2]), Number(m[3]) / 1e9),
+    ...rate(Number(m[1]), Number(m[2]), Number(m[3]) / 1e9, Number(m[2]) / arena.ntasks),
     plain: Number(m[4]),
     hash: Number.parseInt(m[5]!, 16),
   };
@@ -273,7 +280,7 @@ async function measurePool(
       walks += passes * arena.ntasks;
       elapsed = (performance.now() - t1) / 1000;
     } while (elapsed < seconds);
-    return { ...rate(frames, walks, elapsed), workers: n };
+    return { ...rate(frames, walks, elapsed, walks / arena.ntasks), workers: n };
   } finally {
     await pool.close();
   }
@@ -390,9 +397,18 @@ export async function runBenchWalk(argv: string[], ctx: CommandContext): Promise
             kernel: machine.config.release,
             checks,
             seconds,
+            // Passes of the headline figure: the flat walk's (the object walk's under --check).
+            passes: (cap.flat ?? cap.object).passes,
             ...cap,
           },
-          synthetic: { depth, buildSeconds, seconds, ...syn, workers: pools },
+          synthetic: {
+            depth,
+            buildSeconds,
+            seconds,
+            passes: (syn.flat ?? syn.object).passes,
+            ...syn,
+            workers: pools,
+          },
           maxRssMiB: rssMiB(),
         },
         null,

@@ -13,7 +13,7 @@ import { type ArenaViews, K_SYMCODE_N, KERNEL_SLOTS, TASK_STRIDE } from './arena
 const MAGIC = 0x41504c4b; // "KLPA"
 const VERSION = 1;
 
-/** The C reference walker's source, shipped beside the package's dist/. */
+/** The C reference walker's source, in the repository beside the package's dist/ (not in the published package). */
 export const C_REFERENCE_SOURCE = fileURLToPath(
   new URL('../../bench/walk-reference.c', import.meta.url),
 );
