@@ -26,7 +26,6 @@ import {
   K_TEXT_LO,
   K_TEXT_OK,
   K_TEXT_SIZE,
-  KERNEL_HI_INT32,
   T_BASE,
   T_FINAL_HI,
   T_FINAL_LO,
@@ -100,13 +99,20 @@ export function walkTaskFlat(
   entries: FlatEntries,
 ): number {
   walkFlat(a, mode, size, t, 1, ONE, t, entries);
-  return ONE[0]!;
+  const n = ONE[0]!;
+  // Every entry of a plain walk is the task's saved pc, then return addresses read from its stack.
+  if (n > 0) {
+    entries.kinds[0] = KIND_START;
+    entries.kinds.fill(KIND_FRAME, 1, n);
+  }
+  return n;
 }
 
 /**
  * The flat walk of tasks `[first, first + count)`: `verdicts[t - vbase]`
- * becomes task t's entry count or HANDED_BACK; the entries of the last walk
- * stay in `entries`. Returns the entries of the completed walks.
+ * becomes task t's entry count or HANDED_BACK; the pcs of the last walk
+ * stay in `entries.his` / `entries.los` (`walkTaskFlat` adds their kinds).
+ * Returns the entries of the completed walks.
  *
  * One loop over the tasks with the per-kernel values in locals: what a walk
  * pays before its first load is one task-table row.
@@ -127,7 +133,6 @@ export function walkFlat(
   const pages = a.symCodePages;
   const his = entries.his;
   const los = entries.los;
-  const kinds = entries.kinds;
   const kmask = k[K_KMASK]! | 0;
   const rthHi = k[K_RTH_HI]! | 0;
   const rthLo = k[K_RTH_LO]! | 0;
@@ -168,7 +173,6 @@ export function walkFlat(
       !(pcHi === rthHi && pcLo === rthLo) &&
       !(pcHi === krHi && pcLo === krLo);
     if (startsPlain) {
-      let kind = KIND_START;
       // Bytes of the stack below this are used up (consumed, or at or below prev_fp).
       let lowOff = 0;
       let n = 0;
@@ -178,7 +182,6 @@ export function walkFlat(
         if (endBeforeConsume && fpHi === finalHi && fpLo === finalLo) {
           his[n] = pcHi;
           los[n] = pcLo;
-          kinds[n] = kind;
           result = n + 1;
           break;
         }
@@ -189,7 +192,6 @@ export function walkFlat(
         }
         his[n] = pcHi;
         los[n] = pcLo;
-        kinds[n] = kind;
         n++;
 
         // next
@@ -217,19 +219,18 @@ export function walkFlat(
             result = n;
           break;
         }
-        // A kernel fp: its high half is in [0xfff00000, 0xffffffff], that is [KERNEL_HI_INT32, -1].
-        if (nfpHi < KERNEL_HI_INT32 || nfpHi >= 0) break;
+        // A kernel fp: its high half is in [0xfff00000, 0xffffffff], its top 12 bits all set.
+        if (nfpHi >>> 20 !== 0xfff) break;
         // PAC strip (bit 55 picks the half): a user-half or non-kernel result is not plain.
         if ((lrHi & 0x00800000) === 0) break;
         const npcHi = lrHi | kmask;
-        if (npcHi < KERNEL_HI_INT32 || npcHi >= 0) break;
+        if (npcHi >>> 20 !== 0xfff) break;
         if ((npcHi === rthHi && lrLo === rthLo) || (npcHi === krHi && lrLo === krLo)) break;
         lowOff = consuming ? off + 16 : off + 1;
         fpHi = nfpHi;
         fpLo = nfpLo;
         pcHi = npcHi;
         pcLo = lrLo;
-        kind = KIND_FRAME;
       }
     }
     verdicts[t - vbase] = result;
