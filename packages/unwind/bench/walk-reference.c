@@ -26,9 +26,7 @@
 #include <time.h>
 
 #define MAGIC 0x41504c4bu /* "KLPA" */
-#define VERSION 1
-#define TASK_STRIDE 11
-#define KERNEL_SLOTS 13
+#define VERSION 2
 #define HANDED_BACK (-1)
 
 /* The rule bits of src/rules.ts. */
@@ -60,9 +58,18 @@ struct kernel {
 	const uint8_t *pages;
 };
 
-static uint64_t join(int32_t hi, int32_t lo)
+static uint64_t u64_at(const uint8_t *arena, uint32_t at)
 {
-	return ((uint64_t)(uint32_t)hi << 32) | (uint32_t)lo;
+	uint64_t v;
+	memcpy(&v, arena + at, 8);
+	return v;
+}
+
+static uint32_t u32_at(const uint8_t *arena, uint32_t at)
+{
+	uint32_t v;
+	memcpy(&v, arena + at, 4);
+	return v;
 }
 
 static int in_sym_code(const struct kernel *k, uint64_t pc)
@@ -172,59 +179,56 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	double seconds = atof(argv[2]);
-	int32_t h[8];
-	if (fread(h, 4, 8, f) != 8 || (uint32_t)h[0] != MAGIC || h[1] != VERSION) {
+	int32_t h[12];
+	if (fread(h, 4, 12, f) != 12 || (uint32_t)h[0] != MAGIC || h[1] != VERSION) {
 		fprintf(stderr, "%s: not a klpsim stack arena (version %d)\n", argv[1], VERSION);
 		return 2;
 	}
-	uint32_t ntasks = h[2], nwords = h[3], nsym = h[4], npages = h[5];
-	int mode = h[6], size = h[7];
-	int32_t kw[KERNEL_SLOTS];
-	int32_t *tw = malloc((size_t)ntasks * TASK_STRIDE * 4 + 4);
-	int32_t *ss = malloc((size_t)nsym * 4 + 4), *se = malloc((size_t)nsym * 4 + 4);
-	uint8_t *pages = malloc(npages + 4);
-	uint64_t *words = malloc((size_t)nwords * 4 + 8);
-	size_t padded = (npages + 3) & ~3u;
-	if (!tw || !ss || !se || !pages || !words || fread(kw, 4, KERNEL_SLOTS, f) != KERNEL_SLOTS ||
-	    fread(tw, 4, (size_t)ntasks * TASK_STRIDE, f) != (size_t)ntasks * TASK_STRIDE ||
-	    fread(ss, 4, nsym, f) != nsym || fread(se, 4, nsym, f) != nsym ||
-	    fread(pages, 1, padded, f) != padded || fread(words, 4, nwords, f) != nwords) {
+	uint32_t ntasks = h[2], nsym = h[3];
+	int mode = h[4], size = h[5];
+	uint32_t at_tasks = h[6], at_sym = h[7], at_pages = h[8], at_words = h[10], bytes = h[11];
+	(void)at_words;
+	uint8_t *arena = malloc((size_t)bytes + 8);
+	if (!arena || fread(arena, 1, bytes, f) != bytes) {
 		fprintf(stderr, "%s: truncated\n", argv[1]);
 		return 2;
 	}
 	fclose(f);
 
+	/* The kernel block (flat/arena.ts K_* offsets). */
 	struct kernel k = {0};
-	k.kmask = (uint32_t)kw[0];
-	k.rth = join(kw[1], kw[2]);
-	k.kr = join(kw[3], kw[4]);
-	k.meta_type_word = kw[5] < 0 ? -1 : kw[5] / 2;
-	k.meta_final = (uint32_t)kw[6];
-	k.meta_size = (uint32_t)kw[7];
-	k.text_ok = kw[8];
-	k.text_start = join(kw[9], kw[10]);
-	k.text_size = (uint32_t)kw[11];
+	k.kmask = u64_at(arena, 0) >> 32;
+	k.rth = u64_at(arena, 8);
+	k.kr = u64_at(arena, 16);
+	int32_t meta_type = (int32_t)u32_at(arena, 24);
+	k.meta_type_word = meta_type < 0 ? -1 : meta_type / 8;
+	k.meta_final = u64_at(arena, 32);
+	k.meta_size = u32_at(arena, 40);
+	k.text_ok = (int)u32_at(arena, 44);
+	k.text_start = u64_at(arena, 48);
+	k.text_size = u32_at(arena, 56);
 	k.nsym = nsym;
 	k.sym_start = malloc(nsym * 8 + 8);
 	k.sym_end = malloc(nsym * 8 + 8);
 	for (uint32_t i = 0; i < nsym; i++) {
-		k.sym_start[i] = k.text_start + (uint32_t)ss[i];
-		k.sym_end[i] = k.text_start + (uint32_t)se[i];
+		k.sym_start[i] = k.text_start + u32_at(arena, at_sym + 4 * i);
+		k.sym_end[i] = k.text_start + u32_at(arena, at_sym + 4 * (nsym + i));
 	}
-	k.pages = pages;
+	k.pages = arena + at_pages;
 	/* A zero rth/kr means "none": no kernel address is 0. */
 
+	/* The task rows (flat/arena.ts T_* offsets). */
 	struct task *tasks = calloc(ntasks + 1, sizeof *tasks);
 	for (uint32_t i = 0; i < ntasks; i++) {
-		const int32_t *r = tw + (size_t)i * TASK_STRIDE;
+		uint32_t row = at_tasks + 48 * i;
 		struct task *t = &tasks[i];
-		t->flat = r[0];
-		t->words = words + (uint32_t)r[1] / 2;
-		t->stack_size = (uint32_t)r[2];
-		t->stack_low = join(r[3], r[4]);
-		t->fp = join(r[5], r[6]);
-		t->pc = join(r[7], r[8]);
-		t->final_frame = join(r[9], r[10]);
+		t->flat = (int)u32_at(arena, row);
+		t->words = (const uint64_t *)(arena + u32_at(arena, row + 4));
+		t->stack_size = u32_at(arena, row + 8);
+		t->stack_low = u64_at(arena, row + 16);
+		t->fp = u64_at(arena, row + 24);
+		t->pc = u64_at(arena, row + 32);
+		t->final_frame = u64_at(arena, row + 40);
 	}
 
 	uint64_t *trace = malloc((size_t)size * 8 + 8);

@@ -5,7 +5,7 @@ export {
   type SharedStackArena,
   type StackArena,
   shareStackArena,
-  stackArenaViews,
+  viewsOf,
 } from './flat/arena.js';
 export {
   type BatchOptions,
@@ -18,6 +18,7 @@ export {
 export { C_REFERENCE_SOURCE, outcomeHash, stackArenaFileParts } from './flat/export.js';
 export { WalkPool } from './flat/pool.js';
 export { flatMode, HANDED_BACK, walkTaskFlat } from './flat/walk.js';
+export { useWalkCore, walkCoreModule } from './flat/wasm.js';
 export { compareWithKernel, type OracleComparison } from './oracle.js';
 export {
   POLICIES,

@@ -1,15 +1,36 @@
+import { readFileSync } from 'node:fs';
 import type { Machine } from '@klpsim/kernel';
 import { CORRUPTIONS, syntheticKernelDesc } from '@klpsim/kernel';
-import { describe, expect, it } from 'vitest';
-import { buildStackArena } from '../src/flat/arena.js';
-import { flatMode, HANDED_BACK, walkTaskFlat } from '../src/flat/walk.js';
-import { POLICIES, POLICY_NAMES, type PolicyName, Walker, walkBatch } from '../src/index.js';
+import { beforeAll, describe, expect, it } from 'vitest';
+import wabtInit from 'wabt';
+import { buildStackArena, TRACE_ENTRIES } from '../src/flat/arena.js';
+import { flatEntries, walkFlatRange } from '../src/flat/batch.js';
+import { flatMode, HANDED_BACK, walkFlat, walkTaskFlat } from '../src/flat/walk.js';
+import { useWalkCore } from '../src/flat/wasm.js';
+import {
+  POLICIES,
+  POLICY_NAMES,
+  type PolicyName,
+  Walker,
+  WalkPool,
+  walkBatch,
+} from '../src/index.js';
 import { build } from './build.js';
 import { irqPreempted, KWORKER, USER_NANOSLEEP } from './chains.js';
 import { CAPTURE_61, CAPTURE_72, CAPTURE_72_HARD, capture } from './fixtures.js';
 
 /** Every policy in the index: a new policy is covered without editing this file. */
 const NAMES: readonly PolicyName[] = POLICY_NAMES;
+
+// The WebAssembly core, compiled here from its source as the build compiles it, so that these
+// tests never run a stale dist/.
+beforeAll(async () => {
+  const wabt = await wabtInit();
+  const wat = new URL('../src/flat/walk-core.wat', import.meta.url);
+  const m = wabt.parseWat('walk-core.wat', readFileSync(wat, 'utf8'), { threads: true });
+  useWalkCore(m.toBinary({}).buffer);
+  m.destroy();
+});
 
 /**
  * The flat walk against the reference step functions alone (fast path off):
@@ -106,8 +127,8 @@ describe('walkBatch', () => {
         if (policy.checkLayout(machine) !== null) continue;
         const walker = new Walker(machine, policy);
         const ref = new Walker(machine, policy);
-        const verdicts = new Int32Array(machine.tasks.length);
-        const frames = walkBatch(walker, arena, { reliable: true }, 0, arena.ntasks, verdicts);
+        const frames = walkBatch(walker, arena, { reliable: true }, 0, arena.ntasks);
+        const verdicts = arena.verdicts;
         let total = 0;
         machine.tasks.forEach((task, i) => {
           const ret = ref.walk(task, { reliable: true, fastPath: false });
@@ -117,6 +138,83 @@ describe('walkBatch', () => {
         });
         expect(frames).toBe(total);
       }
+    }
+  });
+});
+
+/**
+ * The WebAssembly core against its JavaScript twin on every task of
+ * `machine`: the same outcome and, for each completed walk, the same
+ * entries (the core's trace slot holds each as one i64, low half first).
+ */
+function coreMatchesJs(machine: Machine): number {
+  const arena = buildStackArena(machine);
+  let completed = 0;
+  for (const name of NAMES) {
+    const policy = POLICIES[name];
+    for (const reliable of [true, false])
+      for (const size of [100, 6]) {
+        const mode = flatMode(policy.rules, reliable);
+        const js = flatEntries(size);
+        const trace = new Int32Array(arena.memory.buffer, arena.layout.traces, 2 * TRACE_ENTRIES);
+        machine.tasks.forEach((task, i) => {
+          const what = `${name} ${task.pid} ${task.comm} reliable=${reliable} size=${size}`;
+          const one = new Int32Array(1);
+          walkFlat(arena, mode, size, i, 1, one, i, js);
+          walkFlatRange(arena, mode, size, i, 1, 0, js);
+          expect(arena.verdicts[i], what).toBe(one[0]);
+          for (let j = 0; j < one[0]!; j++) {
+            expect(trace[2 * j], `${what} entry ${j}`).toBe(js.los[j]! | 0);
+            expect(trace[2 * j + 1], `${what} entry ${j}`).toBe(js.his[j]! | 0);
+          }
+          if (one[0]! > 0) completed++;
+        });
+      }
+  }
+  return completed;
+}
+
+describe('the WebAssembly core is the flat walk', () => {
+  it('on every task of the three real captures, every policy, both walks, two sizes', () => {
+    let completed = 0;
+    for (const file of [CAPTURE_61, CAPTURE_72, CAPTURE_72_HARD])
+      completed += coreMatchesJs(capture(file).machine);
+    expect(completed).toBeGreaterThan(500);
+  });
+
+  it('on corrupted and tracer-hooked chains and a synthetic kernel', () => {
+    const tasks = [
+      { frames: irqPreempted('saved') },
+      { frames: KWORKER.map((f, i) => (i > 0 && i < 5 ? { ...f, fgraph: i % 2 === 0 } : f)) },
+      ...CORRUPTIONS.filter((k) => !['missing-fgraph', 'missing-kretprobe'].includes(k)).map(
+        (kind) => ({ frames: USER_NANOSLEEP, corrupt: [{ kind, frame: 4 }] }),
+      ),
+    ];
+    for (const layout of ['mainline', 'linux-6.1'] as const)
+      coreMatchesJs(build({ layout, tasks }).machine);
+    expect(
+      coreMatchesJs(build(syntheticKernelDesc({ tasks: 100, seed: 3 })).machine),
+    ).toBeGreaterThan(0);
+  });
+});
+
+describe('WalkPool', () => {
+  // The workers run the built code (dist/flat/worker.js): this needs `pnpm build` first.
+  it('gives walkBatch’s outcome for every task with 1 and 2 workers', async () => {
+    const { machine } = build(syntheticKernelDesc({ tasks: 200, seed: 5 }));
+    const arena = buildStackArena(machine);
+    const walker = new Walker(machine, POLICIES.mainline);
+    const frames = walkBatch(walker, arena, { reliable: true }, 0, arena.ntasks);
+    const want = Array.from(arena.verdicts);
+    for (const n of [1, 2]) {
+      arena.verdicts.fill(0);
+      const pool = await WalkPool.start(arena, n);
+      try {
+        expect(await pool.walk(walker, { reliable: true })).toBe(frames);
+      } finally {
+        await pool.close();
+      }
+      expect(Array.from(arena.verdicts), `${n} workers`).toEqual(want);
     }
   });
 });

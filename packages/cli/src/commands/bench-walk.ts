@@ -185,26 +185,14 @@ function measureBatch(
 ): Rate & { plain: number; hash: number } {
   const walker = new Walker(arena.machine, policy);
   const options: BatchOptions = { reliable: policy.hasReliableWalk };
-  const verdicts = new Int32Array(arena.ntasks);
-  const r = measure(
-    arena.ntasks,
-    seconds,
-    () => walkBatch(walker, arena, options, 0, arena.ntasks, verdicts),
-    onProgress,
-  );
+  const n = arena.ntasks;
+  const r = measure(n, seconds, () => walkBatch(walker, arena, options, 0, n), onProgress);
   // The flat outcomes alone, as the C reference reports them.
-  walkFlatRange(
-    arena,
-    walker.flatModeOf(options.reliable),
-    walker.trace.size,
-    0,
-    arena.ntasks,
-    verdicts,
-    walker.trace,
-  );
+  const mode = walker.flatModeOf(options.reliable);
+  walkFlatRange(arena, mode, walker.trace.size, 0, n, 0, walker.trace);
   let plain = 0;
-  for (let i = 0; i < arena.ntasks; i++) if (verdicts[i] !== HANDED_BACK) plain++;
-  return { ...r, plain, hash: outcomeHash(verdicts, arena.ntasks) };
+  for (let i = 0; i < n; i++) if (arena.verdicts[i] !== HANDED_BACK) plain++;
+  return { ...r, plain, hash: outcomeHash(arena.verdicts, n) };
 }
 
 /** The C reference's figures, or why there are none. */
@@ -264,19 +252,19 @@ async function measurePool(
   try {
     const walker = new Walker(arena.machine, policy);
     const options: BatchOptions = { reliable: policy.hasReliableWalk };
-    const verdicts = new Int32Array(new SharedArrayBuffer(arena.ntasks * 4));
-    // Size the passes per message so that messaging costs little: about 50 ms each.
+    // Warm the workers up, then size the passes per message so that messaging costs
+    // little: about 50 ms of walking each.
+    for (let i = 0; i < 5; i++) await pool.walk(walker, options, 20);
     const t0 = performance.now();
-    await pool.walk(walker, options, verdicts, 1);
-    const once = Math.max(performance.now() - t0, 0.01);
+    await pool.walk(walker, options, 20);
+    const once = Math.max((performance.now() - t0) / 20, 0.001);
     const passes = Math.max(1, Math.round(50 / once));
-    for (let i = 0; i < 3; i++) await pool.walk(walker, options, verdicts, passes);
     let frames = 0;
     let walks = 0;
     const t1 = performance.now();
     let elapsed = 0;
     do {
-      frames += passes * (await pool.walk(walker, options, verdicts, passes));
+      frames += passes * (await pool.walk(walker, options, passes));
       walks += passes * arena.ntasks;
       elapsed = (performance.now() - t1) / 1000;
     } while (elapsed < seconds);

@@ -1,92 +1,94 @@
-import { addrHi, addrLo, KERNEL_HI_BASE, TWO_32 } from '@klpsim/arm64';
+import { addrHi, addrLo, TWO_32 } from '@klpsim/arm64';
 import type { Machine, Task } from '@klpsim/kernel';
+import { sharedMemory, type WasmMemory } from './wasm.js';
 
 /**
  * A snapshot of every task stack of one machine in one arena, for the flat
- * walk (flat/walk.ts), the batch API and its worker threads.
+ * walks (the WebAssembly core, walk-core.wat, and its JavaScript twin,
+ * flat/walk.ts), the batch API, its worker threads and the C reference.
  *
  * The object model (Task -> stack -> region -> Uint32Array) costs a chain of
  * dependent loads before a walk's first record, and keeps fp and pc as
- * doubles. Here every task stack is copied into one `Int32Array` over a
- * `SharedArrayBuffer`, and everything a walk starts from sits in one int32
- * task table: the walk reads the table row, then the arena, and works on
- * 32-bit address halves only. Every 64-bit value stays exact: an address is
- * its two halves, compared as such; an offset inside a stack is the
- * difference of the low halves of two addresses with the same high half,
- * and a stack that straddles a 4 GiB boundary is not flat (its walks go to
- * the reference code).
+ * doubles. Here everything lives in one shared WebAssembly memory (its
+ * buffer a SharedArrayBuffer, so worker threads walk it in place): a kernel
+ * block, one 48-byte row per task, the SYM_CODE ranges, every task stack one
+ * after the other, and room for outcomes and traces. Addresses are exact
+ * 64-bit little-endian values: the core reads them as i64, JavaScript as
+ * two int32 halves (low word first). A stack or core text that straddles a
+ * 4 GiB boundary is not flat: its walks go to the reference code.
  *
  * A snapshot: memory written after `buildStackArena` is not seen; build a
  * new arena after changing stacks.
  */
 
-/** Per-task row of `StackArena.tasks`. */
-export const T_FLAT = 0; // 1: the flat walk may start here; 0: hand every walk back
-export const T_BASE = 1; // word index of the stack's lowest byte in `words`
-export const T_SIZE = 2; // stack size in bytes
-export const T_STACK_HI = 3; // the stack's low address, high half
-export const T_STACK_LO = 4; // and low half
-export const T_FP_HI = 5; // `thread.cpu_context.fp`
-export const T_FP_LO = 6;
-export const T_PC_HI = 7; // `thread.cpu_context.pc`
-export const T_PC_LO = 8;
-export const T_FINAL_HI = 9; // `&task_pt_regs(task)->stackframe`; 0:0 when the task has none
-export const T_FINAL_LO = 10;
-export const TASK_STRIDE = 11;
+/** Byte offsets inside a task row (TASK_BYTES each, from `layout.tasks`). */
+export const T_FLAT = 0; // i32 1: the flat walk may start here; 0: hand every walk back
+export const T_BASE = 4; // i32 byte offset of the stack's lowest byte in the arena
+export const T_SIZE = 8; // i32 stack size in bytes
+export const T_STACK = 16; // i64 the stack's low address
+export const T_FP = 24; // i64 `thread.cpu_context.fp`
+export const T_PC = 32; // i64 `thread.cpu_context.pc`
+export const T_FINAL = 40; // i64 `&task_pt_regs(task)->stackframe`; 0 when the task has none
+export const TASK_BYTES = 48;
 
-/** Slots of `StackArena.kernel`: what every walk of this kernel compares against. */
-export const K_KMASK = 0; // PAC bits set in a kernel return address (0 without kernel PAC)
-export const K_RTH_HI = 1; // return_to_handler (0:0 when absent: no kernel address matches)
-export const K_RTH_LO = 2;
-export const K_KR_HI = 3; // __kretprobe_trampoline
-export const K_KR_LO = 4;
-export const K_META_TYPE_WORD = 5; // word offset of the meta record's type (-1: no meta records)
-export const K_META_FINAL = 6; // FRAME_META_TYPE_FINAL
-export const K_META_SIZE = 7; // bytes of a meta record
-export const K_TEXT_OK = 8; // 1: core text lies under one high half and below 2 GiB
-export const K_TEXT_HI = 9; // _stext, high half
-export const K_TEXT_LO = 10; // _stext, low half
-export const K_TEXT_SIZE = 11; // _etext - _stext
-export const K_SYMCODE_N = 12; // SYM_CODE ranges (their union) inside core text
-export const KERNEL_SLOTS = 13;
+/** Byte offsets inside the kernel block (at 0): what every walk of this kernel compares against. */
+export const K_KMASK = 0; // i64 PAC bits set in a kernel return address, already shifted (0 without kernel PAC)
+export const K_RTH = 8; // i64 return_to_handler (0 when absent: no kernel address is 0)
+export const K_KR = 16; // i64 __kretprobe_trampoline
+export const K_META_TYPE = 24; // i32 byte offset of the meta record's type (-1: no meta records)
+export const K_META_FINAL = 32; // i64 FRAME_META_TYPE_FINAL
+export const K_META_SIZE = 40; // i32 bytes of a meta record
+export const K_TEXT_OK = 44; // i32 1: core text lies under one high half and below 2 GiB
+export const K_TEXT = 48; // i64 _stext
+export const K_TEXT_SIZE = 56; // i32 _etext - _stext
+export const K_SYMCODE_N = 60; // i32 SYM_CODE ranges (their union) inside core text
+export const KERNEL_BYTES = 64;
 
-/** The lowest kernel high half as an int32 (0xfff00000 | 0): kernel halves are [this, -1]. */
-export const KERNEL_HI_INT32 = KERNEL_HI_BASE | 0;
+/** Trace scratch per thread (the main thread's and each worker's), in entries. */
+export const TRACE_ENTRIES = 4096;
+/** Threads that may walk one arena at once: the main thread and up to 8 workers. */
+export const MAX_THREADS = 9;
 
 const PAGE_SHIFT = 12;
+const WASM_PAGE = 65536;
 
-export interface StackArena {
-  /** The machine this is a snapshot of (not shared with workers). */
-  readonly machine: Machine;
-  readonly ntasks: number;
-  /** Every task stack's words, one after the other. */
-  readonly words: Int32Array;
-  /** TASK_STRIDE int32s per task, in `machine.tasks` order. */
-  readonly tasks: Int32Array;
-  readonly kernel: Int32Array;
-  /** The union of SYM_CODE ranges clipped to core text, as offsets from `_stext`: starts, ends. */
-  readonly symCodeStarts: Int32Array;
-  readonly symCodeEnds: Int32Array;
+/** Where each part of the arena starts, in bytes. */
+export interface ArenaLayout {
+  readonly tasks: number;
+  /** SYM_CODE starts then ends, i32 offsets from `_stext`; `nsym` of each. */
+  readonly symCode: number;
+  readonly nsym: number;
   /** One byte per 4 KiB page of core text: 1 where some SYM_CODE range touches it. */
-  readonly symCodePages: Uint8Array;
+  readonly pages: number;
+  readonly npages: number;
+  /** One i32 outcome per task. */
+  readonly verdicts: number;
+  /** MAX_THREADS slots of TRACE_ENTRIES i64 entries. */
+  readonly traces: number;
+  /** The task stacks. */
+  readonly words: number;
+  readonly bytes: number;
 }
 
-/** The buffers of a StackArena, which is what a worker thread receives. */
+/** What a worker thread receives: the shared memory and where things are in it. */
 export interface SharedStackArena {
   readonly ntasks: number;
-  readonly words: SharedArrayBuffer;
-  readonly tasks: SharedArrayBuffer;
-  readonly kernel: SharedArrayBuffer;
-  readonly symCodeStarts: SharedArrayBuffer;
-  readonly symCodeEnds: SharedArrayBuffer;
-  readonly symCodePages: SharedArrayBuffer;
+  readonly memory: WasmMemory;
+  readonly layout: ArenaLayout;
 }
 
-function shared<T extends Int32Array | Uint8Array>(
-  make: (b: SharedArrayBuffer) => T,
-  bytes: number,
-): T {
-  return make(new SharedArrayBuffer(Math.max(bytes, 8)));
+/** The arena as a walk reads it (in the main thread or a worker). */
+export interface ArenaViews extends SharedStackArena {
+  /** The whole arena as int32 words (an i64 is two: low, then high). */
+  readonly m32: Int32Array;
+  readonly m8: Uint8Array;
+  /** Each task's outcome from the last batch walk: entries, or HANDED_BACK. */
+  readonly verdicts: Int32Array;
+}
+
+export interface StackArena extends ArenaViews {
+  /** The machine this is a snapshot of (not shared with workers). */
+  readonly machine: Machine;
 }
 
 /** True when `[low, high)` is 8-aligned, in the kernel half, under one high half, and below 2 GiB long. */
@@ -116,127 +118,121 @@ function flatTask(t: Task): boolean {
   );
 }
 
+const align8 = (n: number) => Math.ceil(n / 8) * 8;
+
+/** The union of `machine`'s SYM_CODE ranges clipped to core text, as offsets from `_stext`. */
+function symCodeOffsets(machine: Machine): { starts: number[]; ends: number[] } {
+  const core = machine.text.core;
+  const starts: number[] = [];
+  const ends: number[] = [];
+  // `ranges` is sorted by start.
+  for (const r of machine.symCode.ranges) {
+    const s = Math.max(r.start, core.start) - core.start;
+    const e = Math.min(r.end, core.end) - core.start;
+    if (e <= s) continue;
+    const last = ends.length - 1;
+    if (last >= 0 && s <= ends[last]!) ends[last] = Math.max(ends[last]!, e);
+    else {
+      starts.push(s);
+      ends.push(e);
+    }
+  }
+  return { starts, ends };
+}
+
+/** Stores the 64-bit value a folded kernel address stands for at byte `at`. */
+function put64(m32: Int32Array, at: number, a: number): void {
+  m32[at >> 2] = addrLo(a) | 0;
+  m32[(at >> 2) + 1] = addrHi(a) | 0;
+}
+
 /** Copies every task stack of `machine` into one shared arena. Never fails: a task that does not fit is marked not flat. */
 export function buildStackArena(machine: Machine): StackArena {
   const list = machine.tasks;
-  let total = 0;
-  for (const t of list) if (flatTask(t)) total += (t.stack.high - t.stack.low) / 4;
-  const words = shared((b) => new Int32Array(b), total * 4);
-  const tasks = shared((b) => new Int32Array(b), list.length * TASK_STRIDE * 4);
-  let next = 0;
+  const core = machine.text.core;
+  const textOk = isFlatRange(core.start, core.end);
+  const sym = textOk ? symCodeOffsets(machine) : { starts: [], ends: [] };
+  const npages = textOk ? Math.ceil((core.end - core.start) / 2 ** PAGE_SHIFT) : 0;
+  let stackBytes = 0;
+  for (const t of list) if (flatTask(t)) stackBytes += t.stack.high - t.stack.low;
+  const tasks = KERNEL_BYTES;
+  const symCode = tasks + list.length * TASK_BYTES;
+  const pages = symCode + sym.starts.length * 8;
+  const verdicts = align8(pages + npages);
+  const traces = align8(verdicts + list.length * 4);
+  const words = traces + MAX_THREADS * TRACE_ENTRIES * 8;
+  const bytes = words + stackBytes;
+  const layout: ArenaLayout = {
+    tasks,
+    symCode,
+    nsym: sym.starts.length,
+    pages,
+    npages,
+    verdicts,
+    traces,
+    words,
+    bytes,
+  };
+  const size = Math.max(1, Math.ceil(bytes / WASM_PAGE));
+  const memory = sharedMemory(size);
+  const m32 = new Int32Array(memory.buffer);
+  const m8 = new Uint8Array(memory.buffer);
+
+  let next = words;
   list.forEach((t, i) => {
-    const row = i * TASK_STRIDE;
     if (!flatTask(t)) return;
+    const row = tasks + i * TASK_BYTES;
     const s = t.stack;
     const region = s.region!;
-    const n = (s.high - s.low) / 4;
-    const from = (s.low - region.start) / 4;
-    words.set(new Int32Array(region.words.buffer, region.words.byteOffset + from * 4, n), next);
-    tasks[row + T_FLAT] = 1;
-    tasks[row + T_BASE] = next;
-    tasks[row + T_SIZE] = s.high - s.low;
-    tasks[row + T_STACK_HI] = addrHi(s.low) | 0;
-    tasks[row + T_STACK_LO] = addrLo(s.low) | 0;
-    tasks[row + T_FP_HI] = addrHi(t.cpuContext.fp) | 0;
-    tasks[row + T_FP_LO] = addrLo(t.cpuContext.fp) | 0;
-    tasks[row + T_PC_HI] = addrHi(t.cpuContext.pc) | 0;
-    tasks[row + T_PC_LO] = addrLo(t.cpuContext.pc) | 0;
-    if (t.finalFrame >= 0) {
-      tasks[row + T_FINAL_HI] = addrHi(t.finalFrame) | 0;
-      tasks[row + T_FINAL_LO] = addrLo(t.finalFrame) | 0;
-    }
+    const n = s.high - s.low;
+    m8.set(region.bytes.subarray(s.low - region.start, s.low - region.start + n), next);
+    m32[(row + T_FLAT) >> 2] = 1;
+    m32[(row + T_BASE) >> 2] = next;
+    m32[(row + T_SIZE) >> 2] = n;
+    put64(m32, row + T_STACK, s.low);
+    put64(m32, row + T_FP, t.cpuContext.fp);
+    put64(m32, row + T_PC, t.cpuContext.pc);
+    if (t.finalFrame >= 0) put64(m32, row + T_FINAL, t.finalFrame);
     next += n;
   });
 
-  const kernel = shared((b) => new Int32Array(b), KERNEL_SLOTS * 4);
   const cfg = machine.config;
-  kernel[K_KMASK] = cfg.kernelPacEnabled ? cfg.pacKernelMask | 0 : 0;
+  m32[(K_KMASK >> 2) + 1] = cfg.kernelPacEnabled ? cfg.pacKernelMask | 0 : 0;
   const rth = machine.special.returnToHandler;
   const kr = machine.special.kretprobeTrampoline;
-  if (rth !== null && rth >= 0) {
-    kernel[K_RTH_HI] = addrHi(rth) | 0;
-    kernel[K_RTH_LO] = addrLo(rth) | 0;
-  }
-  if (kr !== null && kr >= 0) {
-    kernel[K_KR_HI] = addrHi(kr) | 0;
-    kernel[K_KR_LO] = addrLo(kr) | 0;
-  }
+  if (rth !== null && rth >= 0) put64(m32, K_RTH, rth);
+  if (kr !== null && kr >= 0) put64(m32, K_KR, kr);
   const meta = cfg.ptRegs.meta;
-  kernel[K_META_TYPE_WORD] = meta === null ? -1 : meta.typeOffset >>> 2;
-  kernel[K_META_FINAL] = meta === null ? -1 : meta.typeFinal;
-  kernel[K_META_SIZE] = meta === null ? 0 : meta.size;
-
-  const core = machine.text.core;
-  const textOk = isFlatRange(core.start, core.end);
-  kernel[K_TEXT_OK] = textOk ? 1 : 0;
-  const starts: number[] = [];
-  const ends: number[] = [];
-  let npages = 0;
+  m32[K_META_TYPE >> 2] = meta === null ? -1 : meta.typeOffset;
+  m32[K_META_FINAL >> 2] = meta === null ? -1 : meta.typeFinal;
+  m32[K_META_SIZE >> 2] = meta === null ? 0 : meta.size;
+  m32[K_TEXT_OK >> 2] = textOk ? 1 : 0;
   if (textOk) {
-    kernel[K_TEXT_HI] = addrHi(core.start) | 0;
-    kernel[K_TEXT_LO] = addrLo(core.start) | 0;
-    kernel[K_TEXT_SIZE] = core.end - core.start;
-    npages = Math.ceil((core.end - core.start) / 2 ** PAGE_SHIFT);
-    // `ranges` is sorted by start; keep the union, clipped to core text.
-    for (const r of machine.symCode.ranges) {
-      const s = Math.max(r.start, core.start) - core.start;
-      const e = Math.min(r.end, core.end) - core.start;
-      if (e <= s) continue;
-      const last = ends.length - 1;
-      if (last >= 0 && s <= ends[last]!) ends[last] = Math.max(ends[last]!, e);
-      else {
-        starts.push(s);
-        ends.push(e);
-      }
-    }
+    put64(m32, K_TEXT, core.start);
+    m32[K_TEXT_SIZE >> 2] = core.end - core.start;
   }
-  kernel[K_SYMCODE_N] = starts.length;
-  const symCodeStarts = shared((b) => new Int32Array(b), starts.length * 4);
-  const symCodeEnds = shared((b) => new Int32Array(b), ends.length * 4);
-  symCodeStarts.set(starts);
-  symCodeEnds.set(ends);
-  const symCodePages = shared((b) => new Uint8Array(b), npages);
-  for (let i = 0; i < starts.length; i++)
-    for (let p = starts[i]! >>> PAGE_SHIFT; p << PAGE_SHIFT < ends[i]!; p++) symCodePages[p] = 1;
-
-  return {
-    machine,
-    ntasks: list.length,
-    words,
-    tasks,
-    kernel,
-    symCodeStarts,
-    symCodeEnds,
-    symCodePages,
-  };
+  m32[K_SYMCODE_N >> 2] = sym.starts.length;
+  for (let i = 0; i < sym.starts.length; i++) {
+    m32[(symCode >> 2) + i] = sym.starts[i]!;
+    m32[(symCode >> 2) + sym.starts.length + i] = sym.ends[i]!;
+    for (let p = sym.starts[i]! >>> PAGE_SHIFT; p << PAGE_SHIFT < sym.ends[i]!; p++)
+      m8[pages + p] = 1;
+  }
+  return { machine, ...viewsOf({ ntasks: list.length, memory, layout }) };
 }
 
-/** The arena's buffers, to post to a worker thread (nothing is copied). */
+/** The arena's shared parts, to post to a worker thread (nothing is copied). */
 export function shareStackArena(a: StackArena): SharedStackArena {
-  const buf = (v: Int32Array | Uint8Array) => v.buffer as SharedArrayBuffer;
-  return {
-    ntasks: a.ntasks,
-    words: buf(a.words),
-    tasks: buf(a.tasks),
-    kernel: buf(a.kernel),
-    symCodeStarts: buf(a.symCodeStarts),
-    symCodeEnds: buf(a.symCodeEnds),
-    symCodePages: buf(a.symCodePages),
-  };
+  return { ntasks: a.ntasks, memory: a.memory, layout: a.layout };
 }
 
-/** The views over shared buffers a worker received; `machine` is absent there. */
-export type ArenaViews = Omit<StackArena, 'machine'>;
-
-/** Views over the buffers of `shareStackArena`, in a worker. */
-export function stackArenaViews(s: SharedStackArena): ArenaViews {
+/** Views over a shared arena (in a worker, or for `buildStackArena`). */
+export function viewsOf(s: SharedStackArena): ArenaViews {
+  const buffer = s.memory.buffer;
   return {
-    ntasks: s.ntasks,
-    words: new Int32Array(s.words),
-    tasks: new Int32Array(s.tasks),
-    kernel: new Int32Array(s.kernel),
-    symCodeStarts: new Int32Array(s.symCodeStarts),
-    symCodeEnds: new Int32Array(s.symCodeEnds),
-    symCodePages: new Uint8Array(s.symCodePages),
+    ...s,
+    m32: new Int32Array(buffer),
+    m8: new Uint8Array(buffer),
+    verdicts: new Int32Array(buffer, s.layout.verdicts, s.ntasks),
   };
 }

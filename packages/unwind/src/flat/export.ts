@@ -1,17 +1,17 @@
 import { fileURLToPath } from 'node:url';
-import { type ArenaViews, K_SYMCODE_N, KERNEL_SLOTS, TASK_STRIDE } from './arena.js';
+import type { ArenaViews } from './arena.js';
 
 /**
  * The stack arena as one file, for klpsim's C reference walker
  * (bench/walk-reference.c), which `klpsim bench walk` builds with the system
- * C compiler and runs on the same inputs as the flat walk. Little-endian
- * int32s: a header (magic, version, tasks, arena words, SYM_CODE ranges,
- * text pages, flat mode, buffer size), the kernel slots, the task table,
- * the SYM_CODE starts and ends, the page map (padded to 4 bytes), the arena.
+ * C compiler and runs on the same inputs as the flat walks: a header of
+ * little-endian int32s (magic, version, tasks, SYM_CODE ranges, flat mode,
+ * buffer size, then the layout's offsets: tasks, SYM_CODE, pages, page
+ * count, stacks, bytes), then the arena's bytes as they are in memory.
  */
 
 const MAGIC = 0x41504c4b; // "KLPA"
-const VERSION = 1;
+const VERSION = 2;
 
 /** The C reference walker's source, in the repository beside the package's dist/ (not in the published package). */
 export const C_REFERENCE_SOURCE = fileURLToPath(
@@ -20,30 +20,23 @@ export const C_REFERENCE_SOURCE = fileURLToPath(
 
 /** The parts of the file, in order (write them one after the other). */
 export function stackArenaFileParts(a: ArenaViews, mode: number, size: number): Uint8Array[] {
-  const nsym = a.kernel[K_SYMCODE_N]!;
+  const l = a.layout;
   const header = Int32Array.of(
     MAGIC,
     VERSION,
     a.ntasks,
-    a.words.length,
-    nsym,
-    a.symCodePages.length,
+    l.nsym,
     mode,
     size,
+    l.tasks,
+    l.symCode,
+    l.pages,
+    l.npages,
+    l.words,
+    l.bytes,
   );
-  const bytes = (v: Int32Array | Uint8Array, n: number) =>
-    new Uint8Array(v.buffer, v.byteOffset, n);
-  const pages = new Uint8Array((a.symCodePages.length + 3) & ~3);
-  pages.set(a.symCodePages);
-  return [
-    bytes(header, header.byteLength),
-    bytes(a.kernel, KERNEL_SLOTS * 4),
-    bytes(a.tasks, a.ntasks * TASK_STRIDE * 4),
-    bytes(a.symCodeStarts, nsym * 4),
-    bytes(a.symCodeEnds, nsym * 4),
-    pages,
-    bytes(a.words, a.words.length * 4),
-  ];
+  // A copy: the arena is shared memory, which file writes do not take.
+  return [new Uint8Array(header.buffer), a.m8.slice(0, l.bytes)];
 }
 
 /** FNV-1a over the little-endian bytes of `verdicts`: how the bench and the C reference compare outcomes. */

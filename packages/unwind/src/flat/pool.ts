@@ -1,9 +1,9 @@
 import { Worker } from 'node:worker_threads';
 import type { Walker } from '../walk.js';
-import { type StackArena, shareStackArena } from './arena.js';
+import { MAX_THREADS, type StackArena, shareStackArena } from './arena.js';
 import { type BatchOptions, batchSize, walkHandedBack } from './batch.js';
 import { HANDED_BACK } from './walk.js';
-import type { PoolJob } from './worker.js';
+import type { PoolJob, PoolStart } from './worker.js';
 
 /**
  * Worker threads over one shared stack arena, for large batches (mutation
@@ -19,15 +19,18 @@ export class WalkPool {
     readonly arena: StackArena,
   ) {}
 
-  /** Starts `n` workers viewing `arena`; resolves when all are ready, rejects if one fails to start. */
+  /** Starts `n` workers (at most MAX_THREADS - 1) viewing `arena`; resolves when all are ready, rejects if one fails to start. */
   static async start(arena: StackArena, n: number): Promise<WalkPool> {
+    if (n < 1 || n >= MAX_THREADS)
+      throw new RangeError(`WalkPool: ${n} workers (expected 1 to ${MAX_THREADS - 1})`);
     // From src/flat or dist/flat alike, this names dist/flat/worker.js.
     const url = new URL('../../dist/flat/worker.js', import.meta.url);
     const shared = shareStackArena(arena);
     const workers: Worker[] = [];
     try {
       for (let i = 0; i < n; i++) {
-        const w = new Worker(url, { workerData: shared, execArgv: [] });
+        const start: PoolStart = { arena: shared, slot: i + 1 };
+        const w = new Worker(url, { workerData: start, execArgv: [] });
         workers.push(w);
         await reply(w);
       }
@@ -44,16 +47,12 @@ export class WalkPool {
 
   /**
    * Walks every task of the arena `passes` times (a benchmark repeats; one
-   * pass is the batch walk): `verdicts` (over a SharedArrayBuffer) as
-   * `walkBatch` leaves them. Resolves with the entries of one pass.
+   * pass is the batch walk): `arena.verdicts` as `walkBatch` leaves them.
+   * Resolves with the entries of one pass.
    */
-  async walk(
-    walker: Walker,
-    options: BatchOptions,
-    verdicts: Int32Array,
-    passes = 1,
-  ): Promise<number> {
+  async walk(walker: Walker, options: BatchOptions, passes = 1): Promise<number> {
     const n = this.arena.ntasks;
+    const verdicts = this.arena.verdicts;
     const share = Math.ceil(n / this.workers.length);
     const jobs = this.workers.map((w, i) => {
       const first = Math.min(n, i * share);
@@ -63,7 +62,6 @@ export class WalkPool {
         first,
         count: Math.min(share, n - first),
         passes,
-        verdicts: verdicts.buffer as SharedArrayBuffer,
       };
       w.postMessage(job);
       return reply(w);

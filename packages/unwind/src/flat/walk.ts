@@ -14,30 +14,23 @@ import { entryKind } from '../trace.js';
 import {
   type ArenaViews,
   K_KMASK,
-  K_KR_HI,
-  K_KR_LO,
+  K_KR,
   K_META_FINAL,
   K_META_SIZE,
-  K_META_TYPE_WORD,
-  K_RTH_HI,
-  K_RTH_LO,
+  K_META_TYPE,
+  K_RTH,
   K_SYMCODE_N,
-  K_TEXT_HI,
-  K_TEXT_LO,
+  K_TEXT,
   K_TEXT_OK,
   K_TEXT_SIZE,
   T_BASE,
-  T_FINAL_HI,
-  T_FINAL_LO,
+  T_FINAL,
   T_FLAT,
-  T_FP_HI,
-  T_FP_LO,
-  T_PC_HI,
-  T_PC_LO,
+  T_FP,
+  T_PC,
   T_SIZE,
-  T_STACK_HI,
-  T_STACK_LO,
-  TASK_STRIDE,
+  T_STACK,
+  TASK_BYTES,
 } from './arena.js';
 
 /**
@@ -127,48 +120,49 @@ export function walkFlat(
   vbase: number,
   entries: FlatEntries,
 ): number {
-  const tt = a.tasks;
-  const words = a.words;
-  const k = a.kernel;
-  const pages = a.symCodePages;
+  // The arena as int32 words: an i64 at byte b is m[b >> 2] (low half) and m[(b >> 2) + 1].
+  const m = a.m32;
+  const pages = a.m8;
+  const pagesAt = a.layout.pages;
   const his = entries.his;
   const los = entries.los;
-  const kmask = k[K_KMASK]! | 0;
-  const rthHi = k[K_RTH_HI]! | 0;
-  const rthLo = k[K_RTH_LO]! | 0;
-  const krHi = k[K_KR_HI]! | 0;
-  const krLo = k[K_KR_LO]! | 0;
-  const metaTypeWord = k[K_META_TYPE_WORD]! | 0;
-  const metaFinal = k[K_META_FINAL]! | 0;
-  const metaSize = k[K_META_SIZE]! | 0;
+  const kmask = m[(K_KMASK >> 2) + 1]! | 0;
+  const rthLo = m[K_RTH >> 2]! | 0;
+  const rthHi = m[(K_RTH >> 2) + 1]! | 0;
+  const krLo = m[K_KR >> 2]! | 0;
+  const krHi = m[(K_KR >> 2) + 1]! | 0;
+  const metaType = m[K_META_TYPE >> 2]! | 0;
+  const metaTypeWord = metaType >> 2;
+  const metaFinal = m[K_META_FINAL >> 2]! | 0;
+  const metaSize = m[K_META_SIZE >> 2]! | 0;
   const consuming = (mode & RULE_CONSUME) !== 0;
   const endBeforeNext = (mode & RULE_END_BEFORE_NEXT) !== 0;
   const endBeforeConsume = (mode & RULE_END_BEFORE_CONSUME) !== 0;
   // Only a FINAL meta record ends a walk at a zero record (6.13+).
-  const endAtMeta = (mode & RULE_META) !== 0 && metaTypeWord >= 0;
+  const endAtMeta = (mode & RULE_META) !== 0 && metaType >= 0;
   const textChecked = (mode & RULE_TEXT) !== 0;
-  const textHi = k[K_TEXT_HI]! | 0;
-  const textLo = k[K_TEXT_LO]! | 0;
-  const textSize = k[K_TEXT_SIZE]! | 0;
-  const textOk = k[K_TEXT_OK] !== 0;
+  const textLo = m[K_TEXT >> 2]! | 0;
+  const textHi = m[(K_TEXT >> 2) + 1]! | 0;
+  const textSize = m[K_TEXT_SIZE >> 2]! | 0;
+  const textOk = m[K_TEXT_OK >> 2] !== 0;
   const last = (size | 0) - 1;
   let frames = 0;
   for (let t = first; t < first + count; t++) {
-    const row = t * TASK_STRIDE;
+    const row = (a.layout.tasks + t * TASK_BYTES) >> 2;
     let result = HANDED_BACK;
-    const base = tt[row + T_BASE]! | 0;
-    const stackSize = tt[row + T_SIZE]! | 0;
-    const stackHi = tt[row + T_STACK_HI]! | 0;
-    const stackLo = tt[row + T_STACK_LO]! | 0;
-    const finalHi = tt[row + T_FINAL_HI]! | 0;
-    const finalLo = tt[row + T_FINAL_LO]! | 0;
-    let fpHi = tt[row + T_FP_HI]! | 0;
-    let fpLo = tt[row + T_FP_LO]! | 0;
-    let pcHi = tt[row + T_PC_HI]! | 0;
-    let pcLo = tt[row + T_PC_LO]! | 0;
+    const base = m[row + (T_BASE >> 2)]! >> 2;
+    const stackSize = m[row + (T_SIZE >> 2)]! | 0;
+    const stackLo = m[row + (T_STACK >> 2)]! | 0;
+    const stackHi = m[row + (T_STACK >> 2) + 1]! | 0;
+    const finalLo = m[row + (T_FINAL >> 2)]! | 0;
+    const finalHi = m[row + (T_FINAL >> 2) + 1]! | 0;
+    let fpLo = m[row + (T_FP >> 2)]! | 0;
+    let fpHi = m[row + (T_FP >> 2) + 1]! | 0;
+    let pcLo = m[row + (T_PC >> 2)]! | 0;
+    let pcHi = m[row + (T_PC >> 2) + 1]! | 0;
     // Not flat, or a starting pc that is a trampoline (recovering it is not plain).
     const startsPlain =
-      tt[row + T_FLAT] !== 0 &&
+      m[row + (T_FLAT >> 2)] !== 0 &&
       (textOk || !textChecked) &&
       !(pcHi === rthHi && pcLo === rthLo) &&
       !(pcHi === krHi && pcLo === krLo);
@@ -188,7 +182,7 @@ export function walkFlat(
         if (textChecked) {
           const off = (pcLo - textLo) | 0;
           if (pcHi !== textHi || off < 0 || off >= textSize) break;
-          if (pages[off >>> 12] !== 0 && inSymCode(a, off)) break;
+          if (pages[pagesAt + (off >>> 12)] !== 0 && inSymCode(a, off)) break;
         }
         his[n] = pcHi;
         los[n] = pcLo;
@@ -202,10 +196,10 @@ export function walkFlat(
         const off = (fpLo - stackLo) | 0;
         if ((fpLo & 7) !== 0 || fpHi !== stackHi || off < lowOff || off > stackSize - 16) break;
         const i = base + (off >> 2);
-        const nfpLo = words[i]! | 0;
-        const nfpHi = words[i + 1]! | 0;
-        const lrLo = words[i + 2]! | 0;
-        const lrHi = words[i + 3]! | 0;
+        const nfpLo = m[i]! | 0;
+        const nfpHi = m[i + 1]! | 0;
+        const lrLo = m[i + 2]! | 0;
+        const lrHi = m[i + 3]! | 0;
         if ((nfpHi | nfpLo | lrHi | lrLo) === 0) {
           // A meta record: plain only as the task's own FINAL record, which ends the walk.
           if (
@@ -213,8 +207,8 @@ export function walkFlat(
             fpHi === finalHi &&
             fpLo === finalLo &&
             off + metaSize <= stackSize &&
-            words[i + metaTypeWord + 1] === 0 &&
-            words[i + metaTypeWord] === metaFinal
+            m[i + metaTypeWord + 1] === 0 &&
+            m[i + metaTypeWord] === metaFinal
           )
             result = n;
           break;
@@ -239,15 +233,17 @@ export function walkFlat(
   return frames;
 }
 
-/** Binary search of the SYM_CODE union for `off` (bytes from `_stext`). */
+/** Binary search of the SYM_CODE union (i32 offsets from `_stext`) for `off`. */
 function inSymCode(a: ArenaViews, off: number): boolean {
-  const starts = a.symCodeStarts;
+  const m = a.m32;
+  const n = m[K_SYMCODE_N >> 2]! | 0;
+  const starts = a.layout.symCode >> 2;
   let lo = 0;
-  let hi = a.kernel[K_SYMCODE_N]! | 0;
+  let hi = n;
   while (lo < hi) {
     const mid = (lo + hi) >> 1;
-    if (starts[mid]! <= off) lo = mid + 1;
+    if (m[starts + mid]! <= off) lo = mid + 1;
     else hi = mid;
   }
-  return lo > 0 && off < a.symCodeEnds[lo - 1]!;
+  return lo > 0 && off < m[starts + n + lo - 1]!;
 }

@@ -1,38 +1,35 @@
-;; klpsim's flat walk as a hand-written WebAssembly core: the experiment
-;; behind docs/performance.md's choice between flat int32 JavaScript and
-;; WebAssembly. The same walk as src/flat/walk.ts (walkFlat) and
-;; walk-reference.c, over native i64 addresses: it completes a plain walk
-;; or hands it back (-1), and writes each task's outcome.
+;; The flat walk as a hand-written WebAssembly core: the same walk as
+;; walkFlat in flat/walk.ts (its JavaScript twin) and the C reference
+;; (bench/walk-reference.c), over native i64 addresses. For each task it
+;; completes a plain walk or hands it back (-1), and writes the outcome.
 ;;
-;; Memory (filled by bench/compare-wasm.mjs): task rows of 48 bytes
-;;   +0 flat (i32)  +4 stack byte offset (i32)  +8 stack size (i32)
-;;   +16 stack low  +24 fp  +32 pc  +40 final frame (i64 each)
-;; kernel block
-;;   +0 kmask (i64, already shifted)  +8 return_to_handler  +16 kretprobe
-;;   +24 meta type offset in bytes (i32, -1: none)  +32 FINAL type (i64)
-;;   +40 meta size (i32)  +44 text ok (i32)  +48 _stext (i64)
-;;   +56 text size (i32)  +60 SYM_CODE ranges (i32)
-;; SYM_CODE starts and ends (i64, absolute), page map (one byte a page).
-;; Compiled at bench time with wabt's wat2wasm; the .wasm is never kept.
+;; It reads the arena of flat/arena.ts in place: the kernel block at `k`
+;; (K_* offsets), task rows of 48 bytes at `tasks` (T_* offsets), SYM_CODE
+;; ranges as i32 offsets from _stext, the page map, the stacks. The build
+;; compiles it with wabt (scripts/build-wasm.mjs) to dist/flat/walk-core.wasm;
+;; the .wasm is never edited or committed.
 (module
-  (import "env" "mem" (memory 1))
+  (import "env" "mem" (memory 1 65536 shared))
 
-  ;; Binary search of the SYM_CODE union for pc.
-  (func $in_sym_code (param $pc i64) (param $starts i32) (param $ends i32) (param $n i32) (result i32)
+  ;; Binary search of the SYM_CODE union for $off (bytes from _stext).
+  (func $in_sym_code (param $off i64) (param $starts i32) (param $ends i32) (param $n i32) (result i32)
     (local $lo i32) (local $hi i32) (local $mid i32)
     (local.set $hi (local.get $n))
     (block $done
       (loop $search
         (br_if $done (i32.ge_u (local.get $lo) (local.get $hi)))
         (local.set $mid (i32.shr_u (i32.add (local.get $lo) (local.get $hi)) (i32.const 1)))
-        (if (i64.le_u (i64.load (i32.add (local.get $starts) (i32.shl (local.get $mid) (i32.const 3)))) (local.get $pc))
+        (if (i64.le_u
+              (i64.extend_i32_u (i32.load (i32.add (local.get $starts) (i32.shl (local.get $mid) (i32.const 2)))))
+              (local.get $off))
           (then (local.set $lo (i32.add (local.get $mid) (i32.const 1))))
           (else (local.set $hi (local.get $mid))))
         (br $search)))
     (if (result i32) (i32.eqz (local.get $lo))
       (then (i32.const 0))
-      (else (i64.lt_u (local.get $pc)
-        (i64.load (i32.add (local.get $ends) (i32.shl (i32.sub (local.get $lo) (i32.const 1)) (i32.const 3))))))))
+      (else (i64.lt_u (local.get $off)
+        (i64.extend_i32_u
+          (i32.load (i32.add (local.get $ends) (i32.shl (i32.sub (local.get $lo) (i32.const 1)) (i32.const 2)))))))))
 
   ;; Walks tasks [first, first + count); returns the entries of completed walks.
   (func (export "walk")
@@ -85,7 +82,7 @@
                 (br_if $walk_done (i64.ge_u (local.get $off) (local.get $tsize)))
                 (if (i32.load8_u (i32.add (local.get $pages) (i32.wrap_i64 (i64.shr_u (local.get $off) (i64.const 12)))))
                   (then
-                    (br_if $walk_done (call $in_sym_code (local.get $pc) (local.get $starts) (local.get $ends)
+                    (br_if $walk_done (call $in_sym_code (local.get $off) (local.get $starts) (local.get $ends)
                                         (i32.load offset=60 (local.get $k))))))))
             (i64.store (i32.add (local.get $trace) (i32.shl (local.get $n) (i32.const 3))) (local.get $pc))
             (local.set $n (i32.add (local.get $n) (i32.const 1)))
