@@ -43,6 +43,8 @@ const BENCH_TASKS_MAX = 100_000;
 const BENCH_DEPTH_MAX = 100;
 // Worker threads for the pool figures: more than 8 measures the scheduler, not the walk.
 const BENCH_WORKERS_MAX = 8;
+// The flat walk and the C reference alternate this many times per input.
+const ROUNDS = 3;
 
 export const BENCH_WALK_COMMAND = {
   name: 'bench walk',
@@ -213,15 +215,8 @@ function buildCReference(dir: string): { exe: string } | { missing: string } {
   return { exe };
 }
 
-/** Runs the C reference on `arena` for `seconds`. */
-function runCReference(
-  exe: string,
-  dir: string,
-  arena: StackArena,
-  mode: number,
-  size: number,
-  seconds: number,
-): CResult {
+/** Writes `arena` for the C reference, once per input. */
+function writeArenaFile(dir: string, arena: StackArena, mode: number, size: number): string {
   const file = join(dir, 'arena.bin');
   const fd = openSync(file, 'w');
   try {
@@ -229,16 +224,29 @@ function runCReference(
   } finally {
     closeSync(fd);
   }
+  return file;
+}
+
+/** Runs the C reference on the arena in `file` for `seconds` of CPU time. */
+function runCReference(exe: string, file: string, ntasks: number, seconds: number): CResult {
   const r = spawnSync(exe, [file, String(seconds)], { encoding: 'utf8' });
-  rmSync(file, { force: true });
   const m = /frames=(\d+) walks=(\d+) ns=(\d+) plain=(\d+) hash=([0-9a-f]{8})/.exec(r.stdout ?? '');
   if (r.status !== 0 || m === null)
     return { missing: `the C reference failed: ${(r.stderr ?? '').trim().slice(0, 300)}` };
   return {
-    ...rate(Number(m[1]), Number(m[2]), Number(m[3]) / 1e9, Number(m[2]) / arena.ntasks),
+    ...rate(Number(m[1]), Number(m[2]), Number(m[3]) / 1e9, Number(m[2]) / ntasks),
     plain: Number(m[4]),
     hash: Number.parseInt(m[5]!, 16),
   };
+}
+
+/** Two measurements of the same walks as one. */
+function combine<R extends Rate>(a: R | null, b: R, ntasks: number): R {
+  if (a === null) return b;
+  const walks = (a.passes + b.passes) * ntasks;
+  const elapsed = (a.passes * ntasks) / a.walksPerSecond + (b.passes * ntasks) / b.walksPerSecond;
+  const frames = a.meanDepth * a.passes * ntasks + b.meanDepth * b.passes * ntasks;
+  return { ...b, ...rate(frames, walks, elapsed, a.passes + b.passes) };
 }
 
 /** The pool figures: every task of `arena`, split over `n` workers, repeated for about `seconds` of wall-clock time (what more threads buy). */
@@ -334,20 +342,29 @@ export async function runBenchWalk(argv: string[], ctx: CommandContext): Promise
           sameOutcomes: null,
         };
       const arena = buildStackArena(m);
-      const flat = measureBatch(arena, policy, seconds, (f) => step(1 + f));
-      const walker = new Walker(m, policy);
-      const c =
+      const mode = new Walker(m, policy).flatModeOf(policy.hasReliableWalk);
+      const file =
         'exe' in cc
-          ? runCReference(
-              cc.exe,
-              dir,
-              arena,
-              walker.flatModeOf(policy.hasReliableWalk),
-              batchSize({ reliable: policy.hasReliableWalk }),
-              seconds,
-            )
-          : cc;
+          ? writeArenaFile(dir, arena, mode, batchSize({ reliable: policy.hasReliableWalk }))
+          : null;
+      // klpsim and C in alternating slices, so that the machine's other load falls on both alike.
+      let flat: ReturnType<typeof measureBatch> | null = null;
+      let c: CResult | null = file === null && 'missing' in cc ? cc : null;
+      for (let r = 0; r < ROUNDS; r++) {
+        const slice = measureBatch(arena, policy, seconds / ROUNDS, (f) =>
+          step(1 + (r + f) / ROUNDS),
+        );
+        flat = combine(flat, slice, m.tasks.length);
+        if (file === null || !('exe' in cc) || (c !== null && 'missing' in c)) continue;
+        const cr = runCReference(cc.exe, file, m.tasks.length, seconds / ROUNDS);
+        c =
+          'missing' in cr
+            ? cr
+            : combine(c as Exclude<CResult, { missing: string }> | null, cr, m.tasks.length);
+      }
+      if (file !== null) rmSync(file, { force: true });
       step(3);
+      if (flat === null || c === null) throw new Error('bench walk: no rounds measured');
       const measured = 'missing' in c ? null : c;
       return {
         policy: policy.name,
