@@ -452,7 +452,12 @@ function printFigures(ctx: CommandContext, f: InputFigures): void {
       `  klpsim, flat walk (batch):   ${line(f.flat)} (${f.flat.plain} of ${f.tasks} walks plain; the rest by the reference code)`,
     );
   ctx.print(`  klpsim, object walk:         ${line(f.object)}`);
-  if (f.c === null) return;
+  if (f.c === null) {
+    ctx.print(
+      '  (--check runs in the reference step functions only: no flat walk, no C reference)',
+    );
+    return;
+  }
   if ('missing' in f.c) {
     ctx.print(`  C reference: missing (${f.c.missing})`);
     return;
