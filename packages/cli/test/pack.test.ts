@@ -70,7 +70,7 @@ describe('the packed packages', () => {
       expect(files, p).toContain('package/dist/index.d.ts');
       for (const f of files) {
         expect(f, p).toMatch(
-          /^package\/(README\.md|package\.json|LICENSE|dist\/.*\.(js|d\.ts)|bin\/klpsim\.js)$/,
+          /^package\/(README\.md|package\.json|LICENSE|dist\/.*\.(js|d\.ts|wasm)|bin\/klpsim\.js)$/,
         );
         expect(f, p).not.toMatch(/tsbuildinfo|\.map$|\/src\/|\.test\./);
       }

@@ -1,5 +1,13 @@
 import { KERNEL_HI_BASE, TWO_32 } from '@klpsim/arm64';
 import type { MemoryRegion } from '@klpsim/kernel';
+import {
+  RULE_CONSUME,
+  RULE_END_BEFORE_CONSUME,
+  RULE_END_BEFORE_NEXT,
+  RULE_META,
+  RULE_REGS_PC,
+  RULE_TEXT,
+} from './rules.js';
 import { Source, type UnwindState } from './state.js';
 import { entryKind, type TraceBuffer } from './trace.js';
 
@@ -19,10 +27,6 @@ import { entryKind, type TraceBuffer } from './trace.js';
  * each entry field; no calls, no allocation.
  */
 
-/** Which bounds rule the policy uses. */
-export const FAST_CONSUMING = 0;
-export const FAST_PREV_FP = 1;
-
 /** "No stack yet": an empty word array keeps `words` one type for the optimiser. */
 const NO_WORDS = new Uint32Array(0);
 
@@ -33,25 +37,14 @@ export const RESUME_AT_NEXT = 1;
 export const WALK_ENDED = 2;
 
 /**
- * Runs plain frames from the pc pending in `st`. Returns RESUME_AT_NEXT when
- * it stopped after consuming that pc, RESUME_AT_CONSUME when it stopped
- * before consuming it, WALK_ENDED when it met the task's FINAL record.
- *
- * `rule`: FAST_CONSUMING (mainline: records consume the current stack) or
- * FAST_PREV_FP (6.1 and the 2021 series: strictly above the previous record
- * on the same stack). `endAtFinal`: the policy stops when fp reaches the
- * final frame before stepping (6.1) or before consuming (the 2021 series'
- * `unwind_consume`); null for mainline, whose FINAL meta record is a zero
- * record, which is never plain. `checkText`: apply the 2021 series'
- * `unwind_is_reliable` to each pc before consuming it.
+ * Runs plain frames from the pc pending in `st`, under the policy's rule
+ * bits `rules` (rules.ts: the bounds rule, the end rule, meta records, what
+ * the reliable consumer refuses). Returns RESUME_AT_NEXT when it stopped
+ * after consuming that pc, RESUME_AT_CONSUME when it stopped before
+ * consuming it, WALK_ENDED when it met the task's FINAL meta record.
  */
-export function walkPlainFrames(
-  st: UnwindState,
-  trace: TraceBuffer,
-  rule: number,
-  endAtFinal: 'before-next' | 'before-consume' | null,
-  checkText: boolean,
-): number {
+export function walkPlainFrames(st: UnwindState, trace: TraceBuffer, rules: number): number {
+  const consuming = (rules & RULE_CONSUME) !== 0;
   // The stack being unwound: [low, high) still usable, its words, its type.
   // words === null: no stack yet (the first step enters one from the list).
   let low: number;
@@ -59,7 +52,7 @@ export function walkPlainFrames(
   let words: Uint32Array = NO_WORDS;
   let base = 0;
   let type: number;
-  if (rule === FAST_CONSUMING) {
+  if (consuming) {
     const region = st.curRegion;
     low = st.curLow;
     high = st.curHigh;
@@ -113,11 +106,11 @@ export function walkPlainFrames(
   const text1 = st.coreTextEnd;
 
   // Loop invariants, decided once per call rather than per frame.
-  const consuming = rule === FAST_CONSUMING;
-  const refuseRegsPc = reliable && consuming;
-  const finalBeforeConsume = endAtFinal === 'before-consume';
-  const finalBeforeNext = endAtFinal === 'before-next';
-  const textChecked = checkText && reliable;
+  const refuseRegsPc = reliable && (rules & RULE_REGS_PC) !== 0;
+  const finalBeforeConsume = (rules & RULE_END_BEFORE_CONSUME) !== 0;
+  const finalBeforeNext = (rules & RULE_END_BEFORE_NEXT) !== 0;
+  const textChecked = reliable && (rules & RULE_TEXT) !== 0;
+  const metaRecords = (rules & RULE_META) !== 0;
   for (;;) {
     // consume: anything but a plain store goes back to the policy's consume.
     if (n >= last) break;
@@ -142,13 +135,13 @@ export function walkPlainFrames(
     if (!(fp >= low && fp + 16 <= high) || words === NO_WORDS) {
       // The first record of the walk: enter the stack that holds it, as the
       // reference code would; any later change of stack is not plain.
-      if (rule === FAST_CONSUMING ? words !== NO_WORDS : prevType !== 0) break;
-      const k = stackHolding(st, fp, rule === FAST_CONSUMING);
+      if (consuming ? words !== NO_WORDS : prevType !== 0) break;
+      const k = stackHolding(st, fp, consuming);
       if (k < 0) break;
       const region = st.stackRegion[k]!;
       if (
         region === null ||
-        (rule !== FAST_CONSUMING && (stacksDone & (1 << st.stackType[k]!)) !== 0) ||
+        (!consuming && (stacksDone & (1 << st.stackType[k]!)) !== 0) ||
         fp < region.start ||
         fp + 16 > region.end
       )
@@ -162,7 +155,7 @@ export function walkPlainFrames(
       words = region.words;
       base = region.start;
       type = st.stackType[k]!;
-      if (rule === FAST_CONSUMING) {
+      if (consuming) {
         high = st.stackHigh[k]!;
         st.stackLow[k] = Number.NaN;
         st.stackHigh[k] = Number.NaN;
@@ -178,7 +171,7 @@ export function walkPlainFrames(
     const nfpHi = words[i + 1]!;
     const lrLo = words[i + 2]!;
     const lrHi = words[i + 3]!;
-    if ((nfpHi | nfpLo | lrHi | lrLo) === 0 && consuming) {
+    if ((nfpHi | nfpLo | lrHi | lrLo) === 0 && metaRecords) {
       // A meta record: only the task's own FINAL one (on this stack) is plain, and ends the walk.
       if (
         fp === finalFrame &&
@@ -221,7 +214,7 @@ export function walkPlainFrames(
   st.pcLo = pcLo;
   st.source = source as Source;
   st.flags = flags;
-  if (rule === FAST_CONSUMING) {
+  if (consuming) {
     st.curLow = low;
     st.curHigh = high;
     st.curType = type;

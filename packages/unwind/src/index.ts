@@ -1,4 +1,24 @@
 export { CHECK_NAMES, type CheckName } from './checks.js';
+export {
+  type ArenaViews,
+  buildStackArena,
+  type SharedStackArena,
+  type StackArena,
+  shareStackArena,
+  viewsOf,
+} from './flat/arena.js';
+export {
+  type BatchOptions,
+  batchSize,
+  flatEntries,
+  walkBatch,
+  walkFlatRange,
+  walkHandedBack,
+} from './flat/batch.js';
+export { C_REFERENCE_SOURCE, outcomeHash, stackArenaFileParts } from './flat/export.js';
+export { WalkPool } from './flat/pool.js';
+export { flatMode, HANDED_BACK, walkTaskFlat } from './flat/walk.js';
+export { useWalkCore, walkCoreModule } from './flat/wasm.js';
 export { compareWithKernel, type OracleComparison } from './oracle.js';
 export {
   POLICIES,

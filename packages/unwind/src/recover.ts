@@ -74,43 +74,69 @@ export function kretprobeFindRetAddr(st: UnwindState): number {
   return NOT_FOUND;
 }
 
-/** Which kernel's recovery: mainline's, or 6.1's (array searched from the bottom; a kretprobe miss goes on as pc 0). */
-export const RECOVER_MAINLINE = 0;
-export const RECOVER_LINUX_61 = 1;
+/**
+ * The function-graph half of both recoveries: `if (state->pc == orig_pc)
+ * return -EINVAL` when nothing was found, or the entry found is itself the
+ * handler. `i` is the entry the kernel's lookup returned, or NOT_FOUND.
+ */
+function takeFgraphEntry(st: UnwindState, i: number): number {
+  const e = i === NOT_FOUND ? null : st.task.retStack!.entries[i]!;
+  if (e === null || (e.retHi === st.pcHi && e.retLo === st.pcLo)) {
+    st.setReason('FGRAPH_UNRECOVERABLE', st.fp);
+    return EINVAL;
+  }
+  st.setPcExact(e.retHi, e.retLo);
+  st.flags |= FLAG_FGRAPH;
+  return 0;
+}
+
+/** The kretprobe instance `i` found for the current pc, as the pc. */
+function takeKretprobe(st: UnwindState, i: number): void {
+  const ri = st.task.kretprobes[i]!;
+  st.setPcExact(ri.retAddrHi, ri.retAddrLo);
+  st.flags |= FLAG_KRETPROBE;
+}
 
 /**
- * `kunwind_recover_return_address` (mainline), and the same step of 6.1's
- * `unwind_next`: the function-graph tracer first, then kretprobes, since a
- * kretprobed function can also be traced. Every reliability check
- * afterwards sees the recovered pc, never a trampoline.
+ * `kunwind_recover_return_address` (mainline): the function-graph tracer
+ * first, then kretprobes, since a kretprobed function can also be traced.
+ * Every reliability check afterwards sees the recovered pc, never a
+ * trampoline. A kretprobe that cannot be matched fails the walk.
  */
-export function recoverReturnAddress(st: UnwindState, version = RECOVER_MAINLINE): number {
+export function recoverReturnAddress(st: UnwindState): number {
   if (st.pc === st.returnToHandler && st.hasRetStack) {
-    const i =
-      version === RECOVER_LINUX_61
-        ? ftraceGraphRetAddrFromBottom(st.task, st.fpHi, st.fpLo)
-        : ftraceGraphRetAddr(st);
-    const e = i === NOT_FOUND ? null : st.task.retStack!.entries[i]!;
-    // `if (state->pc == orig_pc) return -EINVAL`: nothing found, or an entry that is itself the handler.
-    if (e === null || (e.retHi === st.pcHi && e.retLo === st.pcLo)) {
-      st.setReason('FGRAPH_UNRECOVERABLE', st.fp);
-      return EINVAL;
-    }
-    st.setPcExact(e.retHi, e.retLo);
-    st.flags |= FLAG_FGRAPH;
+    const err = takeFgraphEntry(st, ftraceGraphRetAddr(st));
+    if (err !== 0) return err;
   }
   if (st.pc === st.kretprobeTrampoline) {
     const i = kretprobeFindRetAddr(st);
     if (i === NOT_FOUND) {
       st.setReason('KRETPROBE_UNRECOVERABLE', st.fp);
-      if (version === RECOVER_MAINLINE) return EINVAL;
-      // 6.1 assigns the 0 it got and walks on.
-      st.setPcExact(0, 0);
-    } else {
-      const ri = st.task.kretprobes[i]!;
-      st.setPcExact(ri.retAddrHi, ri.retAddrLo);
+      return EINVAL;
     }
-    st.flags |= FLAG_KRETPROBE;
+    takeKretprobe(st, i);
+  }
+  return 0;
+}
+
+/**
+ * `unwind_recover_return_address` before 6.13 (6.1 has the same code inline
+ * in `unwind_next`): `ftrace_graph_ret_addr(task, NULL, ...)` searches the
+ * array from the bottom, and `kretprobe_find_ret_addr`'s 0 for an
+ * unmatched instance is taken as the pc: the walk goes on at pc 0.
+ */
+export function recoverReturnAddressBottomUp(st: UnwindState): number {
+  if (st.pc === st.returnToHandler && st.hasRetStack) {
+    const err = takeFgraphEntry(st, ftraceGraphRetAddrFromBottom(st.task, st.fpHi, st.fpLo));
+    if (err !== 0) return err;
+  }
+  if (st.pc === st.kretprobeTrampoline) {
+    const i = kretprobeFindRetAddr(st);
+    if (i === NOT_FOUND) {
+      st.setReason('KRETPROBE_UNRECOVERABLE', st.fp);
+      st.setPcExact(0, 0);
+      st.flags |= FLAG_KRETPROBE;
+    } else takeKretprobe(st, i);
   }
   return 0;
 }

@@ -103,6 +103,8 @@ export class UnwindState {
   recLrHi = 0;
   recLrLo = 0;
 
+  /** The policy's rules as bits (rules.ts), for the plain-frame fast path. */
+  rules = 0;
   /** Run plain frames through `walkPlainFrames` (false: the reference step functions only). */
   fastPath = true;
   /** Entries handed to the consumer so far (the frame index a failure is reported at). */

@@ -1,4 +1,5 @@
 import { foldAddress, KERNEL_HI_BASE, stripInsnPacHi, TWO_32 } from '@klpsim/arm64';
+import { RULE_META } from './rules.js';
 import {
   ON_NONE,
   onAccessibleStack,
@@ -41,8 +42,11 @@ export function takeRecordPc(st: UnwindState): void {
 }
 
 /**
- * `kunwind_next_frame_record` (mainline): the record must be aligned and on
- * a known stack; a zero `{fp, lr}` is a meta record.
+ * `unwind_next_frame_record` (6.2+, asm/stacktrace/common.h) and mainline's
+ * `kunwind_next_frame_record`: the record must be aligned and on a known
+ * stack, which it then consumes. Under a policy with meta records (6.13+)
+ * a zero `{fp, lr}` is a meta record; before, it is an ordinary record whose
+ * fp 0 fails the next step.
  */
 export function nextFrameRecordConsuming(st: UnwindState): number {
   const fp = st.fp;
@@ -56,7 +60,8 @@ export function nextFrameRecordConsuming(st: UnwindState): number {
     st.setReason('RECORD_UNREADABLE', fp);
     return EINVAL;
   }
-  if ((st.recFpHi | st.recFpLo | st.recLrHi | st.recLrLo) === 0) return nextFrameRecordMeta(st);
+  if ((st.recFpHi | st.recFpLo | st.recLrHi | st.recLrLo) === 0 && (st.rules & RULE_META) !== 0)
+    return nextFrameRecordMeta(st);
   unwindConsumeStack(st, where, fp, 16);
   takeRecordFp(st);
   st.source = Source.FRAME;

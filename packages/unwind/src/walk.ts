@@ -1,4 +1,13 @@
-import { type Addr, addrHi, addrLo, foldAddress, formatAddr, hex64 } from '@klpsim/arm64';
+import {
+  type Addr,
+  addrHi,
+  addrLo,
+  foldAddress,
+  formatAddr,
+  hex64,
+  KERNEL_HI_BASE,
+  TWO_32,
+} from '@klpsim/arm64';
 import {
   type Machine,
   STACK_TYPE_NAMES,
@@ -8,8 +17,13 @@ import {
   type Word64,
 } from '@klpsim/kernel';
 import { type CheckName, checkBits } from './checks.js';
-import type { Policy, PolicyMismatch, PolicyName } from './policies/policy.js';
+import { doKunwind } from './driver.js';
+import type { StackArena } from './flat/arena.js';
+import { flatMode, HANDED_BACK, walkTaskFlat } from './flat/walk.js';
+import type { PolicyName } from './policies/index.js';
+import type { Policy, PolicyMismatch } from './policies/policy.js';
 import { REASON_TEXT, type WalkReason } from './reason.js';
+import { ruleBits } from './rules.js';
 import { initStacks, type StackContext } from './stackinfo.js';
 import { EINVAL, FLAG_FGRAPH, FLAG_KRETPROBE, Source, UnwindState } from './state.js';
 import { entryFlags, entrySource, entryStack, TraceBuffer } from './trace.js';
@@ -77,6 +91,14 @@ export class Walker {
   private lastReliable = true;
   private lastRet = 0;
   private lastChecks: readonly CheckName[] = [];
+  /** The flat walk's mode for the reliable walk and for the debug walk (flatModeOf). */
+  private readonly flatReliable: number;
+  private readonly flatDebug: number;
+
+  /** The flat walk's mode (flat/walk.ts) for this walker's policy. */
+  flatModeOf(reliable: boolean): number {
+    return reliable ? this.flatReliable : this.flatDebug;
+  }
 
   constructor(
     readonly machine: Machine,
@@ -85,6 +107,7 @@ export class Walker {
     // What depends on the kernel alone is set once, not per walk.
     const st = this.st;
     st.machine = machine;
+    st.rules = ruleBits(policy.rules);
     // Without CONFIG_ARM64_PTR_AUTH_KERNEL the strip is the identity
     // (asm/compiler.h: `#define ptrauth_strip_kernel_insn_pac(ptr) (ptr)`).
     const pac = machine.config.kernelPacEnabled;
@@ -98,6 +121,8 @@ export class Walker {
     st.metaTypeWord = meta === null ? -1 : meta.typeOffset >>> 2;
     st.metaTypeFinal = meta === null ? -1 : meta.typeFinal;
     st.metaSize = meta === null ? 0 : meta.size;
+    this.flatReliable = flatMode(policy.rules, true);
+    this.flatDebug = flatMode(policy.rules, false);
   }
 
   /** `unwindStart`: initialises the state for `task` as `kunwind_stack_walk` does; false if `from` cannot be read. */
@@ -179,9 +204,44 @@ export class Walker {
       this.lastRet = EINVAL;
       return EINVAL;
     }
-    const ret = this.policy.unwind(this.st, this.trace);
+    const ret = doKunwind(this.policy, this.st, this.trace);
     this.lastRet = options.reliable ? ret : 0;
     return this.lastRet;
+  }
+
+  /**
+   * Walks task `i` of `arena`, a snapshot of this walker's machine: the flat
+   * walk (flat/walk.ts) when the whole walk is plain, else `walk`. Returns
+   * what `walk(machine.tasks[i], options)` returns, and leaves the same
+   * trace and result. Walks that do not start from the task's saved context,
+   * run optional checks or turn the fast path off always take `walk`.
+   */
+  walkAt(arena: StackArena, i: number, options: WalkOptions): number {
+    const task = this.machine.tasks[i]!;
+    if (
+      arena.machine !== this.machine ||
+      (options.from !== undefined && options.from.kind !== 'task') ||
+      options.fastPath === false ||
+      (options.checks !== undefined && options.checks.length > 0)
+    )
+      return this.walk(task, options);
+    const trace = this.trace;
+    trace.reset(options.size ?? (options.reliable ? 100 : DEBUG_SIZE));
+    const mode = this.flatModeOf(options.reliable);
+    const n = walkTaskFlat(arena, mode, i, trace.size, trace);
+    if (n === HANDED_BACK) return this.walk(task, options);
+    // Every entry of a flat walk is a kernel address: fold it as setPcExact would.
+    const pcs = trace.pcs;
+    for (let j = 0; j < n; j++) pcs[j] = (trace.his[j]! - KERNEL_HI_BASE) * TWO_32 + trace.los[j]!;
+    trace.len = n;
+    const st = this.st;
+    st.task = task;
+    st.reason = null;
+    st.consumed = n;
+    this.lastReliable = options.reliable;
+    this.lastChecks = options.checks ?? NO_CHECKS;
+    this.lastRet = 0;
+    return 0;
   }
 
   /** The last walk as a WalkResult (symbolized; this is the edge, where allocation is fine). */

@@ -1,4 +1,5 @@
 import { kernelDescSchema } from '@klpsim/kernel';
+import { POLICY_NAMES } from '@klpsim/unwind';
 import { z } from 'zod';
 import { patchSpecSchema } from '../model.js';
 import { NEWEST_VERSION, parseKernelVersion, SLEEP_STATES } from '../sched.js';
@@ -117,7 +118,8 @@ export const scenarioSchema = z
   .strictObject({
     name: z.string().max(200).default('scenario'),
     seed: z.number().int().min(0).max(0xffffffff).default(1),
-    policy: z.enum(['mainline', 'linux-6.1', 'symcode-v8']).optional(),
+    /** Any policy in the unwinder's policy index. */
+    policy: z.enum(POLICY_NAMES).optional(),
     /** The kernel version whose scheduler hook applies (sched.ts): "6.1" to "7.2". */
     kernel: z
       .string()

@@ -1,9 +1,7 @@
 import { consumeEntry } from '../checks.js';
-import { FAST_PREV_FP, RESUME_AT_NEXT, walkPlainFrames } from '../fastpath.js';
-import { RECOVER_LINUX_61, recoverReturnAddress } from '../recover.js';
+import { recoverReturnAddressBottomUp } from '../recover.js';
 import { ENOENT, type UnwindState } from '../state.js';
 import { nextFrameRecordPrevFp, takeRecordPc } from '../step.js';
-import type { TraceBuffer } from '../trace.js';
 import type { Policy } from './policy.js';
 
 /**
@@ -22,29 +20,23 @@ function next(st: UnwindState): number {
   if (err !== 0) return err;
   takeRecordPc(st);
   if (st.pc !== st.returnToHandler && st.pc !== st.kretprobeTrampoline) return 0;
-  return recoverReturnAddress(st, RECOVER_LINUX_61);
-}
-
-/** `unwind` of 6.1: consume, step, stop at the first error or the end. */
-function unwind(st: UnwindState, trace: TraceBuffer): number {
-  for (;;) {
-    const resumeAtNext =
-      st.fastPath &&
-      st.checks === 0 &&
-      walkPlainFrames(st, trace, FAST_PREV_FP, 'before-next', false) === RESUME_AT_NEXT;
-    if (!resumeAtNext && !consumeEntry(st, trace)) break;
-    if (next(st) < 0) break;
-  }
-  return 0;
+  return recoverReturnAddressBottomUp(st);
 }
 
 export const linux61: Policy = {
   name: 'linux-6.1',
   summary: 'Linux 6.1 arch_stack_walk (best effort; the kernel has no reliable variant)',
   hasReliableWalk: false,
+  rules: {
+    bounds: 'prev-fp',
+    end: 'final-frame-before-next',
+    metaRecords: false,
+    recoverStart: false,
+    refuses: [],
+  },
   checkLayout: () => null,
   consume: consumeEntry,
   next,
   isReliable: () => false,
-  unwind,
+  recover: recoverReturnAddressBottomUp,
 };

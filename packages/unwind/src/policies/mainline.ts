@@ -1,7 +1,6 @@
 import { consumeEntry } from '../checks.js';
-import { FAST_CONSUMING, RESUME_AT_CONSUME, WALK_ENDED, walkPlainFrames } from '../fastpath.js';
 import { recoverReturnAddress } from '../recover.js';
-import { EINVAL, ENOENT, Source, type UnwindState } from '../state.js';
+import { EINVAL, Source, type UnwindState } from '../state.js';
 import { nextFrameRecordConsuming, takeRecordPc } from '../step.js';
 import type { TraceBuffer } from '../trace.js';
 import type { Policy } from './policy.js';
@@ -35,27 +34,17 @@ function next(st: UnwindState): number {
     : 0;
 }
 
-/** `do_kunwind`: recover the starting pc, then consume and step until the FINAL record. */
-function unwind(st: UnwindState, trace: TraceBuffer): number {
-  let ret = recoverReturnAddress(st);
-  if (ret !== 0) return ret;
-  for (;;) {
-    const fast =
-      st.fastPath && st.checks === 0
-        ? walkPlainFrames(st, trace, FAST_CONSUMING, null, false)
-        : RESUME_AT_CONSUME;
-    if (fast === WALK_ENDED) return 0;
-    if (fast === RESUME_AT_CONSUME && !consume(st, trace)) return EINVAL;
-    ret = next(st);
-    if (ret === ENOENT) return 0;
-    if (ret < 0) return ret;
-  }
-}
-
 export const mainline: Policy = {
   name: 'mainline',
   summary: 'Linux 6.13+ unwinder with meta frame records; arch_stack_walk_reliable as in 6.17+',
   hasReliableWalk: true,
+  rules: {
+    bounds: 'consume',
+    end: 'final-meta-record',
+    metaRecords: true,
+    recoverStart: true,
+    refuses: ['regs-pc'],
+  },
   checkLayout(machine) {
     if (machine.config.ptRegs.meta !== null) return null;
     return {
@@ -66,5 +55,5 @@ export const mainline: Policy = {
   consume,
   next,
   isReliable: (st) => st.source !== Source.REGS_PC,
-  unwind,
+  recover: recoverReturnAddress,
 };

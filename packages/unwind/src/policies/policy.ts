@@ -1,9 +1,7 @@
 import type { Machine } from '@klpsim/kernel';
 import type { UnwindState } from '../state.js';
 import type { TraceBuffer } from '../trace.js';
-
-export const POLICY_NAMES = ['mainline', 'linux-6.1', 'symcode-v8'] as const;
-export type PolicyName = (typeof POLICY_NAMES)[number];
+import type { PolicyName } from './index.js';
 
 /** Why a policy will not walk a kernel: it would give a silently wrong verdict. */
 export interface PolicyMismatch {
@@ -12,16 +10,52 @@ export interface PolicyMismatch {
 }
 
 /**
- * A reliability policy: the unwinder of one kernel version, as data plus
- * small functions over the shared `UnwindState`. Adding a policy is adding
- * one file that exports one of these.
+ * What a policy's kernel decides, as data: the rules the fast paths read
+ * (fastpath.ts, flat/walk.ts) and the reference step functions implement.
+ */
+export interface UnwindRules {
+  /**
+   * How a frame record must lie on the stacks: `consume` (6.2+: each
+   * record uses up the stack below it, and a stack left is gone) or
+   * `prev-fp` (before 6.2: strictly above the previous record on the same
+   * stack, and a stack once left is done).
+   */
+  readonly bounds: 'consume' | 'prev-fp';
+  /**
+   * When the walk ends with success: at the task's FINAL meta record
+   * (6.13+), when fp reaches the final frame after consuming the pc (6.1's
+   * `unwind_next`), or before checking that pc (the 2021 series'
+   * `unwind_consume`, which still stores it).
+   */
+  readonly end: 'final-meta-record' | 'final-frame-before-next' | 'final-frame-before-consume';
+  /** Zero `{fp, lr}` records are meta records (FINAL, PT_REGS), as from 6.13. */
+  readonly metaRecords: boolean;
+  /** The starting pc is recovered too, before the loop (`unwind()` from 6.2, `do_kunwind`); 6.1 and the 2021 series do not. */
+  readonly recoverStart: boolean;
+  /**
+   * What the reliable consumer refuses besides a full buffer: a pc taken
+   * from pt_regs (mainline), a pc outside kernel text or inside a SYM_CODE
+   * range (the 2021 series' `unwind_is_reliable`).
+   */
+  readonly refuses: readonly ('regs-pc' | 'not-kernel-text' | 'sym-code')[];
+}
+
+/**
+ * A reliability policy: the unwinder of one kernel version, as data (its
+ * rules) plus small functions over the shared `UnwindState`, run by one
+ * driver (`doKunwind`, driver.ts) and read by the fast paths. Adding a
+ * policy is adding one file that exports one of these, and its line in the
+ * policy index (policies/index.ts).
  */
 export interface Policy {
+  /** Its key in the policy index (policies/index.ts). */
   readonly name: PolicyName;
   /** One line: which kernel code this is. */
   readonly summary: string;
   /** Whether the kernel it models has `arch_stack_walk_reliable`. */
   readonly hasReliableWalk: boolean;
+  /** The rules, as data (see UnwindRules). */
+  readonly rules: UnwindRules;
   /** null when the policy fits this kernel's layout, else why it does not. */
   checkLayout(machine: Machine): PolicyMismatch | null;
   /** The seed series' `unwind_consume`: hand the pc to the trace; false ends the walk. */
@@ -30,6 +64,6 @@ export interface Policy {
   next(st: UnwindState): number;
   /** `unwind_is_reliable`: may the walk go on reliably from the current pc? */
   isReliable(st: UnwindState): boolean;
-  /** The whole walk from an initialised state; 0 or -EINVAL (debug walks always 0 where the kernel's is void). */
-  unwind(st: UnwindState, trace: TraceBuffer): number;
+  /** The kernel's return-address recovery for a rewritten pc: 0, or -EINVAL when it fails the walk. */
+  recover(st: UnwindState): number;
 }

@@ -1,7 +1,6 @@
 import { consumeEntry } from '../checks.js';
-import { FAST_PREV_FP, RESUME_AT_NEXT, walkPlainFrames } from '../fastpath.js';
 import { recoverReturnAddress } from '../recover.js';
-import { EINVAL, type UnwindState } from '../state.js';
+import type { UnwindState } from '../state.js';
 import { nextFrameRecordPrevFp, takeRecordPc } from '../step.js';
 import type { TraceBuffer } from '../trace.js';
 import type { Policy } from './policy.js';
@@ -66,28 +65,21 @@ function next(st: UnwindState): number {
   return err;
 }
 
-function unwind(st: UnwindState, trace: TraceBuffer): number {
-  for (;;) {
-    // `unwind_consume` refuses once `unwind_next` has failed; the fast path must too.
-    const resumeAtNext =
-      !st.failed &&
-      st.fastPath &&
-      st.checks === 0 &&
-      walkPlainFrames(st, trace, FAST_PREV_FP, 'before-consume', true) === RESUME_AT_NEXT;
-    if (!resumeAtNext && !consume(st, trace)) break;
-    next(st);
-  }
-  return st.failed ? EINVAL : 0;
-}
-
 export const symcodeV8: Policy = {
   name: 'symcode-v8',
   summary:
     'the 2021 "reliability checks" series: __kernel_text_address and sym_code_functions on every return address but the last',
   hasReliableWalk: true,
+  rules: {
+    bounds: 'prev-fp',
+    end: 'final-frame-before-consume',
+    metaRecords: false,
+    recoverStart: false,
+    refuses: ['not-kernel-text', 'sym-code'],
+  },
   checkLayout: () => null,
   consume,
   next,
   isReliable,
-  unwind,
+  recover: recoverReturnAddress,
 };
