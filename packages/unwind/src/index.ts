@@ -15,7 +15,7 @@ export {
   walkFlatRange,
   walkHandedBack,
 } from './flat/batch.js';
-export { C_REFERENCE_SOURCE, outcomeHash, stackArenaFileParts } from './flat/export.js';
+export { cReferenceSource, outcomeHash, stackArenaFileParts } from './flat/export.js';
 export { WalkPool } from './flat/pool.js';
 export { flatMode, HANDED_BACK, walkTaskFlat } from './flat/walk.js';
 export { useWalkCore, walkCoreModule } from './flat/wasm.js';

@@ -6,7 +6,7 @@ import type { Machine } from '@klpsim/kernel';
 import { syntheticKernelDesc } from '@klpsim/kernel';
 import { afterAll, describe, expect, it } from 'vitest';
 import { buildStackArena } from '../src/flat/arena.js';
-import { C_REFERENCE_SOURCE, outcomeHash, stackArenaFileParts } from '../src/flat/export.js';
+import { cReferenceSource, outcomeHash, stackArenaFileParts } from '../src/flat/export.js';
 import { flatMode, walkFlat } from '../src/flat/walk.js';
 import { flatEntries, POLICIES } from '../src/index.js';
 import { build } from './build.js';
@@ -20,7 +20,7 @@ import { CAPTURE_61, CAPTURE_72_HARD, capture } from './fixtures.js';
  */
 const dir = mkdtempSync(join(tmpdir(), 'klpsim-c-test-'));
 const exe = join(dir, 'walk-reference');
-const cc = spawnSync(process.env.CC ?? 'cc', ['-O2', '-o', exe, C_REFERENCE_SOURCE]);
+const cc = spawnSync(process.env.CC ?? 'cc', ['-O2', '-o', exe, cReferenceSource()]);
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 function sameAsC(machine: Machine): void {

@@ -7,8 +7,8 @@ import {
   type BatchOptions,
   batchSize,
   buildStackArena,
-  C_REFERENCE_SOURCE,
   type CheckName,
+  cReferenceSource,
   HANDED_BACK,
   outcomeHash,
   POLICY_NAMES,
@@ -202,16 +202,17 @@ type CResult = (Rate & { plain: number; hash: number }) | { missing: string };
 
 /** Builds the C reference walker once per run, in a temporary directory; null with the reason if it cannot. */
 function buildCReference(dir: string): { exe: string } | { missing: string } {
-  if (!existsSync(C_REFERENCE_SOURCE))
+  const source = cReferenceSource();
+  if (!existsSync(source))
     return {
-      missing: `its source ${C_REFERENCE_SOURCE} is not in this installation (a checkout has it)`,
+      missing: `its source ${source} is not in this installation (a checkout has it)`,
     };
   const cc = process.env.CC ?? 'cc';
   const exe = join(dir, 'walk-reference');
-  const r = spawnSync(cc, ['-O2', '-o', exe, C_REFERENCE_SOURCE], { encoding: 'utf8' });
+  const r = spawnSync(cc, ['-O2', '-o', exe, source], { encoding: 'utf8' });
   if (r.error !== undefined) return { missing: `no C compiler (${cc}: ${r.error.message})` };
   if (r.status !== 0)
-    return { missing: `${cc} failed on ${C_REFERENCE_SOURCE}: ${r.stderr.trim().slice(0, 300)}` };
+    return { missing: `${cc} failed on ${source}: ${r.stderr.trim().slice(0, 300)}` };
   return { exe };
 }
 
@@ -238,6 +239,31 @@ function runCReference(exe: string, file: string, ntasks: number, seconds: numbe
     plain: Number(m[4]),
     hash: Number.parseInt(m[5]!, 16),
   };
+}
+
+/**
+ * The C reference's frames per second on `machine`'s tasks, for `seconds`
+ * of CPU time: a yardstick of the machine's speed that other benchmarks
+ * print beside their own figures, so that figures from different machines
+ * can be compared. The reason when there is no C reference here.
+ */
+export function cReferenceYardstick(
+  machine: Machine,
+  policy: Policy,
+  seconds: number,
+): { framesPerSecond: number } | { missing: string } {
+  const dir = mkdtempSync(join(tmpdir(), 'klpsim-yardstick-'));
+  try {
+    const cc = buildCReference(dir);
+    if ('missing' in cc) return cc;
+    const arena = buildStackArena(machine);
+    const mode = new Walker(machine, policy).flatModeOf(policy.hasReliableWalk);
+    const file = writeArenaFile(dir, arena, mode, batchSize({ reliable: policy.hasReliableWalk }));
+    const r = runCReference(cc.exe, file, machine.tasks.length, seconds);
+    return 'missing' in r ? r : { framesPerSecond: r.framesPerSecond };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 }
 
 /** Two measurements of the same walks as one. */

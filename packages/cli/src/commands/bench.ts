@@ -21,7 +21,7 @@ import {
 import { createProgress } from '../progress.js';
 import { choosePolicy, openCapture } from '../select.js';
 import { count, seconds as seconds_ } from '../text.js';
-import { runBenchWalk } from './bench-walk.js';
+import { cReferenceYardstick, runBenchWalk } from './bench-walk.js';
 import { runScenario } from './transition.js';
 
 export { BENCH_WALK_COMMAND } from './bench-walk.js';
@@ -73,6 +73,9 @@ function runBenchTransition(argv: string[], ctx: CommandContext): number {
   const { flags } = parseCommand(BENCH_TRANSITION_COMMAND, argv);
   const sizes = flags.tasks ?? [100_000, 1_000_000];
   const rows = [];
+  // The machine's speed, from the same run: the C reference walker on the 7.2 capture.
+  const yard = openCapture(BUNDLED_CAPTURES[1], undefined).machine;
+  const yardstick = cReferenceYardstick(yard, choosePolicy(yard, undefined), 2);
   const progress = createProgress('bench transition');
   for (const [i, n] of sizes.entries()) {
     progress.update(i / sizes.length);
@@ -141,6 +144,24 @@ function runBenchTransition(argv: string[], ctx: CommandContext): number {
       `  ${count(stats.events, 'event')} (${rate(stats.events / wall)}events/s; ${count(stats.dropped, 'event')} of switched tasks dropped); peak memory ${row.transition.maxRssMiB} MiB`,
     );
   }
-  if (flags.json === true) ctx.print(JSON.stringify({ runs: rows }, null, 2));
+  const yardText =
+    'missing' in yardstick
+      ? `C reference: missing (${yardstick.missing})`
+      : `C reference (machine yardstick, bundled 7.2 capture, reliable walk): ${mega(yardstick.framesPerSecond)}frames/s`;
+  if (flags.json === true)
+    ctx.print(
+      JSON.stringify(
+        {
+          runs: rows,
+          cReference:
+            'missing' in yardstick
+              ? { missing: yardstick.missing }
+              : { framesPerSecond: yardstick.framesPerSecond },
+        },
+        null,
+        2,
+      ),
+    );
+  else ctx.print(yardText);
   return EXIT_OK;
 }

@@ -1,5 +1,6 @@
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import type { ArenaViews } from './arena.js';
+import { unwindPackageDir } from './assets.js';
 
 /**
  * The stack arena as one file, for klpsim's C reference walker
@@ -14,9 +15,9 @@ const MAGIC = 0x41504c4b; // "KLPA"
 const VERSION = 2;
 
 /** The C reference walker's source, in the repository beside the package's dist/ (not in the published package). */
-export const C_REFERENCE_SOURCE = fileURLToPath(
-  new URL('../../bench/walk-reference.c', import.meta.url),
-);
+export function cReferenceSource(): string {
+  return join(unwindPackageDir(), 'bench', 'walk-reference.c');
+}
 
 /** The parts of the file, in order (write them one after the other). */
 export function stackArenaFileParts(a: ArenaViews, mode: number, size: number): Uint8Array[] {

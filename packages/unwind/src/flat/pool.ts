@@ -1,6 +1,9 @@
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import type { Walker } from '../walk.js';
 import { MAX_THREADS, type StackArena, shareStackArena } from './arena.js';
+import { unwindPackageDir } from './assets.js';
 import { type BatchOptions, batchSize, walkHandedBack } from './batch.js';
 import { HANDED_BACK } from './walk.js';
 import type { PoolJob, PoolStart } from './worker.js';
@@ -23,8 +26,7 @@ export class WalkPool {
   static async start(arena: StackArena, n: number): Promise<WalkPool> {
     if (n < 1 || n >= MAX_THREADS)
       throw new RangeError(`WalkPool: ${n} workers (expected 1 to ${MAX_THREADS - 1})`);
-    // From src/flat or dist/flat alike, this names dist/flat/worker.js.
-    const url = new URL('../../dist/flat/worker.js', import.meta.url);
+    const url = pathToFileURL(join(unwindPackageDir(), 'dist', 'flat', 'worker.js'));
     const shared = shareStackArena(arena);
     const workers: Worker[] = [];
     try {

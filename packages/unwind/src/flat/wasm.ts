@@ -1,5 +1,7 @@
 import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import type { ArenaViews } from './arena.js';
+import { unwindPackageDir } from './assets.js';
 
 /**
  * Loading and calling the WebAssembly core (walk-core.wat). The build
@@ -49,9 +51,8 @@ let core: object | null | undefined;
 export function walkCoreModule(): object | null {
   if (core === undefined) {
     try {
-      // From src/flat or dist/flat alike, this names dist/flat/walk-core.wasm.
       core = new WASM.Module(
-        readFileSync(new URL('../../dist/flat/walk-core.wasm', import.meta.url)),
+        readFileSync(join(unwindPackageDir(), 'dist', 'flat', 'walk-core.wasm')),
       );
     } catch {
       core = null;
