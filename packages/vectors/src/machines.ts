@@ -63,7 +63,11 @@ function bad(file: string, field: string, message: string, expected: string): In
 /** A vector's `from` as the walker takes it; null when an address is not canonical. */
 export function fromOf(f: VectorFrom): WalkFrom | null {
   if (f.kind === 'task') return { kind: 'task' };
-  const ctx = { nonPreemptible: f.nonPreemptible ?? false, inNmi: f.inNmi ?? false };
+  const ctx = {
+    nonPreemptible: f.nonPreemptible ?? false,
+    inNmi: f.inNmi ?? false,
+    ...(f.inEfi === true ? { inEfi: true } : {}),
+  };
   const a = (s: string): Addr | null => {
     const x = parseAddr(s);
     return x === null || Number.isNaN(x) ? null : x;

@@ -107,6 +107,7 @@ export function vectorFrom(s: BuiltStart): VectorFrom {
         pc: formatAddr(s.pc),
         nonPreemptible: s.nonPreemptible,
         inNmi: s.inNmi,
+        ...(s.inEfi ? { inEfi: true } : {}),
       };
 }
 

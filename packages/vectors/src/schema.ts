@@ -15,6 +15,8 @@ const stackContext = {
   nonPreemptible: z.boolean().optional(),
   /** `in_nmi()`: the SDEI stacks are known. */
   inNmi: z.boolean().optional(),
+  /** `current_in_efi()`: the EFI runtime stack is known. */
+  inEfi: z.boolean().optional(),
 };
 
 /** Where the walk starts: a blocked task, `current` from its caller, or `current` from a pt_regs. */

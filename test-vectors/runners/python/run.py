@@ -25,8 +25,8 @@ ENOENT = -2
 
 # enum kunwind_source
 SRC_UNKNOWN, SRC_FRAME, SRC_CALLER, SRC_TASK, SRC_REGS_PC = range(5)
-# enum stack_type (6.1 asm/stacktrace/common.h)
-ST_UNKNOWN, ST_TASK, ST_IRQ, ST_OVERFLOW, ST_SDEI_NORMAL, ST_SDEI_CRITICAL = range(6)
+# enum stack_type (6.1 asm/stacktrace/common.h); ST_EFI for mainline's EFI runtime stack, which has no type
+ST_UNKNOWN, ST_TASK, ST_IRQ, ST_OVERFLOW, ST_SDEI_NORMAL, ST_SDEI_CRITICAL, ST_EFI = range(7)
 
 
 class Unreadable(Exception):
@@ -102,8 +102,11 @@ def rng(r):
     return None if r is None else (int(r["low"], 16), int(r["high"], 16))
 
 
-def known_stacks(m, task, ctx):
-    """kunwind_stack_walk's stacks[]: the task stack; per-CPU ones only for current in the right context."""
+def known_stacks(m, task, ctx, efi=False):
+    """kunwind_stack_walk's stacks[]: the task stack; per-CPU ones only for current in the right context.
+
+    efi: the kernel has STACKINFO_EFI (the EFI runtime stack, efi_rt_stack_top, known while
+    current_in_efi()): mainline since v6.2; v6.1's arch_stack_walk has no such entry."""
     out = [StackInfo(int(task["stack"]["low"], 16), int(task["stack"]["high"], 16), ST_TASK)]
     if ctx is None:
         return out
@@ -118,6 +121,10 @@ def known_stacks(m, task, ctx):
             r = rng(cpu[key])
             if r:
                 out.append(StackInfo(r[0], r[1], t))
+    if efi and ctx.get("inEfi"):
+        r = rng(cpu.get("efiStack"))
+        if r:
+            out.append(StackInfo(r[0], r[1], ST_EFI))
     return out
 
 
@@ -184,7 +191,7 @@ class Mainline:
 
     def __init__(self, m, task, ctx):
         self.m, self.task = m, task
-        self.stacks = known_stacks(m, task, ctx)
+        self.stacks = known_stacks(m, task, ctx, efi=True)
         self.stack = StackInfo()
         self.graph_idx = 0
         self.kr_cur = -1
@@ -347,7 +354,11 @@ def start(m, task, frm):
     if kind == "task":
         cc = task["cpuContext"]
         return int(cc["fp"], 16), int(cc["pc"], 16), SRC_TASK, None
-    ctx = {"nonPreemptible": frm.get("nonPreemptible", False), "inNmi": frm.get("inNmi", False)}
+    ctx = {
+        "nonPreemptible": frm.get("nonPreemptible", False),
+        "inNmi": frm.get("inNmi", False),
+        "inEfi": frm.get("inEfi", False),
+    }
     if kind == "caller":
         return int(frm["fp"], 16), int(frm["pc"], 16), SRC_CALLER, ctx
     regs = int(frm["regs"], 16)

@@ -56,6 +56,8 @@ export type BuiltStart =
       readonly pc: Addr;
       readonly nonPreemptible: boolean;
       readonly inNmi: boolean;
+      /** `current_in_efi()`: the EFI runtime stack is known. */
+      readonly inEfi: boolean;
     };
 
 /** One entry a correct frame-pointer walk reports, with mainline's marker. */
@@ -350,7 +352,9 @@ class Builder {
     for (const f of CATALOGUE) all.set(f.name, f);
     for (const f of this.desc.functions) all.set(f.name, { ...all.get(f.name), ...f });
     for (const t of this.desc.tasks)
-      for (const fr of t.frames) if (!all.has(fr.fn)) all.set(fr.fn, { name: fr.fn });
+      for (const fr of t.frames)
+        for (const name of [fr.fn, fr.exception?.lrTo])
+          if (name !== undefined && !all.has(name)) all.set(name, { name });
 
     const groups = new Map<string, FunctionDesc[]>();
     for (const f of all.values()) {
@@ -465,7 +469,8 @@ class Builder {
         overflowStack: stack(0x8000, 0x1000),
         sdeiNormalStack: stack(0x10000, 0x4000),
         sdeiCriticalStack: stack(0x18000, 0x4000),
-        efiStack: null,
+        // One EFI runtime stack in the kernel (efi_rt_stack_top); one per CPU here, used by the CPU's current.
+        efiStack: stack(0x20000, 0x4000),
       });
     }
     return cpus;
@@ -533,6 +538,7 @@ class Builder {
       overflow: cpuInfo.overflowStack!.high,
       sdei_normal: cpuInfo.sdeiNormalStack!.high,
       sdei_critical: cpuInfo.sdeiCriticalStack!.high,
+      efi: cpuInfo.efiStack!.high,
     };
     const record: Addr[] = new Array(n).fill(Number.NaN);
     const frameSize: number[] = new Array(n).fill(0);
@@ -600,9 +606,14 @@ class Builder {
         const x29 = record[k + 1]!;
         this.write64(regs + this.layout.pcOffset, pcs[k + 1]!);
         this.write64(regs + this.layout.regs29Offset, x29);
+        const lrTo = interrupted.exception?.lrTo;
         this.write64(
           regs + REGS30_OFFSET,
-          interrupted.exception?.lr === 'unsaved' ? (pcs[k + 2] ?? 0) : pcs[k + 1]! + 8,
+          lrTo !== undefined
+            ? this.text.fn(lrTo)!.start
+            : interrupted.exception?.lr === 'unsaved'
+              ? (pcs[k + 2] ?? 0)
+              : pcs[k + 1]! + 8,
         );
         this.write64(regs + SP_OFFSET, regs + this.layout.size);
         if (this.layout.meta !== null) {
@@ -682,6 +693,7 @@ class Builder {
           pc: pcs[0]!,
           nonPreemptible: onCpuStack,
           inNmi: frames.some((f) => f.stack?.startsWith('sdei') === true),
+          inEfi: frames.some((f) => f.stack === 'efi'),
         }
       : { kind: 'task' };
     const debugTrace: ExpectedEntry[] = [];

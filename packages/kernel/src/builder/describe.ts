@@ -32,7 +32,14 @@ export const CORRUPTIONS = [
   'final-misplaced',
   'meta-unknown',
 ] as const;
-export const STACK_NAMES = ['task', 'irq', 'overflow', 'sdei_normal', 'sdei_critical'] as const;
+export const STACK_NAMES = [
+  'task',
+  'irq',
+  'overflow',
+  'sdei_normal',
+  'sdei_critical',
+  'efi',
+] as const;
 
 export const functionDescSchema = z.strictObject({
   name: z.string().min(1),
@@ -53,6 +60,13 @@ export const exceptionDescSchema = z.strictObject({
    * so a walk through the pt_regs silently loses the caller.
    */
   lr: z.enum(['saved', 'unsaved']).default('saved'),
+  /**
+   * With "saved": the function had clobbered LR with `ADR LR, <fn>` (to
+   * `BLR LR` next) when the exception hit, so `regs[30]` holds this
+   * function's address, not a return address
+   * (Documentation/livepatch/reliable-stacktrace.rst 4.6).
+   */
+  lrTo: z.string().min(1).optional(),
 });
 
 export const frameDescSchema = z.strictObject({

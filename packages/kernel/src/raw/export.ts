@@ -108,6 +108,7 @@ export function rawFromMachine(machine: Machine, options: RawExportOptions = {})
       overflowStack: stack(c.overflowStack),
       sdeiNormalStack: stack(c.sdeiNormalStack),
       sdeiCriticalStack: stack(c.sdeiCriticalStack),
+      ...(c.efiStack !== null ? { efiStack: stack(c.efiStack) } : {}),
     })),
     tasks: tasks.map((t) => ({
       pid: t.pid,

@@ -157,7 +157,8 @@ class RawImporter {
       const ovf = this.stack(c.overflowStack, `${f}.overflowStack`);
       const sn = this.stack(c.sdeiNormalStack, `${f}.sdeiNormalStack`);
       const scr = this.stack(c.sdeiCriticalStack, `${f}.sdeiCriticalStack`);
-      for (const r of [irq, ovf, sn, scr]) if (!r.ok) return r;
+      const efi = this.stack(c.efiStack ?? null, `${f}.efiStack`);
+      for (const r of [irq, ovf, sn, scr, efi]) if (!r.ok) return r;
       cpus.push({
         id,
         online: true,
@@ -165,7 +166,7 @@ class RawImporter {
         overflowStack: val(ovf),
         sdeiNormalStack: val(sn),
         sdeiCriticalStack: val(scr),
-        efiStack: null,
+        efiStack: val(efi),
       });
     }
 

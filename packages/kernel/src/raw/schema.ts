@@ -110,6 +110,8 @@ export const rawStateSchema = z.strictObject({
         overflowStack: stackRange,
         sdeiNormalStack: stackRange,
         sdeiCriticalStack: stackRange,
+        /** The EFI runtime stack (`efi_rt_stack_top - THREAD_SIZE` up to it), when the machine has one. */
+        efiStack: stackRange.optional(),
       }),
     )
     .min(1)

@@ -157,6 +157,48 @@ function* perCpuStacks(): Generator<CorpusRecipe> {
         };
 }
 
+/**
+ * An IRQ taken while current runs an EFI runtime service: `__efi_rt_asm_wrapper`
+ * has pushed its frame record on the task stack and moved sp to the EFI
+ * runtime stack, so the IRQ's pt_regs and the handler's first frames lie on
+ * that stack, the rest on the IRQ stack.
+ */
+function* efiStack(): Generator<CorpusRecipe> {
+  for (const layout of LAYOUTS)
+    for (const mapped of [true, false])
+      yield {
+        topic: 'per-cpu-stacks',
+        name: `efi-${layout}${mapped ? '' : '-unreadable'}`,
+        meta: {
+          title: `current walked from the IRQ stack through the EFI runtime stack (${layout}${mapped ? '' : ', memory not available'})`,
+          behaviour:
+            'the EFI runtime stack is known only while current_in_efi() (mainline since v6.2: STACKINFO_EFI); v6.1 and the 2021 series have no such entry, so a record on it ends the walk; mainline crosses it and, reliably, refuses at the PT_REGS boundary',
+          source: `${ST} kunwind_stack_walk (STACKINFO_EFI); arch/arm64/include/asm/stacktrace.h stackinfo_get_efi; arch/arm64/include/asm/efi.h current_in_efi; arch/arm64/kernel/efi-rt-wrapper.S __efi_rt_asm_wrapper`,
+          tags: ['per-cpu-stacks', 'efi', layout],
+        },
+        recipe: one(
+          {
+            running: true,
+            frames: [
+              { fn: 'arch_stack_walk', stack: 'irq' },
+              { fn: 'gic_handle_irq', stack: 'irq' },
+              { fn: 'call_on_irq_stack', stack: 'irq' },
+              { fn: 'el1_interrupt', stack: 'efi' },
+              { fn: 'el1h_64_irq_handler', stack: 'efi' },
+              { fn: 'el1h_64_irq', stack: 'efi' },
+              { fn: '__efi_rt_asm_wrapper', at: 0x40, exception: { lr: 'saved' } },
+              { fn: 'efi_call_rts' },
+              { fn: 'process_one_work' },
+              { fn: 'worker_thread' },
+              ...KTHREAD_TAIL,
+            ],
+          },
+          layout,
+          { mapCpuStacks: mapped },
+        ),
+      };
+}
+
 function* exceptions(): Generator<CorpusRecipe> {
   const src = `${ST} kunwind_next_regs_pc, arch_reliable_kunwind_consume_entry; ${RST} 4.3`;
   for (const layout of LAYOUTS) {
@@ -175,6 +217,27 @@ function* exceptions(): Generator<CorpusRecipe> {
         },
         recipe: one({ frames: irqChain(lr) }, layout),
       };
+    yield {
+      topic: 'exceptions',
+      name: `irq-after-adr-lr-${layout}`,
+      meta: {
+        title: `kthread preempted just after \`ADR LR, <callee>\`, before \`BLR LR\` (${layout})`,
+        behaviour:
+          "regs[30] holds the callee's address, which reads as a return address into it: an unwinder that consumed LR at the boundary would name the callee as the caller's parent. None of these unwinders reads LR there: the debug walk goes on from regs->regs[29], and the reliable walk refuses the boundary",
+        source: `${RST} 4.6 (Link register unreliability); ${ST} kunwind_next_regs_pc`,
+        tags: ['exceptions', 'irq', 'adr-lr', layout],
+      },
+      recipe: one(
+        {
+          frames: irqChain('saved').map((f) =>
+            f.exception !== undefined
+              ? { ...f, exception: { lr: 'saved' as const, lrTo: 'crc32_shift' } }
+              : f,
+          ),
+        },
+        layout,
+      ),
+    };
     yield {
       topic: 'exceptions',
       name: `el1-fault-sleeps-${layout}`,
@@ -778,6 +841,7 @@ export function* corpusRecipes(): Generator<CorpusRecipe> {
     `arch/arm64/include/asm/stacktrace/common.h unwind_consume_stack; 6.1 unwind_next_common`,
   );
   yield* perCpuStacks();
+  yield* efiStack();
   yield* exceptions();
   yield* tracers();
   yield* pac();
