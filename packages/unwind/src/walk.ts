@@ -156,7 +156,7 @@ export class Walker {
         m.cpus[task.cpu],
         from.nonPreemptible ?? false,
         from.inNmi ?? false,
-        from.inEfi ?? false,
+        (from.inEfi ?? false) && this.policy.rules.efiStack,
       );
     if (from.kind === 'task') {
       this.setFp(task.cpuContext.fp);

@@ -32,6 +32,7 @@ export const linux61: Policy = {
     end: 'final-frame-before-next',
     metaRecords: false,
     recoverStart: false,
+    efiStack: false,
     refuses: [],
   },
   checkLayout: () => null,

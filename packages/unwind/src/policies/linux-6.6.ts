@@ -43,6 +43,7 @@ export const linux66: Policy = {
     end: 'final-frame-before-next',
     metaRecords: false,
     recoverStart: true,
+    efiStack: true,
     refuses: [],
   },
   checkLayout: () => null,

@@ -43,6 +43,7 @@ export const mainline: Policy = {
     end: 'final-meta-record',
     metaRecords: true,
     recoverStart: true,
+    efiStack: true,
     refuses: ['regs-pc'],
   },
   checkLayout(machine) {

@@ -33,6 +33,12 @@ export interface UnwindRules {
   /** The starting pc is recovered too, before the loop (`unwind()` from 6.2, `do_kunwind`); 6.1 and the 2021 series do not. */
   readonly recoverStart: boolean;
   /**
+   * The EFI runtime stack is among the known stacks while `current_in_efi()`
+   * (`STACKINFO_EFI` in `arch_stack_walk`, from v6.2); v6.1 as tagged and the
+   * 2021 series have no such entry, so a record on it ends their walk.
+   */
+  readonly efiStack: boolean;
+  /**
    * What the reliable consumer refuses besides a full buffer: a pc taken
    * from pt_regs (mainline), a pc outside kernel text or inside a SYM_CODE
    * range (the 2021 series' `unwind_is_reliable`).

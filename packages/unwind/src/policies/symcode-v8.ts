@@ -75,6 +75,7 @@ export const symcodeV8: Policy = {
     end: 'final-frame-before-consume',
     metaRecords: false,
     recoverStart: false,
+    efiStack: false,
     refuses: ['not-kernel-text', 'sym-code'],
   },
   checkLayout: () => null,
