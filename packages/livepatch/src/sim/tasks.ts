@@ -58,6 +58,10 @@ export class TaskTable {
   wakeAt = new Float64Array(0);
   /** Attempts that found it running. */
   blockedRunning = new Int32Array(0);
+  /** Its CPU (`LpTask.cpu`, which never changes), here so that dropping an event reads no object. */
+  cpu = new Int32Array(0);
+  /** The transition epoch (see Simulation.epoch) it last switched in; 0 for none. */
+  switchEpoch = new Int32Array(0);
   /** The chain it sleeps (or runs) in now. */
   readonly current: (ChainTemplate | null)[] = [];
   /** The true chain of the last stack a check refused (a reference: nothing is copied in the pass). */
@@ -91,11 +95,12 @@ export class TaskTable {
   }
 
   /** Adds a task; returns its id. */
-  add(group: number, sleepState: number): number {
+  add(group: number, sleepState: number, cpu: number): number {
     const id = this.n++;
     if (id === this.group.length) this.grow(Math.max(1024, id * 2));
     this.group[id] = group;
     this.sleepState[id] = sleepState;
+    this.cpu[id] = cpu;
     this.wakeAt[id] = Number.POSITIVE_INFINITY;
     this.firstSwitchVia[id] = -1;
     this.countHead[id] = -1;
@@ -202,6 +207,8 @@ export class TaskTable {
     this.sleepsLeft = grown(this.sleepsLeft, size);
     this.wakeAt = grown(this.wakeAt, size);
     this.blockedRunning = grown(this.blockedRunning, size);
+    this.cpu = grown(this.cpu, size);
+    this.switchEpoch = grown(this.switchEpoch, size);
     this.firstSwitchMs = grown(this.firstSwitchMs, size);
     this.firstSwitchVia = grown(this.firstSwitchVia, size);
     this.firstSwitchTransition = grown(this.firstSwitchTransition, size);
