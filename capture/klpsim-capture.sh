@@ -12,17 +12,28 @@
 set -eu
 
 usage() {
-	echo "usage: $0 [-m klpcapture.ko] [-o DIR]" >&2
-	exit 2
+	cat >&2 <<USAGE
+usage: $0 [-m MODULE] [-o DIR]
+  Captures every task of the running arm64 kernel as DIR/capture.json and
+  its text dump (arm64-stack-capture/v1), for klpsim walk, predict and
+  transition scenarios. Run as root: it loads an out-of-tree module (taint;
+  see docs/capture.md), reads /proc/kallsyms and debugfs, then unloads it.
+  -m MODULE  the built klpcapture.ko (default: module/klpcapture.ko beside this script)
+  -o DIR     where to write (default: the current directory)
+  -h         this help
+USAGE
+	exit "${1:-2}"
 }
 
 lib=$(dirname "$0")/lib
 module="$(dirname "$0")/module/klpcapture.ko"
 out=.
+case "${1:-}" in --help) usage 0 ;; esac
 while getopts m:o:h opt; do
 	case "$opt" in
 	m) module=$OPTARG ;;
 	o) out=$OPTARG ;;
+	h) usage 0 ;;
 	*) usage ;;
 	esac
 done

@@ -146,7 +146,12 @@ export function parseCommand<D extends CommandDef>(
   }
   let parsed: ReturnType<typeof parseArgs>;
   try {
-    parsed = parseArgs({ args: [...argv], options, allowPositionals: true, strict: true });
+    parsed = parseArgs({
+      args: joinNegativeValues(def, argv),
+      options,
+      allowPositionals: true,
+      strict: true,
+    });
   } catch (e) {
     throw asUsageError(def.name, e);
   }
@@ -176,4 +181,35 @@ export function parseCommand<D extends CommandDef>(
     } else flags[name] = check(raw);
   }
   return { flags: flags as Flags<D>, positionals: parsed.positionals };
+}
+
+/**
+ * `--tasks -5` as `--tasks=-5`: node's parser takes a value that starts
+ * with a dash for another option and says only "ambiguous", where the value
+ * check would say what is expected. Also refuses a single-valued option
+ * given twice (the parser would keep the last one silently).
+ */
+function joinNegativeValues(def: CommandDef, argv: readonly string[]): string[] {
+  const out: string[] = [];
+  const seen = new Set<string>();
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (a === '--') {
+      out.push(...argv.slice(i));
+      break;
+    }
+    const m = /^--([a-z][a-z0-9-]*)(=.*)?$/.exec(a);
+    const f = m === null ? undefined : def.flags[m[1]!];
+    if (m !== null && f !== undefined) {
+      if (f.type === 'string' && f.multiple !== true && seen.has(m[1]!))
+        throw new UsageError(def.name, `--${m[1]} given twice (it takes one value)`);
+      seen.add(m[1]!);
+    }
+    const next = argv[i + 1];
+    if (f?.type === 'string' && m![2] === undefined && next !== undefined && /^-[\d.]/.test(next)) {
+      out.push(`${a}=${next}`);
+      i++;
+    } else out.push(a);
+  }
+  return out;
 }

@@ -175,13 +175,13 @@ async function dispatch(args: string[], ctx: CommandContext): Promise<number> {
   if (load === undefined) throw new UsageError('', `unknown command "${command}"`);
   const cmd = await load();
   const argv = mainJob ? args : rest;
-  if (wantsHelp(argv)) return printHelp(ctx, cmd.usage ?? helpText(helpDef(cmd, word, rest)));
+  if (wantsHelp(argv)) {
+    if (cmd.usage !== undefined) return printHelp(ctx, cmd.usage);
+    // `klpsim bench transition --help` is that subcommand's; `klpsim bench --help` lists them all.
+    const sub = cmd.defs.find((d) => d.name === `${word} ${rest[0]}`);
+    return printHelp(ctx, sub !== undefined ? helpText(sub) : cmd.defs.map(helpText).join('\n\n'));
+  }
   return await cmd.run(argv, ctx);
-}
-
-/** The definition `klpsim WORD [SUB] --help` describes: `bench transition`'s, else the command's first. */
-function helpDef(cmd: Command, word: string, rest: readonly string[]): CommandDef {
-  return cmd.defs.find((d) => d.name === `${word} ${rest[0]}`) ?? cmd.defs[0]!;
 }
 
 function printHelp(ctx: CommandContext, text: string): number {

@@ -114,8 +114,11 @@ describe('bad input never crashes', () => {
     expect(r.code).toBe(2);
     expect(r.err).toContain(`${bad}: kernel.release:`);
     expect(r.err).toContain('expected string');
-    writeFileSync(bad, '{ not json');
-    expect((await run('walk', bad)).err).toContain('not JSON');
+    writeFileSync(bad, '{ not json\n');
+    const notJson = await run('walk', bad);
+    expect(notJson.err).toContain('not JSON');
+    // One line, though the parser's message quotes the file's newline.
+    expect(notJson.err.trimEnd().split('\n')).toHaveLength(1);
   });
 
   it('a pid the capture does not have: its pids, and how to list them', async () => {

@@ -33,6 +33,30 @@ describe('every number has a bound and a one-line error', () => {
     expectUsage(await run('walk', CAP72, '--pid', '1', '--pid', '1'), '--pid 1 given twice');
   });
 
+  it('a negative value after a space is checked like any value (node said only "ambiguous")', async () => {
+    expectUsage(
+      await run('bench', 'transition', '--tasks', '-5'),
+      '--tasks "-5"',
+      'each an integer from 1',
+    );
+    expectUsage(await run('walk', CAP72, '--size', '-1'), '--size "-1"');
+  });
+
+  it('klpsim bench --help lists every benchmark; bench with none names them all', async () => {
+    const h = await run('bench', '--help');
+    expect(h.code).toBe(0);
+    for (const b of ['walk', 'transition', 'start'])
+      expect(h.out).toContain(`usage: klpsim bench ${b}`);
+    expectUsage(await run('bench'), 'expected walk, transition or start');
+  });
+
+  it('a one-valued option given twice is refused (the parser kept the last silently)', async () => {
+    expectUsage(
+      await run('frames', CAP72, '--function', 'a', '--function', 'b'),
+      '--function given twice',
+    );
+  });
+
   it('bench walk --depth 100000 is refused before any output (was half a report, then an internal field)', async () => {
     expectUsage(
       await run('bench', 'walk', '--depth', '100000'),

@@ -46,7 +46,8 @@ export function parseJson(text: string, file: string, expected: string): Result<
   } catch (e) {
     return fail({
       code: 'KLPSIM_INPUT_INVALID',
-      message: `not JSON: ${(e as Error).message}`,
+      // One line: the parser's message quotes the text, newlines and all.
+      message: `not JSON: ${(e as Error).message.replace(/\r?\n/g, '\\n')}`,
       file,
       expected,
     });

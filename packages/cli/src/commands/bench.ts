@@ -64,8 +64,8 @@ export function runBench(argv: string[], ctx: CommandContext): number | Promise<
   throw new UsageError(
     'bench',
     what === undefined
-      ? 'expected walk or transition'
-      : `unknown benchmark "${what}" (expected walk or transition)`,
+      ? 'expected walk, transition or start'
+      : `unknown benchmark "${what}" (expected walk, transition or start)`,
   );
 }
 
@@ -80,7 +80,8 @@ function runBenchTransition(argv: string[], ctx: CommandContext): number {
   for (const [i, n] of sizes.entries()) {
     progress.update(i / sizes.length);
     // Said before the work: a million tasks take a minute or two.
-    if (flags.json !== true) process.stderr.write(`bench transition: ${count(n, 'task')}...\n`);
+    if (flags.json !== true && process.stderr.isTTY)
+      process.stderr.write(`bench transition: ${count(n, 'task')}...\n`);
     const { machine } = openCapture(BUNDLED_CAPTURES[1], undefined);
     const policy = choosePolicy(machine, flags.policy);
     const pass = measurePass(machine, policy, n, {
@@ -138,7 +139,7 @@ function runBenchTransition(argv: string[], ctx: CommandContext): number {
       `  one klp_try_complete_transition pass: ${seconds_(pass.seconds)} (${mega(n / pass.seconds)}tasks/s; ${pass.switched} switched, ${pass.blocked} blocked); peak memory ${passRss} MiB`,
     );
     ctx.print(
-      `  whole simulated transition (built-in scenario scaled to ${count(t.tasks.length, 'task')}, forced at 60 s): ${seconds_(wall)} wall for ${seconds_(simulated)} simulated (${seconds_(wall / simulated)} per simulated second), ${t.completed ? 'completed' : 'not completed'}, ${count(t.attempts, 'attempt')}`,
+      `  whole simulated transition (built-in scenario scaled to ${count(t.tasks.length, 'task')}, forced at 60 s): ${seconds_(wall)} wall for ${seconds_(simulated)} simulated (${seconds_(wall / simulated)} per simulated second), ${t.completed ? (t.forced ? 'completed (forced at 60 s)' : 'completed') : 'not completed'}, ${count(t.attempts, 'attempt')}`,
     );
     ctx.print(
       `  ${count(stats.events, 'event')} (${rate(stats.events / wall)}events/s; ${count(stats.dropped, 'event')} of switched tasks dropped); peak memory ${row.transition.maxRssMiB} MiB`,

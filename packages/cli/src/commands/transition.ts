@@ -153,7 +153,10 @@ export function loadScenario(file: string | null): Scenario {
   try {
     json = JSON.parse(text);
   } catch (e) {
-    throw new CliError('KLPSIM_INPUT_INVALID', `${file}: not JSON: ${(e as Error).message}`);
+    throw new CliError(
+      'KLPSIM_INPUT_INVALID',
+      `${file}: not JSON: ${(e as Error).message.replace(/\r?\n/g, '\\n')}`,
+    );
   }
   if ((json as { format?: unknown } | null)?.format === 'arm64-stack-capture/v1')
     throw new CliError(

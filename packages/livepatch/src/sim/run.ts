@@ -651,7 +651,7 @@ class Simulation {
 
   /**
    * Whether nothing this task does from now on can change the log, so its
-   * events can be dropped (98 % of a large run's events belong to tasks that
+   * events can be dropped (94 % of a large run's events belong to tasks that
    * have switched). True once, during a transition, the task has switched,
    * the idle task of its CPU has too (a task's time on a CPU matters only to
    * a pending idle task), and nothing to come can make a switched task

@@ -50,7 +50,7 @@ export const mainline: Policy = {
     if (machine.config.ptRegs.meta !== null) return null;
     return {
       code: 'KLPSIM_POLICY_LAYOUT_MISMATCH',
-      message: `mainline needs meta frame records in pt_regs->stackframe (6.13+); ${machine.config.release} has none, so it cannot tell a FINAL record from an exception boundary. Use --policy linux-6.1 or symcode-v8.`,
+      message: `mainline needs meta frame records in pt_regs->stackframe (6.13+); ${machine.config.release} has none, so it cannot tell a FINAL record from an exception boundary. Use --policy linux-6.1, linux-6.6 or symcode-v8.`,
     };
   },
   consume,
