@@ -121,6 +121,19 @@ describe('bad input never crashes', () => {
     expect(notJson.err.trimEnd().split('\n')).toHaveLength(1);
   });
 
+  it('--fail-on-unreliable under a policy with no reliable walk says it has nothing to judge', async () => {
+    const r = await run(
+      'walk',
+      CAP61,
+      '--policy',
+      'linux-6.6',
+      '--fail-on-unreliable',
+      '--summary',
+    );
+    expect(r.code).toBe(0);
+    expect(r.err).toContain('policy linux-6.6 has no reliable walk');
+  });
+
   it('a pid the capture does not have: its pids, and how to list them', async () => {
     const r = await run('walk', CAP61, '--pid', '99999');
     expect(r.code).toBe(2);

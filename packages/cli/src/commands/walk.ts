@@ -301,5 +301,9 @@ export function runWalk(argv: string[], ctx: CommandContext): number {
       }),
     );
   const failed = report.walk === 'reliable' && report.tasks.some((t) => t.reliable === false);
+  if (flags['fail-on-unreliable'] === true && report.walk !== 'reliable')
+    process.stderr.write(
+      `klpsim walk: --fail-on-unreliable has nothing to judge: these were debug walks (${flags['best-effort'] === true ? '--best-effort' : `policy ${report.policy} has no reliable walk`})\n`,
+    );
   return flags['fail-on-unreliable'] === true && failed ? EXIT_VERDICT : EXIT_OK;
 }
