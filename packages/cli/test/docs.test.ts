@@ -33,11 +33,20 @@ const VERDICT = /^\.\/klpsim (transition|predict|vectors mutate)\b/;
 // Minutes of work by design (a million tasks): checked to parse (`--help`), not run.
 const LONG = [/^\.\/klpsim bench transition$/, /^\.\/klpsim vectors mutate .*--count 1000000\b/];
 // Seconds of measuring by design: run as written (every flag checked, every
-// step taken) but measuring briefly; for non-repeatable flags the last wins.
+// step taken) but measuring briefly: these flags replace the command's own
+// (klpsim refuses a one-valued flag given twice).
 const BRIEF: readonly [RegExp, string][] = [
   [/^\.\/klpsim bench walk\b/, ' --seconds 0.1 --tasks 100'],
   [/^\.\/klpsim bench start\b/, ' --runs 1'],
 ];
+
+/** `c` with each `--flag value` of `flags` in place of its own, if it has one. */
+function withFlags(c: string, flags: string): string {
+  let out = c;
+  for (const [, name] of flags.matchAll(/--([a-z-]+) \S+/g))
+    out = out.replace(new RegExp(` --${name}(?:=| )\\S+`, 'g'), '');
+  return `${out}${flags}`;
+}
 
 /** Shell command lines of ```sh blocks, continuations joined, comments dropped. */
 function shellCommands(md: string): string[] {
@@ -112,7 +121,7 @@ describe('every command in README.md and docs/ runs as written', () => {
         return {
           page,
           written: c,
-          cmd: asHelp ? `./klpsim ${sub.join(' ')} --help` : `${c}${brief}`,
+          cmd: asHelp ? `./klpsim ${sub.join(' ')} --help` : withFlags(c, brief),
         };
       });
     // Two at a time: the machine has two cores.
