@@ -1,5 +1,5 @@
 import type { Addr } from '@klpsim/arm64';
-import type { Machine } from '@klpsim/kernel';
+import { type Machine, upperBound } from '@klpsim/kernel';
 import type { FunctionFrames } from './analyse.js';
 import { analyseKernelFunction, kernelFunctions } from './kernel.js';
 import {
@@ -29,15 +29,7 @@ export class FrameTable {
 
   /** The function whose bounds hold `pc`, or undefined. */
   functionAt(pc: Addr): FunctionFrames | undefined {
-    const starts = this.starts;
-    let lo = 0;
-    let hi = starts.length;
-    while (lo < hi) {
-      const mid = (lo + hi) >> 1;
-      if (starts[mid]! <= pc) lo = mid + 1;
-      else hi = mid;
-    }
-    const f = this.functions[lo - 1];
+    const f = this.functions[upperBound(this.starts, pc) - 1];
     return f !== undefined && pc < f.start + f.size ? f : undefined;
   }
 

@@ -51,6 +51,7 @@ export { cloneMachine, type KernelModule, loadModule, unloadModule } from './mod
 export { type RawExportOptions, rawFromMachine } from './raw/export.js';
 export { machineFromRaw } from './raw/import.js';
 export { type RawState, rawStateSchema } from './raw/schema.js';
+export { upperBound } from './search.js';
 export * from './symcode.js';
 export * from './task.js';
 export * from './text.js';

@@ -1,4 +1,5 @@
 import { type Addr, formatAddr } from '@klpsim/arm64';
+import { upperBound } from './search.js';
 
 /**
  * kallsyms and the `%pS` / `%pB` formats (kernel/kallsyms.c,
@@ -216,16 +217,4 @@ function lookupModule(m: ModuleTable, a: Addr): SymbolHit | null {
   while (j < m.addrs.length && m.addrs[j] === start) j++;
   const end = j < m.addrs.length ? m.addrs[j]! : m.textEnd;
   return { name: m.names[k]!, offset: a - start, size: end - start, module: m.name };
-}
-
-/** Index of the first element greater than `a` in a sorted array. */
-function upperBound(xs: Float64Array, a: number): number {
-  let lo = 0;
-  let hi = xs.length;
-  while (lo < hi) {
-    const mid = (lo + hi) >> 1;
-    if (xs[mid]! <= a) lo = mid + 1;
-    else hi = mid;
-  }
-  return lo;
 }

@@ -1,5 +1,6 @@
 import type { Addr } from '@klpsim/arm64';
 import type { KernelSymbol } from './kallsyms.js';
+import { upperBound } from './search.js';
 import type { TextRange } from './text.js';
 
 /**
@@ -111,15 +112,8 @@ export class SymCodeFunctions {
   contains(pc: Addr): boolean {
     if (pc >= this.mapLo && pc < this.mapHi && this.pages[(pc - this.mapLo) >>> 12] === 0)
       return false;
-    const starts = this.starts;
-    let lo = 0;
-    let hi = starts.length;
-    while (lo < hi) {
-      const mid = (lo + hi) >> 1;
-      if (starts[mid]! <= pc) lo = mid + 1;
-      else hi = mid;
-    }
-    return lo > 0 && pc < this.ends[lo - 1]!;
+    const i = upperBound(this.starts, pc);
+    return i > 0 && pc < this.ends[i - 1]!;
   }
 
   /** The range containing `pc`, for explanations (not the hot path). */

@@ -1,9 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { archStackWalk, archStackWalkReliable, POLICIES, Walker } from '../src/index.js';
-import { CAPTURE_61, CAPTURE_72, CAPTURE_72_HARD, capture } from './fixtures.js';
-
-const strip = (t: readonly { address: string; symbol: string }[]) =>
-  t.map((e) => `${e.address} ${e.symbol}`);
+import { CAPTURE_61, CAPTURE_72, CAPTURE_72_HARD, capture, strip } from './fixtures.js';
 
 describe('linux-6.1 replays the real 6.1 kernel', () => {
   it('reproduces kernelTraceFull of every task, frame for frame (476 frames)', () => {

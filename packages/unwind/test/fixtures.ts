@@ -26,3 +26,7 @@ export function capture(file: string): LoadedCapture {
   }
   return c;
 }
+
+/** A trace as `address symbol` lines, the form the kernel's own traces are compared in. */
+export const strip = (t: readonly { address: string; symbol: string }[]) =>
+  t.map((e) => `${e.address} ${e.symbol}`);

@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { archStackWalk, POLICIES, Walker } from '../src/index.js';
 import { build } from './build.js';
 import { USER_NANOSLEEP } from './chains.js';
-import { CAPTURE_61, capture } from './fixtures.js';
+import { CAPTURE_61, capture, strip } from './fixtures.js';
 
 /**
  * The linux-6.6 policy against the rules of v6.6's
@@ -11,9 +11,6 @@ import { CAPTURE_61, capture } from './fixtures.js';
  * values come from the real 6.1 kernel's own traces (where the two kernels'
  * rules agree) and from the 6.6 source lines cited with each case.
  */
-
-const strip = (t: readonly { address: string; symbol: string }[]) =>
-  t.map((e) => `${e.address} ${e.symbol}`);
 
 describe('linux-6.6', () => {
   it("reproduces the real 6.1 kernel's kernelTraceFull of every task (476 frames)", () => {

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { STACK_TYPE_NAMES } from '../machine.js';
 
 /**
  * The builder's input: a kernel and its tasks described as call chains.
@@ -32,14 +33,8 @@ export const CORRUPTIONS = [
   'final-misplaced',
   'meta-unknown',
 ] as const;
-export const STACK_NAMES = [
-  'task',
-  'irq',
-  'overflow',
-  'sdei_normal',
-  'sdei_critical',
-  'efi',
-] as const;
+/** The stacks a built frame can live on: every stack type but 'unknown'. */
+export const [, ...STACK_NAMES] = STACK_TYPE_NAMES;
 
 export const functionDescSchema = z.strictObject({
   name: z.string().min(1),
