@@ -966,7 +966,7 @@ class Simulation {
   private onSwitched(lp: LpTask, via: SwitchVia): void {
     const tr = this.transitions.length - 1;
     const id = this.idOf(lp);
-    this.t.recordSwitch(id, { t: this.now / 1000, via, transition: tr });
+    this.t.recordSwitch(id, this.now, via, tr);
     this.t.switchEpoch[id] = this.epoch;
     // Force gives the guarantee up; the idle loop switches inside do_idle by design.
     if (via === 'force' || via === 'idle-loop' || lp.chain === null) return;

@@ -118,13 +118,15 @@ export class TaskTable {
     this.flags[id] = on ? this.flags[id]! | flag : this.flags[id]! & ~flag;
   }
 
-  recordSwitch(id: number, sw: TaskSwitch): void {
+  /** A switch at `ms` (simulated milliseconds): the first goes in columns, so a pass allocates nothing for it. */
+  recordSwitch(id: number, ms: number, via: SwitchVia, transition: number): void {
     if (this.firstSwitchVia[id] === -1) {
-      this.firstSwitchMs[id] = Math.round(sw.t * 1000);
-      this.firstSwitchVia[id] = VIA_INDEX.get(sw.via)!;
-      this.firstSwitchTransition[id] = sw.transition;
+      this.firstSwitchMs[id] = ms;
+      this.firstSwitchVia[id] = VIA_INDEX.get(via)!;
+      this.firstSwitchTransition[id] = transition;
       return;
     }
+    const sw: TaskSwitch = { t: ms / 1000, via, transition };
     const more = this.moreSwitches.get(id);
     if (more === undefined) this.moreSwitches.set(id, [sw]);
     else more.push(sw);
