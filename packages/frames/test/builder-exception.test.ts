@@ -40,7 +40,6 @@ const REGS29 = 232;
 const REGS30 = 240;
 const REGS_SP = 248;
 const REGS_PC = 256;
-const STACKFRAME = 296; // mainline layout
 
 function build(desc: KernelDesc): BuiltMachine {
   const r = buildMachine(desc);
@@ -50,10 +49,11 @@ function build(desc: KernelDesc): BuiltMachine {
 
 function buildAt(
   at: number,
-  opts: { shape?: FrameShape; pac?: boolean } = {},
+  opts: { shape?: FrameShape; pac?: boolean; layout?: 'linux-6.1' } = {},
 ): { built: BuiltMachine; t: BuiltTask } {
   const built = build({
     pac: opts.pac ?? true,
+    ...(opts.layout !== undefined ? { layout: opts.layout } : {}),
     functions: [
       { name: G, size: 0x80, ...(opts.shape !== undefined ? { shape: opts.shape } : {}) },
       { name: CALLER, size: 0x80 },
@@ -87,7 +87,7 @@ function rowOfBuilder(built: BuiltMachine, at: number): BuiltFrameRow | null {
 function ptRegsOf(built: BuiltMachine, t: BuiltTask): Addr {
   let fp = t.task.cpuContext.fp;
   for (let k = 0; k < VECTOR; k++) fp = read(built, fp).addr;
-  return fp - STACKFRAME;
+  return fp - built.machine.config.ptRegs.stackframeOffset;
 }
 
 /** g's CFA: the caller's sp at its call, three 32-byte frames (caller, worker_thread, kthread) below the task's pt_regs. */
@@ -226,6 +226,22 @@ describe("exception.lr 'text': the interrupted word's frame state decides the st
     expect(read(built, regs + REGS29).addr).toBe(rec);
     expect(read(built, regs + REGS_SP).addr).toBe(cfa - 32);
     expectDebugWalk(built, t, false);
+  });
+
+  it('L at 4 on the linux-6.1 layout: the synthetic record {x29, pc} names the caller, the walk misses it', () => {
+    const { built, t } = buildAt(4, { layout: 'linux-6.1' });
+    const regs = ptRegsOf(built, t);
+    const cfa = cfaOf(t);
+    const frame = regs + built.machine.config.ptRegs.stackframeOffset;
+    expect(read(built, frame).addr).toBe(cfa);
+    expect(read(built, frame + 8).addr).toBe(t.chain[GI]);
+    expect(read(built, regs + REGS29).addr).toBe(cfa);
+    expect(read(built, regs + REGS30).addr).toBe(t.chain[GI + 1]);
+    expect(signed(built, regs + REGS30)).toBe(true);
+    expect(read(built, regs + REGS_SP).addr).toBe(cfa);
+    const r = archStackWalk(new Walker(built.machine, POLICIES['linux-6.1']), t.task);
+    expect(r.trace.map((e) => e.address)).toEqual(t.debugTrace.map((e) => formatAddr(e.pc)));
+    expect(t.debugTrace.map((e) => e.pc)).toEqual(t.chain.filter((_, k) => k !== GI + 1));
   });
 
   it('legacy saved / unsaved frames report a boundary with no state', () => {
