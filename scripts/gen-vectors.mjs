@@ -10,6 +10,7 @@ import { formatInputError, loadCapture } from '../packages/kernel/dist/index.js'
 import {
   captureVectors,
   corpusRecipes,
+  frameStateVectors,
   kernelRuleVectors,
   knownUnsoundVectors,
   newVector,
@@ -40,6 +41,7 @@ console.log(`wrote ${n} generated vectors`);
 for (const [what, made] of [
   ['kernel-rules', kernelRuleVectors()],
   ['known-unsound', knownUnsoundVectors()],
+  ['frame-state', frameStateVectors()],
 ]) {
   if (!made.ok) {
     console.error(formatInputError(made.error));

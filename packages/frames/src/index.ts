@@ -4,10 +4,14 @@ export { decodeFrameInsn, type FrameInsn, type IndexMode } from './decode.js';
 export { analyseKernelFunction, type FunctionBounds, kernelFunctions } from './kernel.js';
 export * from './state.js';
 export {
+  type FrameCursor,
+  type FrameLookup,
   type FrameRange,
   FrameTable,
   formatCfa,
+  frameCursor,
   frameRanges,
   frameTableOf,
+  LazyFrameTable,
   rowOf,
 } from './table.js';

@@ -1,7 +1,7 @@
 import type { Addr } from '@klpsim/arm64';
 import { type Machine, upperBound } from '@klpsim/kernel';
 import type { FunctionFrames } from './analyse.js';
-import { analyseKernelFunction, kernelFunctions } from './kernel.js';
+import { analyseKernelFunction, type FunctionBounds, kernelFunctions } from './kernel.js';
 import {
   type CfaRule,
   type FrameRow,
@@ -17,7 +17,7 @@ import {
  * `stateAt` is for hot loops (a binary search over plain arrays, no
  * allocation); `rowAt` builds the whole answer for explanations.
  */
-export class FrameTable {
+export class FrameTable implements FrameLookup {
   /** Every function, lowest start first. */
   readonly functions: readonly FunctionFrames[];
   private readonly starts: Float64Array;
@@ -40,11 +40,105 @@ export class FrameTable {
     return f.state[(pc - f.start) / 4] as FrameStateCode;
   }
 
+  fill(pc: Addr, out: FrameCursor): boolean {
+    return fillFrom(this.functionAt(pc), pc, out);
+  }
+
   /** Everything known at `pc`, or null where `stateAt` is NONE. */
   rowAt(pc: Addr): FrameRow | null {
     const f = this.functionAt(pc);
     if (f === undefined || f.refusal !== null || pc % 4 !== 0) return null;
     return rowOf(f, (pc - f.start) / 4);
+  }
+}
+
+/**
+ * What an unwinder reads at one pc, filled into a caller's object so that a
+ * walk allocates nothing: the state code, and where the CFA and the record are.
+ */
+export interface FrameCursor {
+  state: FrameStateCode;
+  /** CFA = x29 + cfaOffset (true) or sp + cfaOffset (false). */
+  cfaX29: boolean;
+  cfaOffset: number;
+  /** The record (x29, then x30 at +8) lies at CFA + recordOffset; 0 in state L. */
+  recordOffset: number;
+  lrSigned: boolean;
+}
+
+/** A fresh FrameCursor to be filled by `FrameLookup.fill`. */
+export function frameCursor(): FrameCursor {
+  return { state: S.NONE, cfaX29: false, cfaOffset: 0, recordOffset: 0, lrSigned: false };
+}
+
+/** Frame state by pc, as a policy consults it (both tables below). */
+export interface FrameLookup {
+  functionAt(pc: Addr): FunctionFrames | undefined;
+  stateAt(pc: Addr): FrameStateCode;
+  rowAt(pc: Addr): FrameRow | null;
+  /** Fills `out` with the state at `pc`; false (and `out.state` NONE) where there is none. */
+  fill(pc: Addr, out: FrameCursor): boolean;
+}
+
+/** `fill` over one function's arrays. */
+function fillFrom(f: FunctionFrames | undefined, pc: Addr, out: FrameCursor): boolean {
+  out.state = S.NONE;
+  if (f === undefined || f.refusal !== null || pc % 4 !== 0) return false;
+  const i = (pc - f.start) / 4;
+  const code = f.state[i] as FrameStateCode | undefined;
+  if (code === undefined || code === S.NONE) return false;
+  out.state = code;
+  out.cfaX29 = f.cfaBase[i] === 1;
+  out.cfaOffset = f.cfaOffset[i]!;
+  out.recordOffset = f.recordOffset[i]!;
+  out.lrSigned = f.lrSigned[i] === 1;
+  return true;
+}
+
+/**
+ * The frame state of a Machine's text, each function analysed the first
+ * time a pc in it is looked up: an unwinder consults a handful of
+ * functions per walk, so a walk of a real kernel (55,000 functions, about
+ * 2.5 s to analyse whole) pays only for what it touches. Answers are the
+ * eager table's (`frameTableOf`).
+ */
+export class LazyFrameTable implements FrameLookup {
+  private readonly bounds: readonly FunctionBounds[];
+  private readonly starts: Float64Array;
+  private readonly done: (FunctionFrames | undefined)[];
+
+  constructor(private readonly machine: Machine) {
+    this.bounds = kernelFunctions(machine).sort((a, b) => a.start - b.start);
+    this.starts = Float64Array.from(this.bounds, (f) => f.start);
+    this.done = new Array(this.bounds.length);
+  }
+
+  functionAt(pc: Addr): FunctionFrames | undefined {
+    const i = upperBound(this.starts, pc) - 1;
+    const b = this.bounds[i];
+    if (b === undefined || pc >= b.end) return undefined;
+    let f = this.done[i];
+    if (f === undefined) {
+      f = analyseKernelFunction(this.machine, b);
+      this.done[i] = f;
+    }
+    return f;
+  }
+
+  stateAt(pc: Addr): FrameStateCode {
+    const f = this.functionAt(pc);
+    if (f === undefined || f.refusal !== null || pc % 4 !== 0) return S.NONE;
+    return f.state[(pc - f.start) / 4] as FrameStateCode;
+  }
+
+  rowAt(pc: Addr): FrameRow | null {
+    const f = this.functionAt(pc);
+    if (f === undefined || f.refusal !== null || pc % 4 !== 0) return null;
+    return rowOf(f, (pc - f.start) / 4);
+  }
+
+  fill(pc: Addr, out: FrameCursor): boolean {
+    return fillFrom(this.functionAt(pc), pc, out);
   }
 }
 

@@ -6,6 +6,7 @@ import {
   RULE_END_BEFORE_NEXT,
   RULE_META,
   RULE_REGS_PC,
+  RULE_REGS_STEP,
   RULE_TEXT,
 } from './rules.js';
 import { Source, type UnwindState } from './state.js';
@@ -111,6 +112,7 @@ export function walkPlainFrames(st: UnwindState, trace: TraceBuffer, rules: numb
   const finalBeforeNext = (rules & RULE_END_BEFORE_NEXT) !== 0;
   const textChecked = reliable && (rules & RULE_TEXT) !== 0;
   const metaRecords = (rules & RULE_META) !== 0;
+  const regsStep = (rules & RULE_REGS_STEP) !== 0;
   for (;;) {
     // consume: anything but a plain store goes back to the policy's consume.
     if (n >= last) break;
@@ -130,6 +132,7 @@ export function walkPlainFrames(st: UnwindState, trace: TraceBuffer, rules: numb
     afterConsume = true;
 
     // next: one record on the same stack, a kernel fp and a kernel return address.
+    if (regsStep && source === Source.REGS_PC) break;
     if (finalBeforeNext && fp === finalFrame) break;
     if ((fpLo & 7) !== 0) break;
     if (!(fp >= low && fp + 16 <= high) || words === NO_WORDS) {

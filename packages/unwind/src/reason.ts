@@ -17,6 +17,9 @@ export const REASON_CODES = [
   'BUFFER_FULL',
   'NOT_AFTER_CALL',
   'NOT_IN_SCHEDULE',
+  'NO_FRAME_STATE',
+  'FRAME_STATE_STEP_FAILED',
+  'FP_MISMATCH',
 ] as const;
 
 export type ReasonCode = (typeof REASON_CODES)[number];
@@ -43,6 +46,12 @@ export const REASON_TEXT: Readonly<Record<ReasonCode, string>> = {
   BUFFER_FULL: 'the trace buffer filled up before the walk reached the end of the stack',
   NOT_AFTER_CALL: 'the instruction before the return address is not a call (bl/blr/blra*)',
   NOT_IN_SCHEDULE: "a blocked task's walk must begin in __switch_to called from __schedule",
+  NO_FRAME_STATE:
+    'no frame state (SFrame / ORC data) for this pc: the frame analysis refused its function, or no path reaches it',
+  FRAME_STATE_STEP_FAILED:
+    'the step the frame state prescribes failed: the CFA or frame pointer is misaligned, or the saved record is on no known stack',
+  FP_MISMATCH:
+    'the frame pointer is not where the frame state at this pc puts the frame record (no record yet, x29 not at it, or below the callee frame)',
 };
 
 /** The structured reason a result carries. */

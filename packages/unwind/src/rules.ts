@@ -19,6 +19,9 @@ export const RULE_REGS_PC = 16;
 /** Zero records are meta records; the task's FINAL one ends the walk (6.13+). */
 export const RULE_META = 32;
 
+/** The step after a pt_regs pc is the policy's own (the frame state decides it: sframe-regs). */
+export const RULE_REGS_STEP = 64;
+
 /** The rule bits of `rules`. */
 export function ruleBits(rules: UnwindRules): number {
   let bits = rules.bounds === 'consume' ? RULE_CONSUME : 0;
@@ -28,5 +31,6 @@ export function ruleBits(rules: UnwindRules): number {
     bits |= RULE_TEXT;
   if (rules.refuses.includes('regs-pc')) bits |= RULE_REGS_PC;
   if (rules.metaRecords) bits |= RULE_META;
+  if (rules.frameState !== 'none') bits |= RULE_REGS_STEP;
   return bits;
 }

@@ -1,9 +1,14 @@
 import { type Addr, addrHi, addrLo, foldAddress, KERNEL_HI_BASE, TWO_32 } from '@klpsim/arm64';
-import type { Machine, MemoryRegion, Task } from '@klpsim/kernel';
+import { type FrameCursor, type FrameLookup, frameCursor } from '@klpsim/frames';
+import type { Machine, MemoryRegion, Task, Word64 } from '@klpsim/kernel';
 import type { ReasonCode } from './reason.js';
 
-/** Where the current pc came from (`enum kunwind_source`). */
-export const Source = { UNKNOWN: 0, FRAME: 1, CALLER: 2, TASK: 3, REGS_PC: 4 } as const;
+/**
+ * Where the current pc came from (`enum kunwind_source`). REGS_LR is the
+ * SFrame series' (Dylan Hatch, v5-v7, 2026, unmerged): the LR of pt_regs,
+ * reported when the frame state says it was live.
+ */
+export const Source = { UNKNOWN: 0, FRAME: 1, CALLER: 2, TASK: 3, REGS_PC: 4, REGS_LR: 5 } as const;
 export type Source = (typeof Source)[keyof typeof Source];
 
 /** `union unwind_flags`: the pc was rewritten by a tracer and recovered. */
@@ -102,6 +107,22 @@ export class UnwindState {
   recFpLo = 0;
   recLrHi = 0;
   recLrLo = 0;
+
+  /**
+   * `state->regs`: the pt_regs the current pc came from while the source is
+   * REGS_PC (NaN otherwise), for a policy that steps on from them.
+   */
+  regs: Addr = Number.NaN;
+  /** The frame state of the kernel's text, for policies that consult it (null otherwise). */
+  frames: FrameLookup | null = null;
+  /** Scratch the frame lookup fills, and a 64-bit read's. */
+  readonly cursor: FrameCursor = frameCursor();
+  readonly word: Word64 = { hi: 0, lo: 0 };
+  /**
+   * fp-validate: the lowest address the next frame record may have on the
+   * current stack (the CFA of the frame just validated); NaN when unknown.
+   */
+  cfaFloor: Addr = Number.NaN;
 
   /** The policy's rules as bits (rules.ts), for the plain-frame fast path. */
   rules = 0;

@@ -22,7 +22,8 @@ function failOffStack(st: UnwindState, addr: number, size: number): number {
   return EINVAL;
 }
 
-function takeRecordFp(st: UnwindState): void {
+/** The fp from the record just read (raw halves kept for `fp & 7` and messages). */
+export function takeRecordFp(st: UnwindState): void {
   const hi = st.recFpHi;
   const lo = st.recFpLo;
   st.fpHi = hi;
@@ -120,6 +121,7 @@ function nextRegsPc(st: UnwindState): number {
   st.recFpLo = w[fpi]!;
   st.recFpHi = w[fpi + 1]!;
   takeRecordFp(st);
+  st.regs = regs;
   st.source = Source.REGS_PC;
   return 0;
 }

@@ -8,6 +8,7 @@ import {
   KERNEL_HI_BASE,
   TWO_32,
 } from '@klpsim/arm64';
+import { LazyFrameTable } from '@klpsim/frames';
 import {
   type Machine,
   STACK_TYPE_NAMES,
@@ -78,7 +79,19 @@ export interface WalkResult {
 const DEBUG_SIZE = 512;
 const FROM_TASK: WalkFrom = { kind: 'task' };
 const NO_CHECKS: readonly CheckName[] = [];
-const SOURCE_MARK = ['U', '', 'C', 'T', 'P'];
+const SOURCE_MARK = ['U', '', 'C', 'T', 'P', 'L'];
+
+/** One frame lookup per Machine, shared by every walker of it (each function is analysed once). */
+const FRAME_TABLES = new WeakMap<Machine, LazyFrameTable>();
+
+function frameLookupOf(machine: Machine): LazyFrameTable {
+  let t = FRAME_TABLES.get(machine);
+  if (t === undefined) {
+    t = new LazyFrameTable(machine);
+    FRAME_TABLES.set(machine, t);
+  }
+  return t;
+}
 
 /**
  * Walks tasks of one machine under one policy, reusing one unwind state and
@@ -94,6 +107,13 @@ export class Walker {
   /** The flat walk's mode for the reliable walk and for the debug walk (flatModeOf). */
   private readonly flatReliable: number;
   private readonly flatDebug: number;
+
+  /**
+   * Whether this policy has plain frames (fastpath.ts, flat/) at all; a
+   * policy that checks the frame state at every frame has none, and every
+   * walk runs its own step functions.
+   */
+  readonly plainFrames: boolean;
 
   /** The flat walk's mode (flat/walk.ts) for this walker's policy. */
   flatModeOf(reliable: boolean): number {
@@ -123,6 +143,8 @@ export class Walker {
     st.metaSize = meta === null ? 0 : meta.size;
     this.flatReliable = flatMode(policy.rules, true);
     this.flatDebug = flatMode(policy.rules, false);
+    this.plainFrames = policy.rules.frameState !== 'every-frame';
+    st.frames = policy.rules.frameState === 'none' ? null : frameLookupOf(machine);
   }
 
   /** `unwindStart`: initialises the state for `task` as `kunwind_stack_walk` does; false if `from` cannot be read. */
@@ -148,7 +170,9 @@ export class Walker {
     st.checks =
       options.checks === undefined || options.checks.length === 0 ? 0 : checkBits(options.checks);
     st.fromTask = from.kind === 'task';
-    st.fastPath = options.fastPath ?? true;
+    st.fastPath = (options.fastPath ?? true) && this.plainFrames;
+    st.regs = from.kind === 'regs' ? from.regs : Number.NaN;
+    st.cfaFloor = from.kind === 'task' ? task.cpuContext.sp : Number.NaN;
     if (from.kind === 'task') initStacks(st, undefined, false, false, false);
     else
       initStacks(
@@ -222,6 +246,7 @@ export class Walker {
       arena.machine !== this.machine ||
       (options.from !== undefined && options.from.kind !== 'task') ||
       options.fastPath === false ||
+      !this.plainFrames ||
       (options.checks !== undefined && options.checks.length > 0)
     )
       return this.walk(task, options);

@@ -1,4 +1,4 @@
-import type { KernelDesc, TaskDesc } from '@klpsim/kernel';
+import type { BuiltMachine, KernelDesc, TaskDesc } from '@klpsim/kernel';
 import { describe, expect, it } from 'vitest';
 import {
   type CheckName,
@@ -23,6 +23,8 @@ interface Case {
   readonly task: TaskDesc;
   readonly checks?: CheckName[];
   readonly size?: number;
+  /** Bytes changed after the build, as a bug would change them. */
+  readonly poke?: (b: BuiltMachine) => void;
   readonly expect: Readonly<Partial<Record<PolicyName, ReasonCode | 'ok' | 'none'>>>;
 }
 
@@ -115,7 +117,33 @@ const CASES: Case[] = [
       mainline: 'EXCEPTION_BOUNDARY',
       'symcode-v8': 'IN_SYM_CODE',
       'linux-6.1': 'RECORD_OFF_STACK',
+      // The interrupted pc is in the body (state F): the record holds the caller.
+      'sframe-regs': 'ok',
+      'fp-validate': 'ok',
     },
+  },
+  {
+    name: 'exception boundary with LR live (mainline layout)',
+    task: { frames: irqPreempted('unsaved') },
+    expect: {
+      mainline: 'EXCEPTION_BOUNDARY',
+      // At crc32_body+0x4 (state L) the caller is in regs[30]: reported, then on from regs[29].
+      'sframe-regs': 'ok',
+      // x29 is still the caller's record: a frame-pointer step would skip the caller.
+      'fp-validate': 'FP_MISMATCH',
+    },
+  },
+  {
+    name: 'exception boundary with a misaligned regs->sp',
+    task: { frames: irqPreempted('unsaved') },
+    poke: (b) => {
+      // pt_regs of the boundary: where mainline's walk stopped (state->regs).
+      const w = new Walker(b.machine, POLICIES.mainline);
+      w.walk(b.tasks[0]!.task, { reliable: true });
+      const regs = w.st.regs;
+      b.machine.memory.write64(regs + b.machine.config.ptRegs.pcOffset - 8, 0xffff8000, 0x10000004);
+    },
+    expect: { mainline: 'EXCEPTION_BOUNDARY', 'sframe-regs': 'FRAME_STATE_STEP_FAILED' },
   },
   {
     name: 'exception boundary (6.1 layout: a synthetic frame record)',
@@ -140,7 +168,14 @@ const CASES: Case[] = [
         { fn: 'ret_from_fork' },
       ],
     },
-    expect: { mainline: 'ok', 'symcode-v8': 'IN_SYM_CODE', 'linux-6.1': 'none' },
+    expect: {
+      mainline: 'ok',
+      'symcode-v8': 'IN_SYM_CODE',
+      'linux-6.1': 'none',
+      'sframe-regs': 'ok',
+      // ORC has no data for assembly outside the calling convention.
+      'fp-validate': 'NO_FRAME_STATE',
+    },
   },
   {
     name: 'function-graph entry missing',
@@ -201,6 +236,7 @@ describe('every reason code under every policy', () => {
   for (const c of CASES) {
     it(c.name, () => {
       const b = build({ ...c.kernel, tasks: [c.task] });
+      c.poke?.(b);
       const t = b.tasks[0]!;
       for (const name of Object.keys(c.expect) as PolicyName[]) {
         const policy = POLICIES[name];

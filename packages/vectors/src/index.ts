@@ -1,4 +1,5 @@
 export { captureVectors } from './corpus/captures.js';
+export { frameStateVectors } from './corpus/frame-state.js';
 export { type CorpusRecipe, corpusRecipes } from './corpus/recipes.js';
 export { kernelRuleVectors } from './corpus/rules.js';
 export { knownUnsoundVectors } from './corpus/unsound.js';

@@ -41,10 +41,10 @@ export const traceEntrySchema = z.strictObject({
   address: hex64Schema,
   /** `%pS`, when the vector pins it. */
   symbol: z.string().max(512).optional(),
-  /** Mainline's marker (T, C, P, then F / K), when the vector pins it. */
+  /** Mainline's marker (T, C, P, or sframe-regs' L for an LR from pt_regs; then F / K), when the vector pins it. */
   source: z
     .string()
-    .regex(/^[TCPU]?F?K?$/)
+    .regex(/^[TCPUL]?F?K?$/)
     .optional(),
 });
 

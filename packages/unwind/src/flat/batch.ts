@@ -98,8 +98,8 @@ export function walkBatch(
   const trace = walker.trace;
   trace.reset(batchSize(options));
   const verdicts = arena.verdicts;
-  if (arena.machine !== walker.machine) {
-    // Not a snapshot of this machine: every walk goes to the reference code.
+  if (arena.machine !== walker.machine || !walker.plainFrames) {
+    // Not a snapshot of this machine, or a policy with no plain frames: every walk goes to the reference code.
     verdicts.fill(HANDED_BACK, first, first + count);
     return walkHandedBack(walker, options, first, count, verdicts);
   }

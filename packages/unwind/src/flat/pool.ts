@@ -55,6 +55,15 @@ export class WalkPool {
   async walk(walker: Walker, options: BatchOptions, passes = 1): Promise<number> {
     const n = this.arena.ntasks;
     const verdicts = this.arena.verdicts;
+    if (!walker.plainFrames) {
+      // A policy with no plain frames: the flat walk has nothing to do.
+      let frames = 0;
+      for (let p = 0; p < passes; p++) {
+        verdicts.fill(HANDED_BACK, 0, n);
+        frames = walkHandedBack(walker, options, 0, n, verdicts);
+      }
+      return frames;
+    }
     const share = Math.ceil(n / this.workers.length);
     const jobs = this.workers.map((w, i) => {
       const first = Math.min(n, i * share);

@@ -1,7 +1,9 @@
+import { fpValidate } from './fp-validate.js';
 import { linux61 } from './linux-6.1.js';
 import { linux66 } from './linux-6.6.js';
 import { mainline } from './mainline.js';
 import type { Policy } from './policy.js';
+import { sframeRegs } from './sframe-regs.js';
 import { symcodeV8 } from './symcode-v8.js';
 
 export type { Policy, PolicyMismatch, UnwindRules } from './policy.js';
@@ -15,6 +17,8 @@ export const POLICIES = {
   'linux-6.1': linux61,
   'linux-6.6': linux66,
   'symcode-v8': symcodeV8,
+  'sframe-regs': sframeRegs,
+  'fp-validate': fpValidate,
 } as const satisfies Readonly<Record<string, Policy>>;
 
 export type PolicyName = keyof typeof POLICIES;

@@ -34,6 +34,7 @@ export const linux61: Policy = {
     recoverStart: false,
     efiStack: false,
     refuses: [],
+    frameState: 'none',
   },
   checkLayout: () => null,
   consume: consumeEntry,

@@ -45,6 +45,7 @@ export const linux66: Policy = {
     recoverStart: true,
     efiStack: true,
     refuses: [],
+    frameState: 'none',
   },
   checkLayout: () => null,
   consume: consumeEntry,

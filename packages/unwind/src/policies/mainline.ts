@@ -1,9 +1,10 @@
+import type { Machine } from '@klpsim/kernel';
 import { consumeEntry } from '../checks.js';
 import { recoverReturnAddress } from '../recover.js';
 import { EINVAL, Source, type UnwindState } from '../state.js';
 import { nextFrameRecordConsuming, takeRecordPc } from '../step.js';
 import type { TraceBuffer } from '../trace.js';
-import type { Policy } from './policy.js';
+import type { Policy, PolicyMismatch } from './policy.js';
 
 /**
  * Mainline arm64 (arch/arm64/kernel/stacktrace.c, 6.13+ meta records, with
@@ -34,6 +35,15 @@ function next(st: UnwindState): number {
     : 0;
 }
 
+/** Refuses a kernel without meta records: a policy built on mainline's end rule cannot walk it. */
+export function needsMetaRecords(name: string, machine: Machine): PolicyMismatch | null {
+  if (machine.config.ptRegs.meta !== null) return null;
+  return {
+    code: 'KLPSIM_POLICY_LAYOUT_MISMATCH',
+    message: `${name} needs meta frame records in pt_regs->stackframe (6.13+); ${machine.config.release} has none, so it cannot tell a FINAL record from an exception boundary. Use --policy linux-6.1, linux-6.6 or symcode-v8.`,
+  };
+}
+
 export const mainline: Policy = {
   name: 'mainline',
   summary: 'Linux 6.13+ unwinder with meta frame records; arch_stack_walk_reliable as in 6.17+',
@@ -45,14 +55,9 @@ export const mainline: Policy = {
     recoverStart: true,
     efiStack: true,
     refuses: ['regs-pc'],
+    frameState: 'none',
   },
-  checkLayout(machine) {
-    if (machine.config.ptRegs.meta !== null) return null;
-    return {
-      code: 'KLPSIM_POLICY_LAYOUT_MISMATCH',
-      message: `mainline needs meta frame records in pt_regs->stackframe (6.13+); ${machine.config.release} has none, so it cannot tell a FINAL record from an exception boundary. Use --policy linux-6.1, linux-6.6 or symcode-v8.`,
-    };
-  },
+  checkLayout: (machine) => needsMetaRecords('mainline', machine),
   consume,
   next,
   isReliable: (st) => st.source !== Source.REGS_PC,

@@ -44,6 +44,14 @@ export interface UnwindRules {
    * range (the 2021 series' `unwind_is_reliable`).
    */
   readonly refuses: readonly ('regs-pc' | 'not-kernel-text' | 'sym-code')[];
+  /**
+   * Where the walk consults the frame state of the text (@klpsim/frames,
+   * standing in for SFrame or ORC data): never (every merged kernel), at
+   * the step after a pt_regs pc (the SFrame series), or at every frame
+   * (the ORC validation RFC). A policy that consults it at every frame has
+   * no plain frames: the fast paths hand all of its walks back.
+   */
+  readonly frameState: 'none' | 'after-regs-pc' | 'every-frame';
 }
 
 /**

@@ -77,6 +77,7 @@ export const symcodeV8: Policy = {
     recoverStart: false,
     efiStack: false,
     refuses: ['not-kernel-text', 'sym-code'],
+    frameState: 'none',
   },
   checkLayout: () => null,
   consume,
