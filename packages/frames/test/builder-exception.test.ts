@@ -10,8 +10,10 @@ import {
   irqPreempted,
   type KernelDesc,
 } from '@klpsim/kernel';
-import { archStackWalk, POLICIES, Walker } from '@klpsim/unwind';
 import { describe, expect, it } from 'vitest';
+// By path, not as a package: @klpsim/unwind depends on @klpsim/frames, so a
+// dependency back would be a cycle in the workspace graph.
+import { archStackWalk, POLICIES, Walker } from '../../unwind/src/index.js';
 import { frameTableOf } from '../src/index.js';
 
 /**
