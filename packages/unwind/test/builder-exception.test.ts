@@ -1,4 +1,5 @@
 import { type Addr, foldAddress, formatAddr, stripInsnPac } from '@klpsim/arm64';
+import { frameTableOf } from '@klpsim/frames';
 import {
   type BuiltFrameRow,
   type BuiltMachine,
@@ -11,10 +12,7 @@ import {
   type KernelDesc,
 } from '@klpsim/kernel';
 import { describe, expect, it } from 'vitest';
-// By path, not as a package: @klpsim/unwind depends on @klpsim/frames, so a
-// dependency back would be a cycle in the workspace graph.
-import { archStackWalk, POLICIES, Walker } from '../../unwind/src/index.js';
-import { frameTableOf } from '../src/index.js';
+import { archStackWalk, POLICIES, Walker } from '../src/index.js';
 
 /**
  * An exception at any word of any function (exception.lr 'text'): the
