@@ -21,6 +21,7 @@ import {
   JSON_FLAG,
   parseCommand,
   SEED,
+  TEXT_FLAG,
   uint,
 } from '../flags.js';
 import { chooseChecks, openCapture } from '../select.js';
@@ -51,11 +52,7 @@ export const JUDGE_COMMAND = {
     },
     seed: { type: 'string', arg: 'S', value: SEED, help: 'the seed of the draws (default 1)' },
     check: { ...CHECK_FLAG, help: 'judge this check set too, besides none (default: call-site)' },
-    text: {
-      type: 'string',
-      arg: 'FILE',
-      help: 'the kernel text dump (default: the file the capture names, beside it)',
-    },
+    text: TEXT_FLAG,
     json: JSON_FLAG,
   },
 } as const satisfies CommandDef;
