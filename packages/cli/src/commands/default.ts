@@ -1,7 +1,7 @@
 import { basename, dirname, relative } from 'node:path';
 import type { Machine } from '@klpsim/kernel';
 import type { TransitionLog } from '@klpsim/livepatch';
-import { POLICIES, type PolicyName, Walker } from '@klpsim/unwind';
+import { POLICIES, POLICY_NAMES, type PolicyName, Walker } from '@klpsim/unwind';
 import { bundledCaptures } from '../bundled.js';
 import type { CommandContext } from '../context.js';
 import { EXIT_OK, EXIT_VIOLATION } from '../errors.js';
@@ -60,12 +60,15 @@ function policyTable(machine: Machine): PolicyTable {
     const reliable = machine.tasks.filter((t) => w.walk(t, { reliable: true }) === 0).length;
     return { reliable, of: machine.tasks.length };
   };
-  return {
-    mainline: cell('mainline'),
-    'symcode-v8': cell('symcode-v8'),
-    'linux-6.1': cell('linux-6.1'),
-  } as PolicyTable;
+  return Object.fromEntries(POLICY_NAMES.map((name) => [name, cell(name)])) as PolicyTable;
 }
+
+/** The policies with a reliable walk: the columns of the policy table. */
+const RELIABLE = POLICY_NAMES.filter((name) => POLICIES[name].hasReliableWalk);
+
+/** A cell of the policy table: a count, or why the policy does not walk that kernel. */
+const policyCell = (c: CaptureAnswer, name: PolicyName) =>
+  c.policies[name] === null ? 'refuses (no meta)' : cellText(c.policies[name]);
 
 function answer(report: WalkReport, machine: Machine): CaptureAnswer {
   const s = walkSummary(report);
@@ -137,14 +140,11 @@ function renderAnswer(
     out.push(`  ${shortName(c.capture).padEnd(24)}${c.policy.padEnd(11)}${frames}, ${verdicts}`);
   }
   out.push('', 'reliable tasks by policy (arch_stack_walk_reliable; linux-6.1 has none):');
-  out.push(`  ${'capture'.padEnd(24)}${'mainline'.padEnd(18)}symcode-v8`);
-  for (const c of caps) {
-    const mainline =
-      c.policies.mainline === null ? 'refuses (no meta)' : cellText(c.policies.mainline);
+  out.push(`  ${'capture'.padEnd(24)}${RELIABLE.map((n) => n.padEnd(18)).join('')}`.trimEnd());
+  for (const c of caps)
     out.push(
-      `  ${shortName(c.capture).padEnd(24)}${mainline.padEnd(18)}${cellText(c.policies['symcode-v8'])}`,
+      `  ${shortName(c.capture).padEnd(24)}${RELIABLE.map((n) => policyCell(c, n).padEnd(18)).join('')}`.trimEnd(),
     );
-  }
   out.push(
     '',
     `the built-in livepatch transition (klpsim transition): ${count(t.tasks, 'task')}, policy ${t.policy}`,
@@ -161,15 +161,7 @@ function mainReport(
   log: TransitionLog,
 ): string {
   const answerTable = table(
-    [
-      'capture',
-      'kernel',
-      'policy',
-      'agreement with the kernel',
-      'verdicts',
-      'mainline',
-      'symcode-v8',
-    ],
+    ['capture', 'kernel', 'policy', 'agreement with the kernel', 'verdicts', ...RELIABLE],
     caps.map((c) => [
       shortName(c.capture),
       c.kernel,
@@ -178,8 +170,7 @@ function mainReport(
         ? 'not compared'
         : `${c.agreement.tasks}/${c.agreement.of} tasks, ${c.agreement.entries}/${c.agreement.ofEntries} frames`,
       c.verdicts === null ? 'none recorded' : `${c.verdicts.matching}/${c.verdicts.of}`,
-      c.policies.mainline === null ? 'refuses (no meta)' : cellText(c.policies.mainline),
-      cellText(c.policies['symcode-v8']),
+      ...RELIABLE.map((n) => policyCell(c, n)),
     ]),
   );
   return renderPage({
