@@ -34,6 +34,11 @@ export interface FunctionFrames {
   readonly cfaOffset: Int32Array;
   /** Where x29 was saved, from the CFA (x30 at +8); 0 in state L. */
   readonly recordOffset: Int32Array;
+  /**
+   * CFA - sp (what ORC calls the sp offset), whatever the CFA rule; SP_UNKNOWN
+   * where sp moved by an amount the analysis cannot follow (`sub sp, sp, x0`).
+   */
+  readonly spOffset: Int32Array;
   readonly lrSigned: Uint8Array;
   /** Calls made while the return address was only in LR: the callee cannot return (noreturn). */
   readonly noreturnCalls: number;
@@ -98,6 +103,9 @@ export interface AnalyseOptions {
   readonly readText?: (addr: number) => number;
 }
 
+/** `FunctionFrames.spOffset` where sp's distance from the CFA is unknown. */
+export const SP_UNKNOWN = -0x80000000;
+
 /** One function's words in, its frame state per instruction out; never throws. */
 export function analyseFunction(
   name: string,
@@ -118,6 +126,7 @@ export function analyseFunction(
     cfaBase: new Uint8Array(n),
     cfaOffset: new Int32Array(n),
     recordOffset: new Int32Array(n),
+    spOffset: new Int32Array(n),
     lrSigned: new Uint8Array(n),
     noreturnCalls: 0,
     unreached: n,
@@ -146,6 +155,7 @@ export function analyseFunction(
       out.cfaBase = new Uint8Array(0);
       out.cfaOffset = new Int32Array(0);
       out.recordOffset = new Int32Array(0);
+      out.spOffset = new Int32Array(0);
       out.lrSigned = new Uint8Array(0);
       out.noreturnCalls = 0;
       out.unreached = 0;
@@ -196,6 +206,7 @@ class Walker {
     cfaBase: Uint8Array;
     cfaOffset: Int32Array;
     recordOffset: Int32Array;
+    spOffset: Int32Array;
     lrSigned: Uint8Array;
     noreturnCalls: number;
     unreached: number;
@@ -227,6 +238,7 @@ class Walker {
         out.cfaOffset[i] = fp === 1 ? -rec : sp;
         out.recordOffset[i] = rec;
       }
+      out.spOffset[i] = Number.isNaN(sp) ? SP_UNKNOWN : sp;
       out.lrSigned[i] = pac !== 0 ? 1 : 0;
     }
     out.noreturnCalls = this.noreturnCalls + this.noreturn.size;

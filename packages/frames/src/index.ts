@@ -1,4 +1,9 @@
-export { type AnalyseOptions, analyseFunction, type FunctionFrames } from './analyse.js';
+export {
+  type AnalyseOptions,
+  analyseFunction,
+  type FunctionFrames,
+  SP_UNKNOWN,
+} from './analyse.js';
 export { type FrameCoverage, frameCoverage } from './coverage.js';
 export { decodeFrameInsn, type FrameInsn, type IndexMode } from './decode.js';
 export { analyseKernelFunction, type FunctionBounds, kernelFunctions } from './kernel.js';

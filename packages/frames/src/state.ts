@@ -48,6 +48,8 @@ export interface FrameRow {
   readonly lrOnlyInLr: boolean;
   /** The return address (in x30 or in the record) carries a PAC: after `paciasp`, before `autiasp`. */
   readonly lrSigned: boolean;
+  /** CFA - sp whatever the CFA rule (ORC's sp offset); null where sp moved by an unknown amount. */
+  readonly spOffset: number | null;
 }
 
 /** Why a function has no frame state: one code per rule the analysis could not follow. */

@@ -1,6 +1,6 @@
 import type { Addr } from '@klpsim/arm64';
 import { type Machine, upperBound } from '@klpsim/kernel';
-import type { FunctionFrames } from './analyse.js';
+import { type FunctionFrames, SP_UNKNOWN } from './analyse.js';
 import { analyseKernelFunction, type FunctionBounds, kernelFunctions } from './kernel.js';
 import {
   type CfaRule,
@@ -63,12 +63,21 @@ export interface FrameCursor {
   cfaOffset: number;
   /** The record (x29, then x30 at +8) lies at CFA + recordOffset; 0 in state L. */
   recordOffset: number;
+  /** CFA - sp, whatever the CFA rule (ORC's sp offset); NaN where unknown. */
+  spOffset: number;
   lrSigned: boolean;
 }
 
 /** A fresh FrameCursor to be filled by `FrameLookup.fill`. */
 export function frameCursor(): FrameCursor {
-  return { state: S.NONE, cfaX29: false, cfaOffset: 0, recordOffset: 0, lrSigned: false };
+  return {
+    state: S.NONE,
+    cfaX29: false,
+    cfaOffset: 0,
+    recordOffset: 0,
+    spOffset: 0,
+    lrSigned: false,
+  };
 }
 
 /** Frame state by pc, as a policy consults it (both tables below). */
@@ -91,6 +100,8 @@ function fillFrom(f: FunctionFrames | undefined, pc: Addr, out: FrameCursor): bo
   out.cfaX29 = f.cfaBase[i] === 1;
   out.cfaOffset = f.cfaOffset[i]!;
   out.recordOffset = f.recordOffset[i]!;
+  const sp = f.spOffset[i]!;
+  out.spOffset = sp === SP_UNKNOWN ? Number.NaN : sp;
   out.lrSigned = f.lrSigned[i] === 1;
   return true;
 }
@@ -161,6 +172,7 @@ export function rowOf(f: FunctionFrames, i: number): FrameRow | null {
     x29AtRecord: state === 'F',
     lrOnlyInLr: state === 'L',
     lrSigned: f.lrSigned[i] === 1,
+    spOffset: f.spOffset[i] === SP_UNKNOWN ? null : f.spOffset[i]!,
   };
 }
 
@@ -192,6 +204,7 @@ function sameRow(f: FunctionFrames, i: number, j: number): boolean {
     f.cfaBase[i] === f.cfaBase[j] &&
     f.cfaOffset[i] === f.cfaOffset[j] &&
     f.recordOffset[i] === f.recordOffset[j] &&
+    f.spOffset[i] === f.spOffset[j] &&
     f.lrSigned[i] === f.lrSigned[j]
   );
 }

@@ -101,6 +101,7 @@ describe('the analysis agrees with the builder on every instruction of a built k
                   state: row.state,
                   cfa: row.cfa,
                   record: row.record?.fp ?? null,
+                  sp: row.spOffset,
                   lrSigned: row.lrSigned,
                 };
           compared++;

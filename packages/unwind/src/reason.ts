@@ -51,7 +51,7 @@ export const REASON_TEXT: Readonly<Record<ReasonCode, string>> = {
   FRAME_STATE_STEP_FAILED:
     'the step the frame state prescribes failed: the CFA or frame pointer is misaligned, or the saved record is on no known stack',
   FP_MISMATCH:
-    'the frame pointer is not where the frame state at this pc puts the frame record (no record yet, x29 not at it, or below the callee frame)',
+    'the frame pointer is not where the frame state at this pc puts the frame record (no record yet, x29 not at it, or not at the running CFA plus the record offset)',
 };
 
 /** The structured reason a result carries. */

@@ -119,10 +119,10 @@ export class UnwindState {
   readonly cursor: FrameCursor = frameCursor();
   readonly word: Word64 = { hi: 0, lo: 0 };
   /**
-   * fp-validate: the lowest address the next frame record may have on the
-   * current stack (the CFA of the frame just validated); NaN when unknown.
+   * fp-validate: sp of the frame about to be checked, the CFA of the frame
+   * checked before it (ORC's running CFA); NaN when unknown.
    */
-  cfaFloor: Addr = Number.NaN;
+  frameSp: Addr = Number.NaN;
 
   /** The policy's rules as bits (rules.ts), for the plain-frame fast path. */
   rules = 0;

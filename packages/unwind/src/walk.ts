@@ -172,7 +172,7 @@ export class Walker {
     st.fromTask = from.kind === 'task';
     st.fastPath = (options.fastPath ?? true) && this.plainFrames;
     st.regs = from.kind === 'regs' ? from.regs : Number.NaN;
-    st.cfaFloor = from.kind === 'task' ? task.cpuContext.sp : Number.NaN;
+    st.frameSp = from.kind === 'task' ? task.cpuContext.sp : Number.NaN;
     if (from.kind === 'task') initStacks(st, undefined, false, false, false);
     else
       initStacks(

@@ -97,6 +97,7 @@ function rangeJson(f: FunctionFrames, r: FrameRange): object {
     cfa: formatCfa(r.row.cfa),
     record: r.row.record === null ? null : { x29: r.row.record.fp, x30: r.row.record.lr },
     lrSigned: r.row.lrSigned,
+    spOffset: r.row.spOffset,
   };
 }
 
@@ -150,7 +151,14 @@ function rangeText(r: FrameRange): string {
   if (r.row === null) return `  ${at} none  (no path reaches it)`;
   const rec =
     r.row.record === null ? '' : `  x29 at CFA${r.row.record.fp}, x30 at CFA${r.row.record.lr}`;
-  return `  ${at} ${r.row.state}     CFA=${formatCfa(r.row.cfa).padEnd(8)}${r.row.lrSigned ? ' LR signed' : ' LR plain '}${rec}`;
+  // Where the CFA rule is x29's, sp's own distance from it (what ORC records) is shown too.
+  const sp =
+    r.row.cfa.base === 'sp'
+      ? ''
+      : r.row.spOffset === null
+        ? ', sp ?'
+        : `, sp=CFA-${r.row.spOffset}`;
+  return `  ${at} ${r.row.state}     CFA=${formatCfa(r.row.cfa).padEnd(8)}${r.row.lrSigned ? ' LR signed' : ' LR plain '}${rec}${sp}`;
 }
 
 function printText(

@@ -140,7 +140,7 @@ function printRows(ctx: CommandContext, rows: readonly JudgedRow[], n: number): 
     const rel = r.reliable;
     const cells =
       rel === null
-        ? `${'(no reliable walk)'.padEnd(49)}`
+        ? '(no reliable walk)'.padEnd(42)
         : LABELS.map((l, i) => String(rel[l]).padStart(i === 3 ? 15 : i === 0 ? 5 : 8)).join('  ');
     ctx.print(
       `${r.policy.padEnd(13)} ${checks.padEnd(10)} ${cells} | ${String(r.debug.complete).padStart(15)}  ${String(r.debug.missing).padStart(7)}  ${String(r.debug.invented).padStart(8)}`,
@@ -179,9 +179,9 @@ function printBoundaries(ctx: CommandContext, tasks: readonly BoundaryTask[]): v
         ? ''
         : t.kernelTraceComplete
           ? "; the kernel's own trace has it"
-          : `; the kernel's own arch_stack_walk misses ${t.hidden} (${t.lr.symbol})`;
+          : `; the kernel's own arch_stack_walk misses ${t.hidden} (${t.lr?.symbol})`;
     ctx.print(
-      `  ${t.comm} (pid ${t.pid}): interrupted at ${t.symbol}, state ${t.state}; regs[30] ${t.lr.symbol}${t.lr.calls === null ? '' : `, after a call to ${t.lr.calls}`}${kernel}`,
+      `  ${t.comm} (pid ${t.pid}): interrupted at ${t.symbol}, state ${t.state}; regs[30] ${t.lr === null ? 'unreadable' : t.lr.symbol}${t.lr?.calls == null ? '' : `, after a call to ${t.lr.calls}`}${kernel}`,
     );
     for (const v of t.verdicts) {
       const verdict =

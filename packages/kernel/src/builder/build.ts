@@ -756,8 +756,9 @@ class Builder {
         this.write64(regs + this.layout.pcOffset, pcs[k + 1]!);
         this.write64(regs + this.layout.regs29Offset, fp);
         const lrTo = interrupted.exception?.lrTo;
-        if (text !== null && text.row.state !== 'F' && lrTo === undefined) {
-          // L and S: x30 is still the return into the caller (stp does not change it).
+        if (text !== null && lrTo === undefined) {
+          // x30 is still the return into the caller: stp does not change it, and the
+          // interrupted body has made no call of its own (its words are no call sites).
           const lr = saved[k + 2]!;
           const hi = text.row.lrSigned
             ? signPacHi(addrHi(lr), addrLo(lr), addrLo(cfaOf[k + 1]!), key, this.desc.vaBits)

@@ -49,6 +49,8 @@ export interface BuiltFrameRow {
   readonly cfa: { readonly base: 'sp' | 'x29'; readonly offset: number };
   /** Where x29 was saved, from the CFA (x30 at +8); null in state L. */
   readonly record: number | null;
+  /** CFA - sp whatever the CFA rule (ORC's sp offset); null where sp moved by a register amount. */
+  readonly sp: number | null;
   readonly lrSigned: boolean;
 }
 
@@ -79,18 +81,22 @@ const L = (sp: number, s: boolean): BuiltFrameRow => ({
   state: 'L',
   cfa: { base: 'sp', offset: sp },
   record: null,
+  sp,
   lrSigned: s,
 });
 const S = (sp: number, rec: number, s: boolean): BuiltFrameRow => ({
   state: 'S',
   cfa: { base: 'sp', offset: sp },
   record: rec,
+  sp,
   lrSigned: s,
 });
-const F = (rec: number, s: boolean): BuiltFrameRow => ({
+/** x29 at the record; sp at it too unless said (`sub sp` frames, alloca). */
+const F = (rec: number, s: boolean, sp: number | null = -rec): BuiltFrameRow => ({
   state: 'F',
   cfa: { base: 'x29', offset: -rec },
   record: rec,
+  sp,
   lrSigned: s,
 });
 
@@ -173,8 +179,8 @@ export function emitBody(
       e.put(encodeSpDown(n), L(0, p));
       e.put(encodeStpFrameAt(m), L(n, p));
       e.put(encodeAddFpSp(m), S(n, -16, p));
-      e.fill(w - 8, F(-16, p));
-      e.put(encodeLdpFrameAt(m), F(-16, p));
+      e.fill(w - 8, F(-16, p, n));
+      e.put(encodeLdpFrameAt(m), F(-16, p, n));
       e.put(encodeSpDown(-n), L(n, p));
       e.put(p ? AUTIASP : NOP, L(0, p));
       e.put(RET, L(0, false));
@@ -239,8 +245,8 @@ export function emitBody(
       // sp moves by a register amount: only x29 still finds the CFA.
       e.pushPrologue(n);
       e.put(encodeSubSpReg(0), F(-n, p));
-      e.fill(w - 8, F(-n, p));
-      e.put(MOV_SP_X29, F(-n, p));
+      e.fill(w - 8, F(-n, p, null));
+      e.put(MOV_SP_X29, F(-n, p, null));
       e.popEpilogue(n, RET);
       break;
     }

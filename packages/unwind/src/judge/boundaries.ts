@@ -31,8 +31,12 @@ export interface BoundaryTask {
   readonly pc: string;
   readonly symbol: string;
   readonly state: 'L' | 'S' | 'F' | 'none';
-  /** pt_regs->regs[30], PAC-stripped, and the function the call before it calls (null: no `bl` there). */
-  readonly lr: { readonly address: string; readonly symbol: string; readonly calls: string | null };
+  /** pt_regs->regs[30], PAC-stripped, and the function the call before it calls (calls null: no `bl` there); null when unreadable. */
+  readonly lr: {
+    readonly address: string;
+    readonly symbol: string;
+    readonly calls: string | null;
+  } | null;
   /**
    * The caller a frame-pointer walk cannot see (state L: the LR, when the
    * word before it calls the interrupted function), or null when there is
@@ -55,8 +59,9 @@ export function boundaryTasks(
   const out: BoundaryTask[] = [];
   for (const task of machine.tasks) {
     probe.walk(task, { reliable: false });
+    // The first boundary: the one mainline's reliable walk stops at, whose pt_regs it keeps.
     let at = -1;
-    for (let i = 0; i < probe.trace.len; i++)
+    for (let i = 0; i < probe.trace.len && at < 0; i++)
       if (entrySource(probe.trace, i) === Source.REGS_PC) at = i;
     if (at < 0) continue;
     out.push(describe(machine, oracle, policies, frames, task, probe, at));
@@ -77,15 +82,16 @@ function describe(
   const pc = probe.trace.pcs[at]!;
   const code = frames.stateAt(pc);
   const state = code === FrameStateCode.NONE ? 'none' : (['none', 'L', 'S', 'F'] as const)[code]!;
-  // The pt_regs of the last boundary: regs[30] sits after regs[29].
+  // The pt_regs of that boundary, where mainline's reliable walk refused its pc: regs[30] follows regs[29].
   probe.walk(task, { reliable: true });
-  const regs = probe.st.regs;
+  const st = probe.st;
   const w = { hi: 0, lo: 0 };
   const layout = machine.config.ptRegs;
-  machine.memory.read64(regs + layout.regs29Offset + 8, w);
-  const st = probe.st;
-  const lr = stripInsnPac(w.hi, w.lo, st.kernelMask, st.userMask);
-  const site = machine.memory.read32(lr - 4);
+  const readable =
+    st.reason === 'EXCEPTION_BOUNDARY' &&
+    machine.memory.read64(st.regs + layout.regs29Offset + 8, w);
+  const lr = readable ? stripInsnPac(w.hi, w.lo, st.kernelMask, st.userMask) : Number.NaN;
+  const site = Number.isNaN(lr) ? -1 : machine.memory.read32(lr - 4);
   const insn = site < 0 ? null : decodeFrameInsn(site >>> 0);
   const callee = insn?.kind === 'bl' ? lr - 4 + insn.offset : Number.NaN;
   const calls = Number.isNaN(callee) ? null : (ks.lookup(callee)?.name ?? formatAddr(callee));
@@ -107,7 +113,7 @@ function describe(
     pc: formatAddr(pc),
     symbol: ks.formatS(pc),
     state,
-    lr: { address: formatAddr(lr), symbol: ks.formatS(lr), calls },
+    lr: Number.isNaN(lr) ? null : { address: formatAddr(lr), symbol: ks.formatS(lr), calls },
     hidden,
     kernelTraceComplete,
     verdicts,

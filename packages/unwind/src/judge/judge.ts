@@ -53,8 +53,10 @@ export interface JudgedRow {
   readonly checks: readonly CheckName[];
   /** null for a policy without a reliable walk (its debug walk is judged alone). */
   readonly reliable: Readonly<Record<ReliableLabel, number>> | null;
-  /** Refusals by reason code: how many, and how many of them were needless. */
-  readonly refusals: Readonly<Partial<Record<ReasonCode, { count: number; needless: number }>>>;
+  /** Refusals by reason code ('none' if a walk failed without one): how many, and how many were needless. */
+  readonly refusals: Readonly<
+    Partial<Record<ReasonCode | 'none', { count: number; needless: number }>>
+  >;
   /** The debug walk (checks do not change it). */
   readonly debug: { complete: number; missing: number; invented: number };
   /** The reliable labels per drawn state (the key is the population's own grouping). */
@@ -70,15 +72,16 @@ const zero = (): Record<ReliableLabel, number> => ({
 
 /**
  * The policies that are the kernel's own kind for `machine`: those whose
- * layout check passes and, on a kernel with meta records (6.13+), not the
- * debug-only walks of older kernels, which read a PT_REGS meta record as
- * an ordinary record and stop there.
+ * layout check passes and, on a kernel with meta records (6.13+), only
+ * those that know them: the walks of older kernels (6.1, 6.6, the 2021
+ * series) read a PT_REGS meta record as an ordinary `{0, 0}` record and
+ * stop there, so no verdict of theirs on such a kernel means anything.
  */
 export function policiesFor(machine: Machine, policies: readonly PolicyName[]): PolicyName[] {
   const meta = machine.config.ptRegs.meta !== null;
   return policies.filter((name) => {
     const p = POLICIES[name];
-    return p.checkLayout(machine) === null && (!meta || p.hasReliableWalk || p.rules.metaRecords);
+    return p.checkLayout(machine) === null && (!meta || p.rules.metaRecords);
   });
 }
 
@@ -113,7 +116,8 @@ export function judge(
     }
     for (const checks of policy.hasReliableWalk ? checkSets : [[]]) {
       const labels = zero();
-      const refusals: Partial<Record<ReasonCode, { count: number; needless: number }>> = {};
+      const refusals: Partial<Record<ReasonCode | 'none', { count: number; needless: number }>> =
+        {};
       const byGroup: Record<string, Record<ReliableLabel, number>> = {};
       if (policy.hasReliableWalk) {
         tasks.forEach((t, i) => {
@@ -122,7 +126,7 @@ export function judge(
           if (ret === 0) label = same(tracePcs(w), t.chain) ? 'right' : 'unsound';
           else {
             label = debugRight[i] ? 'needless' : 'refused-rightly';
-            const code = w.st.reason ?? 'BUFFER_FULL';
+            const code = w.st.reason ?? 'none';
             const r = refusals[code] ?? { count: 0, needless: 0 };
             r.count++;
             if (label === 'needless') r.needless++;

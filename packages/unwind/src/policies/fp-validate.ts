@@ -9,12 +9,15 @@ import type { Policy } from './policy.js';
 /**
  * "arm64: livepatch: Use ORC for dynamic frame pointer validation"
  * (Madhavan T. Venkataraman, RFC v2 2022, v3 2023, unmerged), over
- * mainline's walk: objtool's ORC data gives, for every pc, where the frame
- * is; the frame-pointer unwinder stays the unwinder, and every frame it
- * steps from is checked against that data. Any frame whose pc has no data,
- * or whose frame pointer is not where the data says the frame record is,
- * makes the walk unreliable. The frame state is klpsim's own analysis of
- * the text (@klpsim/frames), standing in for ORC.
+ * mainline's walk: objtool's ORC data gives, for every pc, where the CFA is
+ * (sp + sp_offset) and where the frame record is (CFA + fp_offset); the
+ * frame-pointer unwinder stays the unwinder, and every frame it steps from
+ * is checked against that data (`unwind_check_reliable`: `cfa += sp_offset;
+ * fp = cfa + fp_offset; if (state->fp != fp) unreliable`). Any frame whose
+ * pc has no data, or whose frame pointer is not the predicted one, makes
+ * the walk unreliable. The frame state is klpsim's own analysis of the text
+ * (@klpsim/frames: `spOffset` and `recordOffset` are ORC's two offsets),
+ * standing in for ORC.
  *
  * The check, before each step from an entry (pc, fp):
  * - a return address is looked up at its call (pc - 4), as ORC looks up
@@ -22,14 +25,18 @@ import type { Policy } from './policy.js';
  *   word; a pt_regs pc, where the instruction had not yet run, at pc itself;
  * - the state there must be F (x29 is this function's record); L or S means
  *   the frame-pointer step would skip this function's caller (FP_MISMATCH);
- * - the record must not lie below the frame of the function called from
- *   here: fp >= the callee's CFA (or `regs->sp` at a pt_regs pc) when both
- *   are on the same stack;
- * - where fp holds a meta record (the task's FINAL record, or an exception's
- *   pt_regs) the kernel itself marked the frame: entry assembly has no ORC
- *   of its own to compare, so nothing is checked there.
+ * - the running CFA: sp of this frame is the CFA of the frame checked before
+ *   (the task's saved sp for the first; `regs->sp` after pt_regs), so the
+ *   CFA is sp + spOffset and fp must be exactly CFA + recordOffset
+ *   (FP_MISMATCH otherwise). Where sp is not known (the walk started from a
+ *   caller, the stack changed, sp moved by a register amount) the CFA is
+ *   taken from x29, as an fp-based ORC entry does, and nothing is compared;
+ * - where fp holds a meta record (the task's FINAL record, or an
+ *   exception's pt_regs) the kernel marked the frame itself: the entry
+ *   assembly's frame is not compared (the RFC annotates it with unwind
+ *   hints; klpsim has no such data), and sp is next known from pt_regs.
  * The reliable consumer refuses nothing of its own: a pt_regs pc passes
- * when its frame validates (state F), and fails otherwise.
+ * when its frame validates (state F) and fails otherwise.
  */
 
 /** Whether `a` and `b` lie on the same one of the walk's stacks (as they were before it). */
@@ -50,12 +57,20 @@ function atMetaRecord(st: UnwindState): boolean {
   return mem.read64(st.fp + 8, w) && (w.hi | w.lo) === 0;
 }
 
+/** The frame state where this entry's frame is described: the call for a return address. */
+function lookUp(st: UnwindState): boolean {
+  const at = st.source === Source.REGS_PC ? st.pc : st.pc - 4;
+  return st.frames?.fill(at, st.cursor) === true;
+}
+
 /** The frame the walk is about to step from agrees with the frame state. */
 function validate(st: UnwindState): boolean {
-  if (atMetaRecord(st)) return true;
-  const atRegs = st.source === Source.REGS_PC;
+  if (atMetaRecord(st)) {
+    st.frameSp = Number.NaN;
+    return true;
+  }
   const c = st.cursor;
-  if (st.frames === null || !st.frames.fill(atRegs ? st.pc : st.pc - 4, c)) {
+  if (!lookUp(st)) {
     st.setReason('NO_FRAME_STATE', st.pc);
     return false;
   }
@@ -63,19 +78,23 @@ function validate(st: UnwindState): boolean {
     st.setReason('FP_MISMATCH', st.pc);
     return false;
   }
-  let floor = st.cfaFloor;
-  if (atRegs) {
+  let sp = st.frameSp;
+  if (st.source === Source.REGS_PC) {
     const w = st.word;
-    floor = st.machine.memory.read64(st.regs + st.machine.config.ptRegs.pcOffset - 8, w)
-      ? foldAddress(w.hi, w.lo)
-      : Number.NaN;
+    const at = st.regs + st.machine.config.ptRegs.pcOffset - 8;
+    sp = st.machine.memory.read64(at, w) ? foldAddress(w.hi, w.lo) : Number.NaN;
   }
-  if (!Number.isNaN(floor) && sameStack(st, st.fp, floor) && st.fp < floor) {
-    st.setReason('FP_MISMATCH', st.fp);
-    return false;
+  let cfa: number;
+  if (!Number.isNaN(sp) && !Number.isNaN(c.spOffset) && sameStack(st, st.fp, sp)) {
+    cfa = sp + c.spOffset;
+    if (st.fp !== cfa + c.recordOffset) {
+      st.setReason('FP_MISMATCH', st.fp);
+      return false;
+    }
+  } else {
+    cfa = st.fp - c.recordOffset;
   }
-  // The CFA of this frame: the least address its caller's record may have.
-  st.cfaFloor = st.fp - c.recordOffset;
+  st.frameSp = cfa;
   return true;
 }
 
@@ -93,6 +112,7 @@ export const fpValidate: Policy = {
   checkLayout: (machine) => needsMetaRecords('fp-validate', machine),
   consume: consumeEntry,
   next,
-  isReliable: (st) => st.frames?.fill(st.pc, st.cursor) === true,
+  // The state test of `validate` (the running CFA needs the walk itself).
+  isReliable: (st) => lookUp(st) && st.cursor.state === FrameStateCode.F,
   recover: recoverReturnAddress,
 };
