@@ -48,6 +48,7 @@ export function frameStateVectors(): Result<Vector[], InputError> {
         generatedExpectation(m, task, 'mainline', 'debug'),
         generatedExpectation(m, task, 'fp-validate', 'reliable'),
       ],
+      b.value,
     ),
   );
   return { ok: true, value: out };
