@@ -87,6 +87,9 @@ export interface RawVectorMeta {
   readonly tags: readonly string[];
 }
 
+/** One lazy frame table per built machine (a mutation run asks the same machine again and again). */
+const TABLES = new WeakMap<Machine, LazyFrameTable>();
+
 /** The policies that consult the frame state of the text (and so need a vector's `frameStates`). */
 export const FRAME_STATE_POLICIES: readonly PolicyName[] = ['sframe-regs', 'fp-validate'];
 
@@ -106,7 +109,11 @@ export function builtFrameStates(
     return undefined;
   const pcs = expectationPcs(walks);
   for (const t of built.tasks) pcs.push(...t.chain);
-  const table = new LazyFrameTable(built.machine);
+  let table = TABLES.get(built.machine);
+  if (table === undefined) {
+    table = new LazyFrameTable(built.machine);
+    TABLES.set(built.machine, table);
+  }
   const known = built.frames.filter((f) => table.functionAt(f.start)?.start === f.start);
   return frameStatesFromBuilder(known, pcs);
 }
