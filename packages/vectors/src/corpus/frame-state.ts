@@ -51,5 +51,53 @@ export function frameStateVectors(): Result<Vector[], InputError> {
       b.value,
     ),
   );
+  // 2. The alignment check comes before the lookup: a misaligned regs[29] at a pc with no frame state.
+  const chain2 = irqPreempted('saved');
+  const c = buildMachine({
+    layout: 'mainline',
+    tasks: [
+      {
+        frames: [
+          ...chain2.slice(0, 7),
+          { fn: 'ftrace_caller', at: 0x20, exception: { lr: 'saved' } },
+          { fn: 'crc32_body' },
+          ...chain2.slice(8),
+        ],
+      },
+    ],
+  });
+  if (!c.ok) return c;
+  const m2 = c.value.machine;
+  const task2 = m2.tasks[0]!;
+  const probe2 = new Walker(m2, POLICIES.mainline);
+  probe2.walk(task2, { reliable: true });
+  const x29 = probe2.st.regs + m2.config.ptRegs.regs29Offset;
+  m2.memory.read64(x29, w);
+  m2.memory.write64(x29, w.hi, (w.lo + 4) >>> 0);
+  out.push(
+    rawVector(
+      {
+        id: 'frame-state/sframe-misaligned-fp-no-data',
+        title: 'the SFrame step checks fp alignment before it looks the pc up',
+        behaviour: `regs[29] at ${formatAddr(x29)} is moved by 4, and the interrupted pc is in ftrace_caller (SYM_CODE: no frame state). kunwind_next_regs_sframe returns -EINVAL on \`state->common.fp & 0x7\` before it calls sframe_find_kernel, so the step failed (FRAME_STATE_STEP_FAILED) rather than found no data; either way the reliable walk is unreliable after the pt_regs pc.`,
+        source: SFRAME,
+        tags: ['frame-state', 'sframe-regs', 'mainline'],
+      },
+      m2,
+      [
+        {
+          policy: 'sframe-regs',
+          walk: 'reliable',
+          origin: 'kernel-source',
+          reliable: false,
+          reason: 'FRAME_STATE_STEP_FAILED',
+        },
+        generatedExpectation(m2, task2, 'sframe-regs', 'reliable'),
+        generatedExpectation(m2, task2, 'sframe-regs', 'debug'),
+        generatedExpectation(m2, task2, 'fp-validate', 'reliable'),
+      ],
+      c.value,
+    ),
+  );
   return { ok: true, value: out };
 }
