@@ -117,6 +117,13 @@ export const CHECK_FLAG = {
  */
 export const SEED: ValueDef<number> = uint(0, 0xffff_ffff);
 
+/** `--text FILE`: the kernel text dump a capture names, for the commands that read a capture. */
+export const TEXT_FLAG = {
+  type: 'string',
+  arg: 'FILE',
+  help: 'the kernel text dump (default: the file the capture names, beside it)',
+} as const;
+
 /** Checks a `--seed` value; the transition command's parser can call this as it is. */
 export function parseSeed(s: string, flag = '--seed', command = 'transition'): number {
   return checkValue(command, flag, SEED, s) as number;

@@ -67,6 +67,10 @@ export const COMMANDS: Readonly<Record<string, () => Promise<Command>>> = {
     () => import('./commands/frames.js'),
     (m) => ({ defs: [m.FRAMES_COMMAND], run: m.runFrames }),
   ),
+  judge: lazy(
+    () => import('./commands/judge.js'),
+    (m) => ({ defs: [m.JUDGE_COMMAND], run: m.runJudge }),
+  ),
   // vectors parses its own flags for now; its help is its usage text.
   vectors: lazy(
     () => import('./commands/vectors.js'),
@@ -93,6 +97,7 @@ usage:
   klpsim bench start            start-up time of klpsim itself
   klpsim vectors run|new|mutate reliability test vectors (test-vectors/)
   klpsim frames <capture>       frame state (L/S/F, CFA) of every instruction of the kernel's text
+  klpsim judge [capture]        every policy judged against the true chain, on tasks interrupted anywhere
   klpsim -V | --version         the version and the bundled kernels'
   klpsim [COMMAND] --help       a command's options
 

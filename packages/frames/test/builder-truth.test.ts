@@ -40,6 +40,18 @@ const CATALOGUE_TASKS = [
   { frames: [...KWORKER.slice(0, 3), { fn: 'deep_frame', frameSize: 224 }, ...KWORKER.slice(3)] },
 ];
 
+/** Every shape forced on a function an exception interrupts (lr 'text'), at its second word. */
+const FORCED_SHAPES: KernelDesc = {
+  functions: FRAME_SHAPES.map((shape) => ({ name: `forced_${shape}`, size: 0x80, shape })),
+  tasks: FRAME_SHAPES.map((shape) => ({
+    frames: irqPreempted('saved').map((f) =>
+      f.fn === 'crc32_body'
+        ? { fn: `forced_${shape}`, at: 4, exception: { lr: 'text' as const } }
+        : f,
+    ),
+  })),
+};
+
 const KERNELS: [string, KernelDesc][] = [
   ['synthetic (200 tasks)', syntheticKernelDesc({ tasks: 200 })],
   ['synthetic, linux-6.1 layout', syntheticKernelDesc({ tasks: 50, layout: 'linux-6.1', seed: 7 })],
@@ -53,6 +65,7 @@ const KERNELS: [string, KernelDesc][] = [
       tasks: [{ frames: [...KWORKER.slice(0, 3), { fn: 'mod_fn' }, ...KWORKER.slice(3)] }],
     },
   ],
+  ['forced shapes, each interrupted (lr text)', FORCED_SHAPES],
 ];
 
 describe('the analysis agrees with the builder on every instruction of a built kernel', () => {

@@ -1,4 +1,5 @@
 export {
+  type BuiltBoundary,
   type BuiltMachine,
   type BuiltStart,
   type BuiltTask,

@@ -19,6 +19,7 @@ export { cReferenceSource, outcomeHash, stackArenaFileParts } from './flat/expor
 export { WalkPool } from './flat/pool.js';
 export { flatMode, HANDED_BACK, walkTaskFlat } from './flat/walk.js';
 export { useWalkCore, walkCoreModule } from './flat/wasm.js';
+export * from './judge/index.js';
 export { compareWithKernel, type OracleComparison } from './oracle.js';
 export {
   POLICIES,

@@ -20,6 +20,7 @@ import {
   helpText,
   JSON_FLAG,
   parseCommand,
+  TEXT_FLAG,
   UsageError,
   type ValueDef,
 } from '../flags.js';
@@ -53,11 +54,7 @@ export const FRAMES_COMMAND = {
       help: 'only this function (every function of that name)',
     },
     summary: { type: 'boolean', help: 'the coverage only, no ranges' },
-    text: {
-      type: 'string',
-      arg: 'FILE',
-      help: 'the kernel text dump (default: the file the capture names, beside it)',
-    },
+    text: TEXT_FLAG,
     json: JSON_FLAG,
   },
 } as const satisfies CommandDef;

@@ -8,6 +8,7 @@ import {
   JSON_FLAG,
   oneOf,
   parseCommand,
+  TEXT_FLAG,
   UsageError,
   type ValueDef,
 } from '../flags.js';
@@ -59,11 +60,7 @@ export const PREDICT_COMMAND = {
       value: oneOf(POLICY_NAMES),
       help: 'the policy; default: mainline where the kernel has meta records, else symcode-v8',
     },
-    text: {
-      type: 'string',
-      arg: 'FILE',
-      help: 'the kernel text dump (default: the file the capture names, beside it)',
-    },
+    text: TEXT_FLAG,
     html: {
       type: 'string',
       arg: 'FILE',

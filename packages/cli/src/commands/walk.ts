@@ -12,7 +12,15 @@ import {
 import { type Paint, PLAIN } from '../colour.js';
 import type { CommandContext } from '../context.js';
 import { EXIT_OK, EXIT_VERDICT } from '../errors.js';
-import { CHECK_FLAG, type CommandDef, JSON_FLAG, oneOf, parseCommand, uint } from '../flags.js';
+import {
+  CHECK_FLAG,
+  type CommandDef,
+  JSON_FLAG,
+  oneOf,
+  parseCommand,
+  TEXT_FLAG,
+  uint,
+} from '../flags.js';
 import { renderPage } from '../html/page.js';
 import { walkReportHtml } from '../html/walk.js';
 import { checkOutputPath, writeFileAtomic } from '../html/write.js';
@@ -63,11 +71,7 @@ export const WALK_COMMAND = {
       value: uint(1, SIZE_MAX),
       help: 'trace buffer entries (default 100 reliable, as livepatch; 512 debug)',
     },
-    text: {
-      type: 'string',
-      arg: 'FILE',
-      help: 'the kernel text dump (default: the file the capture names, beside it)',
-    },
+    text: TEXT_FLAG,
     compare: {
       type: 'boolean',
       help: "compare each task with the kernel's own trace and verdict in the capture",

@@ -37,7 +37,13 @@ import {
   type KernelDescParsed,
   kernelDescSchema,
 } from './describe.js';
-import { type BuiltFunctionFrames, emitBody, shapeFor } from './prologue.js';
+import {
+  type BuiltFrameRow,
+  type BuiltFunctionFrames,
+  emitBody,
+  type FrameShape,
+  shapeFor,
+} from './prologue.js';
 
 /**
  * Builds a Machine from a description: real instruction words at every call
@@ -67,6 +73,18 @@ export interface ExpectedEntry {
   readonly marker: string;
 }
 
+/** One exception boundary of a built chain: where it interrupted, and in what frame state. */
+export interface BuiltBoundary {
+  /** Index in the chain of the interrupted frame (the one with `exception`). */
+  readonly frame: number;
+  /** The interrupted pc (`regs->pc`). */
+  readonly pc: Addr;
+  /** The state of the function's text at pc (lr "text"); null for "saved" / "unsaved". */
+  readonly state: 'L' | 'S' | 'F' | null;
+  /** The return address (in x30 or the record) carries a PAC there; false for "saved" / "unsaved". */
+  readonly lrSigned: boolean;
+}
+
 export interface BuiltTask {
   readonly task: Task;
   readonly from: BuiltStart;
@@ -78,6 +96,8 @@ export interface BuiltTask {
   readonly corruptions: readonly CorruptionKind[];
   /** The chain crosses an exception boundary. */
   readonly hasException: boolean;
+  /** Every exception frame, in chain order (innermost first). */
+  readonly boundaries: readonly BuiltBoundary[];
 }
 
 export interface BuiltMachine {
@@ -123,6 +143,8 @@ interface PlacedFunction {
   readonly size: number;
   readonly section: NonNullable<FunctionDesc['section']>;
   readonly symCode: boolean;
+  /** The body layout the description forced (`functions[].shape`). */
+  readonly shape: FrameShape | undefined;
 }
 
 /** Text being written: every function, and every call-site word already claimed. */
@@ -157,20 +179,51 @@ class TextImage {
         write32: (addr: Addr, word: number) => this.memory.write32(addr, word),
         claimed: (addr: Addr) => this.sites.has(addr),
       };
-      const used = frameSizes.get(f.name);
-      if (f.symCode) {
+      const plan = TextImage.plan(f, frameSizes);
+      if (plan === null) {
         emitBody(target, 'push', 16, this.pac);
         out.push({ name: f.name, start: f.start, size: f.size, shape: 'sym-code', rows: [] });
-      } else if (used !== undefined) {
-        out.push(emitBody(target, 'push', used, this.pac));
       } else {
-        const shape = shapeFor(f.name);
-        out.push(
-          emitBody(target, shape, 16 * (1 + (Math.floor(f.start / FUNC_ALIGN) % 4)), this.pac),
-        );
+        out.push(emitBody(target, plan.shape, plan.n, this.pac));
       }
     }
     return out;
+  }
+
+  /**
+   * The layout and frame size `f`'s body gets (null: SYM_CODE). A chain
+   * function gets 'push' unless the description forces a shape (only an
+   * exception's interrupted function may have another: call sites need push).
+   */
+  static plan(
+    f: PlacedFunction,
+    frameSizes: ReadonlyMap<string, number>,
+  ): { shape: FrameShape; n: number } | null {
+    if (f.symCode) return null;
+    const used = frameSizes.get(f.name);
+    if (used !== undefined) return { shape: f.shape ?? 'push', n: used };
+    return {
+      shape: f.shape ?? shapeFor(f.name),
+      n: 16 * (1 + (Math.floor(f.start / FUNC_ALIGN) % 4)),
+    };
+  }
+
+  /** The truth rows `f`'s body will have (the same emitBody, writing nothing), and the plan. */
+  rowsOf(
+    f: PlacedFunction,
+    frameSizes: ReadonlyMap<string, number>,
+  ): { shape: FrameShape; n: number; rows: readonly (BuiltFrameRow | null)[] } | null {
+    const plan = TextImage.plan(f, frameSizes);
+    if (plan === null) return null;
+    const dry = {
+      name: f.name,
+      start: f.start,
+      size: f.size,
+      next: f.start + Math.ceil(f.size / FUNC_ALIGN) * FUNC_ALIGN,
+      write32: () => {},
+      claimed: () => true,
+    };
+    return { ...plan, rows: emitBody(dry, plan.shape, plan.n, this.pac).rows };
   }
 
   /** Is `at` (offset of a return address) a usable call site in `f`? */
@@ -211,6 +264,8 @@ class Builder {
   private readonly symCode: SymCodeRange[] = [];
   private cpus: Cpu[] = [];
   private foreign: Addr = Number.NaN;
+  /** Every chain function's prologue frame size (`frameSizes`), fixed before any task is built. */
+  private sizes: ReadonlyMap<string, number> = new Map();
 
   constructor(
     private readonly desc: KernelDescParsed,
@@ -307,6 +362,9 @@ class Builder {
       tasks: [],
       skippedTasks: [],
     };
+    this.sizes = this.frameSizes();
+    const shapes = this.checkShapes();
+    if (!shapes.ok) return shapes;
     const tasks: BuiltTask[] = [];
     for (let i = 0; i < this.desc.tasks.length; i++) {
       const t = this.buildTask(i);
@@ -315,7 +373,7 @@ class Builder {
     }
     (machine as { tasks: readonly Task[] }).tasks = tasks.map((t) => t.task);
     // Bodies last: they go around the call sites the tasks claimed.
-    const frames = this.text.emitBodies(this.frameSizes());
+    const frames = this.text.emitBodies(this.sizes);
     return ok({ machine, tasks, frames });
   }
 
@@ -338,6 +396,28 @@ class Builder {
       });
     for (const [name, size] of sizes) if (size === -1) sizes.set(name, 32);
     return sizes;
+  }
+
+  /**
+   * A forced shape other than 'push' on a function some chain calls from
+   * (a frame without `exception`: its call site, and the record a walk
+   * reads, need the push body) is refused.
+   */
+  private checkShapes(): Result<null> {
+    for (const [j, fd] of this.desc.functions.entries()) {
+      if (fd.shape === undefined || fd.shape === 'push') continue;
+      if (this.text.fn(fd.name)?.shape !== fd.shape) continue; // a later entry overrides it
+      for (const [i, t] of this.desc.tasks.entries()) {
+        const k = t.frames.findIndex((fr) => fr.fn === fd.name && fr.exception === undefined);
+        if (k >= 0)
+          return this.error(
+            `functions[${j}].shape`,
+            `${fd.name} is a call site in tasks[${i}].frames[${k}], and a call site needs the push body`,
+            `'push' (or no shape) for a function a chain calls from; another shape only for an exception's interrupted function`,
+          );
+      }
+    }
+    return ok(null);
   }
 
   /** Lays out the catalogue, the description's functions and every function a chain names. */
@@ -377,6 +457,7 @@ class Builder {
           size,
           section,
           symCode: f.symCode ?? false,
+          shape: f.shape,
         };
         this.text.fns.set(f.name, pf);
         this.symbols.push(
@@ -508,6 +589,12 @@ class Builder {
         at = r.value;
       } else if (at === undefined) {
         at = 0x20;
+      } else if (at === 0 && fr.exception.lr !== 'text') {
+        return this.error(
+          `${field}.frames[${k}].at`,
+          `an exception at ${fr.fn}+0x0 with lr '${fr.exception.lr}' describes no stack the text would make`,
+          `at least 4, or exception.lr 'text'`,
+        );
       }
       if (at >= f.size)
         return this.error(
@@ -516,6 +603,38 @@ class Builder {
           `less than 0x${f.size.toString(16)}`,
         );
       pcs.push(f.start + at);
+    }
+
+    // lr 'text': the frame state the function's own text has at the interrupted word.
+    const textAt: ({ row: BuiltFrameRow; shape: FrameShape; n: number } | null)[] = new Array(
+      n,
+    ).fill(null);
+    for (let k = 0; k < n; k++) {
+      const fr = frames[k]!;
+      if (fr.exception?.lr !== 'text') continue;
+      const f = this.text.fn(fr.fn)!;
+      const at = pcs[k]! - f.start;
+      const body = this.text.rowsOf(f, this.sizes);
+      if (body === null || body.rows.length === 0)
+        return this.error(
+          `${field}.frames[${k}].exception.lr`,
+          `${fr.fn} is SYM_CODE: its text has no frame state to decide the stack`,
+          `'saved' or 'unsaved' for a SYM_CODE function`,
+        );
+      const row = body.rows[at / 4] ?? null;
+      if (row === null)
+        return this.error(
+          `${field}.frames[${k}].at`,
+          `no path of ${fr.fn} (${body.shape}) reaches +0x${at.toString(16)}: it has no frame state`,
+          `an offset ${fr.fn}'s code reaches`,
+        );
+      if (k === n - 1 || k === 0)
+        return this.error(
+          `${field}.frames[${k}].exception`,
+          `an interrupted frame needs the vector before it and its caller after it`,
+          `an exception frame between the vector and its caller`,
+        );
+      textAt[k] = { row, shape: body.shape, n: body.n };
     }
 
     // The stack: pt_regs at the top, frames below, innermost lowest.
@@ -543,6 +662,10 @@ class Builder {
     const record: Addr[] = new Array(n).fill(Number.NaN);
     const frameSize: number[] = new Array(n).fill(0);
     const isVector: boolean[] = new Array(n).fill(false);
+    /** x29 when frame k was interrupted (lr 'text'; otherwise its record). */
+    const x29: Addr[] = new Array(n).fill(Number.NaN);
+    /** The sp at entry of frame k (lr 'text' only): the caller's sp at its call. */
+    const cfaOf: Addr[] = new Array(n).fill(Number.NaN);
     record[n - 1] = finalFrame;
     for (let k = n - 2; k >= 0; k--) {
       const fr = frames[k]!;
@@ -558,6 +681,31 @@ class Builder {
       if (fr.exception?.lr === 'unsaved') {
         // Interrupted before its prologue: no record; x29 still names its caller's.
         record[k] = record[k + 1]!;
+        continue;
+      }
+      const text = textAt[k];
+      if (text !== null) {
+        // The stack exactly as the text left it before the word at pc ran.
+        const { row } = text;
+        const cfa = cursor[stackName]!;
+        cfaOf[k] = cfa;
+        if (row.state === 'L') {
+          record[k] = record[k + 1]!;
+          x29[k] = record[k + 1]!;
+          cursor[stackName] = cfa - row.cfa.offset;
+          continue;
+        }
+        const rec = cfa + row.record!;
+        record[k] = rec;
+        frameSize[k] = cfa - rec; // writeRecord signs with rec + frameSize = the CFA
+        if (row.state === 'S') {
+          x29[k] = record[k + 1]!;
+          cursor[stackName] = cfa - row.cfa.offset;
+        } else {
+          x29[k] = rec;
+          // sp == x29 after `mov x29, sp`; sub-sp puts the record at the top of its frame.
+          cursor[stackName] = text.shape === 'sub-sp' ? cfa - text.n : rec;
+        }
         continue;
       }
       const size = fr.frameSize ?? 32;
@@ -603,18 +751,27 @@ class Builder {
       if (isVector[k]) {
         const regs = record[k]! - this.layout.stackframeOffset;
         const interrupted = frames[k + 1]!;
-        const x29 = record[k + 1]!;
+        const text = textAt[k + 1] ?? null;
+        const fp = text !== null ? x29[k + 1]! : record[k + 1]!;
         this.write64(regs + this.layout.pcOffset, pcs[k + 1]!);
-        this.write64(regs + this.layout.regs29Offset, x29);
+        this.write64(regs + this.layout.regs29Offset, fp);
         const lrTo = interrupted.exception?.lrTo;
-        this.write64(
-          regs + REGS30_OFFSET,
-          lrTo !== undefined
-            ? this.text.fn(lrTo)!.start
-            : interrupted.exception?.lr === 'unsaved'
-              ? (pcs[k + 2] ?? 0)
-              : pcs[k + 1]! + 8,
-        );
+        if (text !== null && text.row.state !== 'F' && lrTo === undefined) {
+          // L and S: x30 is still the return into the caller (stp does not change it).
+          const lr = saved[k + 2]!;
+          const hi = text.row.lrSigned
+            ? signPacHi(addrHi(lr), addrLo(lr), addrLo(cfaOf[k + 1]!), key, this.desc.vaBits)
+            : addrHi(lr);
+          this.memory.write64(regs + REGS30_OFFSET, hi, addrLo(lr));
+        } else
+          this.write64(
+            regs + REGS30_OFFSET,
+            lrTo !== undefined
+              ? this.text.fn(lrTo)!.start
+              : interrupted.exception?.lr === 'unsaved'
+                ? (pcs[k + 2] ?? 0)
+                : pcs[k + 1]! + 8,
+          );
         this.write64(regs + SP_OFFSET, regs + this.layout.size);
         if (this.layout.meta !== null) {
           this.memory.write64(record[k]!, 0, 0);
@@ -626,21 +783,31 @@ class Builder {
           );
         } else {
           // 6.1 kernel_entry: `stp x29, x22, [sp, #S_STACKFRAME]`, a synthetic record of the interrupted code.
-          this.write64(record[k]!, x29);
+          this.write64(record[k]!, fp);
           this.write64(record[k]! + 8, pcs[k + 1]!);
         }
         continue;
       }
       if (frameSize[k] === 0) continue;
-      this.writeRecord(record[k]!, record[k + 1]!, saved[k + 1]!, record[k]! + frameSize[k]!, key);
+      this.writeRecord(
+        record[k]!,
+        record[k + 1]!,
+        saved[k + 1]!,
+        record[k]! + frameSize[k]!,
+        key,
+        textAt[k]?.row.lrSigned ?? this.desc.pac,
+      );
     }
 
     // Corruptions, on the finished bytes. The true chain stays what was called;
     // `pcs` becomes what the records hold.
     const chain = pcs.slice();
     const hidden = new Set<number>();
-    for (let k = 1; k < n; k++)
-      if (frames[k]!.exception?.lr === 'unsaved' && k + 1 < n) hidden.add(k + 1);
+    for (let k = 1; k < n; k++) {
+      const state = textAt[k]?.row.state;
+      if ((frames[k]!.exception?.lr === 'unsaved' || state === 'L' || state === 'S') && k + 1 < n)
+        hidden.add(k + 1);
+    }
     for (const [ci, c] of corrupt.entries()) {
       const r = this.corrupt(c.kind, c.frame, {
         frames,
@@ -713,6 +880,18 @@ class Builder {
       debugTrace,
       corruptions: corrupt.map((c) => c.kind),
       hasException: frames.some((f) => f.exception !== undefined),
+      boundaries: frames.flatMap((f, k) =>
+        f.exception === undefined
+          ? []
+          : [
+              {
+                frame: k,
+                pc: chain[k]!,
+                state: textAt[k]?.row.state ?? null,
+                lrSigned: textAt[k]?.row.lrSigned ?? false,
+              },
+            ],
+      ),
     });
   }
 
@@ -774,10 +953,17 @@ class Builder {
   }
 
   /** `{fp, lr}` at `at`, the LR signed with the SP at the callee's entry when PAC is on. */
-  private writeRecord(at: Addr, fp: Addr, lr: Addr, spAtEntry: Addr, key: number): void {
+  private writeRecord(
+    at: Addr,
+    fp: Addr,
+    lr: Addr,
+    spAtEntry: Addr,
+    key: number,
+    sign = this.desc.pac,
+  ): void {
     const hi = addrHi(lr);
     const lo = addrLo(lr);
-    const signed = this.desc.pac ? signPacHi(hi, lo, addrLo(spAtEntry), key, this.desc.vaBits) : hi;
+    const signed = sign ? signPacHi(hi, lo, addrLo(spAtEntry), key, this.desc.vaBits) : hi;
     this.write64(at, fp);
     this.memory.write64(at + 8, signed, lo);
   }

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { STACK_TYPE_NAMES } from '../machine.js';
+import { FRAME_SHAPES } from './prologue.js';
 
 /**
  * The builder's input: a kernel and its tasks described as call chains.
@@ -45,6 +46,11 @@ export const functionDescSchema = z.strictObject({
   module: z.string().optional(),
   /** Add this function to sym_code_functions (SYM_CODE assembly). */
   symCode: z.boolean().optional(),
+  /**
+   * Force the body's layout (prologue.ts). A function some chain uses as a
+   * call site must keep 'push'; an exception's interrupted function may have any.
+   */
+  shape: z.enum(FRAME_SHAPES).optional(),
 });
 
 export const exceptionDescSchema = z.strictObject({
@@ -53,8 +59,10 @@ export const exceptionDescSchema = z.strictObject({
    * own frame). "unsaved": it was interrupted before (a leaf, or mid-prologue):
    * x29 is still its caller's frame and its return address lives only in LR,
    * so a walk through the pt_regs silently loses the caller.
+   * "text": the frame state of the function's own text at `at` (L, S or F)
+   * decides what the stack and pt_regs hold, as the kernel would leave them.
    */
-  lr: z.enum(['saved', 'unsaved']).default('saved'),
+  lr: z.enum(['saved', 'unsaved', 'text']).default('saved'),
   /**
    * With "saved": the function had clobbered LR with `ADR LR, <fn>` (to
    * `BLR LR` next) when the exception hit, so `regs[30]` holds this
@@ -67,8 +75,11 @@ export const exceptionDescSchema = z.strictObject({
 export const frameDescSchema = z.strictObject({
   /** The function this entry of the backtrace is in. */
   fn: z.string().min(1),
-  /** Offset of the entry's pc in `fn`: for a return address, just after the call. */
-  at: z.number().int().min(4).max(0x100000).multipleOf(4).optional(),
+  /**
+   * Offset of the entry's pc in `fn`: for a return address, just after the
+   * call. 0 (the function's first instruction) only for an exception with lr "text".
+   */
+  at: z.number().int().min(0).max(0x100000).multipleOf(4).optional(),
   /** The call instruction before the return address. */
   call: z.enum(CALL_KINDS).optional(),
   /** Bytes of stack the frame takes (its 16-byte record at the bottom). */
