@@ -4,6 +4,13 @@ export { type CorpusRecipe, corpusRecipes } from './corpus/recipes.js';
 export { kernelRuleVectors } from './corpus/rules.js';
 export { knownUnsoundVectors } from './corpus/unsound.js';
 export {
+  analysedFunction,
+  expectationPcs,
+  frameStatesDiff,
+  frameStatesFromAnalysis,
+  frameStatesFromBuilder,
+} from './frame-states.js';
+export {
   type LoadedVector,
   loadVectorFile,
   loadVectors,
@@ -22,11 +29,23 @@ export {
   RELIABLE_SETS,
   type SetCounts,
 } from './mutate/index.js';
-export { type NewVectorMeta, newVector, vectorFrom } from './new.js';
+export {
+  builtFrameStates,
+  FRAME_STATE_POLICIES,
+  type NewVectorMeta,
+  newVector,
+  vectorFrom,
+} from './new.js';
 export { diff, type RunOptions, runVector, type VectorOutcome, walkBothWays } from './run.js';
 export {
   type Expectation,
   expectationSchema,
+  type FrameStateFunction,
+  type FrameStateRow,
+  type FrameStates,
+  frameStateFunctionSchema,
+  frameStateRowSchema,
+  frameStatesSchema,
   fromSchema,
   ORIGINS,
   traceEntrySchema,

@@ -1,5 +1,6 @@
 import { type Addr, parseAddr } from '@klpsim/arm64';
 import {
+  type BuiltMachine,
   type BuiltStart,
   buildMachine,
   type InputError,
@@ -17,6 +18,8 @@ export interface VectorMachine {
   readonly machine: Machine;
   /** The recipe's own start per task (raw state has none). */
   readonly starts: readonly BuiltStart[] | null;
+  /** What the builder made (its text's frame state, the true chains); null for raw state. */
+  readonly built: BuiltMachine | null;
 }
 
 /** Builds every machine the vector describes; an error names the file and the field in the vector. */
@@ -25,7 +28,7 @@ export function vectorMachines(v: Vector, file: string): Result<VectorMachine[]>
   if (v.raw !== undefined) {
     const m = machineFromRaw(v.raw, file, 'raw');
     if (!m.ok) return m;
-    out.push({ kind: 'raw', machine: m.value, starts: null });
+    out.push({ kind: 'raw', machine: m.value, starts: null, built: null });
   }
   if (v.recipe !== undefined) {
     const b = buildMachine(v.recipe, file);
@@ -34,6 +37,7 @@ export function vectorMachines(v: Vector, file: string): Result<VectorMachine[]>
       kind: 'recipe',
       machine: b.value.machine,
       starts: b.value.tasks.map((t) => t.from),
+      built: b.value,
     });
   }
   for (const [i, w] of v.walks.entries()) {

@@ -1,5 +1,7 @@
 import { formatAddr } from '@klpsim/arm64';
+import { LazyFrameTable } from '@klpsim/frames';
 import {
+  type BuiltMachine,
   type BuiltStart,
   type KernelDesc,
   type Machine,
@@ -17,6 +19,7 @@ import {
   Walker,
   type WalkFrom,
 } from '@klpsim/unwind';
+import { expectationPcs, frameStatesFromBuilder } from './frame-states.js';
 import { vectorMachines } from './machines.js';
 import {
   type Expectation,
@@ -84,8 +87,50 @@ export interface RawVectorMeta {
   readonly tags: readonly string[];
 }
 
-/** A raw-state vector of the machine's one task, walked from its saved context. */
-export function rawVector(meta: RawVectorMeta, machine: Machine, expect: Expectation[]): Vector {
+/** One lazy frame table per built machine (a mutation run asks the same machine again and again). */
+const TABLES = new WeakMap<Machine, LazyFrameTable>();
+
+/** The policies that consult the frame state of the text (and so need a vector's `frameStates`). */
+export const FRAME_STATE_POLICIES: readonly PolicyName[] = ['sframe-regs', 'fp-validate'];
+
+/**
+ * The builder's frame state of every function the walks meet: the pcs of
+ * every expectation's trace (and each pc - 4) and of every task's true
+ * chain. Undefined when no expectation is of a policy that consults it.
+ * Code the kernel has no kallsyms bounds for (generated code: BPF JIT,
+ * trampolines, kprobe slots; an unloaded module's text) is left out: it has
+ * no frame state, for the policies as for a real kernel's SFrame or ORC.
+ */
+export function builtFrameStates(
+  built: BuiltMachine,
+  walks: Vector['walks'],
+): Vector['frameStates'] {
+  if (!walks.some((w) => w.expect.some((e) => FRAME_STATE_POLICIES.includes(e.policy))))
+    return undefined;
+  const pcs = expectationPcs(walks);
+  for (const t of built.tasks) pcs.push(...t.chain);
+  let table = TABLES.get(built.machine);
+  if (table === undefined) {
+    table = new LazyFrameTable(built.machine);
+    TABLES.set(built.machine, table);
+  }
+  const known = built.frames.filter((f) => table.functionAt(f.start)?.start === f.start);
+  return frameStatesFromBuilder(known, pcs);
+}
+
+/**
+ * A raw-state vector of the machine's one task, walked from its saved
+ * context; with `built` (what made the machine), the builder's frame state
+ * of the functions the walks meet.
+ */
+export function rawVector(
+  meta: RawVectorMeta,
+  machine: Machine,
+  expect: Expectation[],
+  built?: BuiltMachine,
+): Vector {
+  const walks: Vector['walks'] = [{ task: 0, from: { kind: 'task' }, expect }];
+  const frameStates = built === undefined ? undefined : builtFrameStates(built, walks);
   return {
     format: VECTOR_FORMAT,
     id: meta.id,
@@ -93,7 +138,8 @@ export function rawVector(meta: RawVectorMeta, machine: Machine, expect: Expecta
     pins: { behaviour: meta.behaviour, source: meta.source },
     tags: [...meta.tags],
     raw: rawFromMachine(machine),
-    walks: [{ task: 0, from: { kind: 'task' }, expect }],
+    ...(frameStates !== undefined ? { frameStates } : {}),
+    walks,
   };
 }
 
@@ -161,5 +207,11 @@ export function newVector(
     }
     walks.push({ task: ti, from: vectorFrom(from), expect });
   }
-  return ok({ ...draft.data, raw: rawFromMachine(m.machine), walks });
+  const frameStates = m.built === null ? undefined : builtFrameStates(m.built, walks);
+  return ok({
+    ...draft.data,
+    raw: rawFromMachine(m.machine),
+    ...(frameStates !== undefined ? { frameStates } : {}),
+    walks,
+  });
 }

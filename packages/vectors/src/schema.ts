@@ -72,6 +72,68 @@ export const walkSchema = z.strictObject({
   expect: z.array(expectationSchema).min(1).max(64),
 });
 
+/** A byte offset into a function, or a CFA / record offset (bounded: a frame is far smaller). */
+const byteOffset = z
+  .number()
+  .int()
+  .min(0)
+  .max(1 << 24);
+const frameOffset = z
+  .number()
+  .int()
+  .min(-(1 << 20))
+  .max(1 << 20);
+
+/** One run of instructions with the same frame state: `[start, end)` as byte offsets into the function. */
+export const frameStateRowSchema = z
+  .strictObject({
+    start: byteOffset,
+    end: byteOffset,
+    /** L: LR live, no record; S: record saved, x29 not at it; F: x29 at the record. */
+    state: z.enum(['L', 'S', 'F']),
+    /** The CFA (sp at the function's entry) as `base + offset`. */
+    cfa: z.strictObject({ base: z.enum(['sp', 'x29']), offset: frameOffset }),
+    /** x29 was saved at CFA + record, x30 at CFA + record + 8; null in state L. */
+    record: frameOffset.nullable(),
+    /** The return address (in x30 or in the record) carries a PAC. */
+    lrSigned: z.boolean(),
+  })
+  .refine((r) => r.start < r.end && r.start % 4 === 0 && r.end % 4 === 0, {
+    message: 'expected start < end, both multiples of 4',
+    path: ['end'],
+  })
+  .refine((r) => (r.state === 'L') === (r.record === null), {
+    message: 'expected a record in states S and F, none in state L',
+    path: ['record'],
+  });
+
+/** One function's frame state; a pc in no row of it has none. */
+export const frameStateFunctionSchema = z
+  .strictObject({
+    name: z.string().min(1).max(512),
+    start: hex64Schema,
+    /** Bytes, a multiple of 4 (its kallsyms bounds). */
+    size: byteOffset,
+    rows: z.array(frameStateRowSchema).max(1 << 18),
+  })
+  .refine((f) => f.size % 4 === 0, { message: 'expected a multiple of 4', path: ['size'] })
+  .refine(
+    (f) => f.rows.every((r, i) => r.end <= f.size && (i === 0 || f.rows[i - 1]!.end <= r.start)),
+    { message: 'expected rows in order, not overlapping, inside the function', path: ['rows'] },
+  );
+
+/**
+ * The frame state the walks of `sframe-regs` and `fp-validate` consult, so
+ * that a runner needs no instruction decoder: every function that holds a
+ * pc of an expectation's trace (or that pc - 4), or of a built task's true
+ * chain. `builder`: the builder's truth by construction; `analysis`:
+ * klpsim's analysis of the text (@klpsim/frames).
+ */
+export const frameStatesSchema = z.strictObject({
+  origin: z.enum(['builder', 'analysis']),
+  functions: z.array(frameStateFunctionSchema).max(100_000),
+});
+
 export const vectorSchema = z
   .strictObject({
     format: z.literal(VECTOR_FORMAT),
@@ -91,6 +153,8 @@ export const vectorSchema = z
     recipe: kernelDescSchema.optional(),
     /** The machine as raw state, walkable without klpsim's builder. */
     raw: rawStateSchema.optional(),
+    /** The frame state of the functions the walks meet (docs/vectors.md). */
+    frameStates: frameStatesSchema.optional(),
     walks: z.array(walkSchema).min(1).max(1024),
   })
   .refine((v) => v.recipe !== undefined || v.raw !== undefined, {
@@ -103,6 +167,9 @@ export type VectorInput = z.input<typeof vectorSchema>;
 export type VectorWalk = Vector['walks'][number];
 export type Expectation = VectorWalk['expect'][number];
 export type VectorFrom = z.infer<typeof fromSchema>;
+export type FrameStates = z.output<typeof frameStatesSchema>;
+export type FrameStateFunction = FrameStates['functions'][number];
+export type FrameStateRow = FrameStateFunction['rows'][number];
 
 /** The published JSON Schema of `klpsim-vector/v1`. */
 export function vectorJsonSchema(): unknown {

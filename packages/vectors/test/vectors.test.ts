@@ -1,15 +1,21 @@
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { parseAddr } from '@klpsim/arm64';
+import { LazyFrameTable } from '@klpsim/frames';
 import { KTHREAD_TAIL, SCHEDULE_TOP } from '@klpsim/kernel';
 import { REASON_CODES } from '@klpsim/unwind';
 import { describe, expect, it } from 'vitest';
 import {
+  expectationPcs,
+  FRAME_STATE_POLICIES,
+  frameStatesDiff,
   loadVectors,
   newVector,
   parseVector,
   runVector,
   type Vector,
   vectorJsonSchema,
+  vectorMachines,
 } from '../src/index.js';
 
 const root = (p: string) => fileURLToPath(new URL(`../../../${p}`, import.meta.url));
@@ -160,6 +166,104 @@ describe('the corpus', () => {
       const kernel = vector.walks.flatMap((w) => w.expect).filter((e) => e.origin === 'kernel');
       if (vector.id.startsWith('captures/')) expect(kernel.length, vector.id).toBeGreaterThan(0);
       else expect(kernel, vector.id).toEqual([]);
+    }
+  });
+});
+
+describe('frameStates: the frame state a vector carries for runners without a decoder', () => {
+  const loaded = loadVectors([root('test-vectors')]);
+  if (!loaded.ok) throw new Error(loaded.error.message);
+  const vectors = loaded.value.vectors;
+
+  it('agree with the analysis of the text of every machine the vector describes (the field cannot drift)', () => {
+    let n = 0;
+    const problems: string[] = [];
+    for (const { vector, file } of vectors) {
+      if (vector.frameStates === undefined) continue;
+      n++;
+      const ms = vectorMachines(vector, file);
+      if (!ms.ok) throw new Error(ms.error.message);
+      for (const m of ms.value)
+        for (const d of frameStatesDiff(vector.frameStates, new LazyFrameTable(m.machine)))
+          problems.push(`${vector.id} (${m.kind}): ${d}`);
+    }
+    expect(problems).toEqual([]);
+    expect(n).toBeGreaterThan(100);
+  });
+
+  it('are present wherever a policy that consults them is expected, and list the function of every pc (and pc - 4) the analysis models', () => {
+    const problems: string[] = [];
+    for (const { vector, file } of vectors) {
+      const uses = vector.walks.some((w) =>
+        w.expect.some((e) => FRAME_STATE_POLICIES.includes(e.policy)),
+      );
+      if (!uses) continue;
+      if (vector.frameStates === undefined) {
+        problems.push(`${vector.id}: no frameStates`);
+        continue;
+      }
+      const starts = new Set(vector.frameStates.functions.map((f) => parseAddr(f.start)));
+      const ms = vectorMachines(vector, file);
+      if (!ms.ok) throw new Error(ms.error.message);
+      const table = new LazyFrameTable(ms.value[0]!.machine);
+      for (const pc of expectationPcs(vector.walks)) {
+        const f = table.functionAt(pc);
+        if (f !== undefined && f.refusal === null && !starts.has(f.start))
+          problems.push(`${vector.id}: ${f.name} (holds ${pc.toString(16)}) is not listed`);
+      }
+    }
+    expect(problems).toEqual([]);
+  });
+
+  it('a vector whose frameStates disagree with the text is caught', () => {
+    const v = vectors.find((x) => x.vector.frameStates?.functions.some((f) => f.rows.length > 1));
+    expect(v).toBeDefined();
+    const fs = v!.vector.frameStates!;
+    const i = fs.functions.findIndex((f) => f.rows.length > 1);
+    const f = fs.functions[i]!;
+    const bad = {
+      ...fs,
+      functions: fs.functions.map((g, k) =>
+        k === i
+          ? { ...f, rows: f.rows.map((r, j) => (j === 0 ? { ...r, lrSigned: !r.lrSigned } : r)) }
+          : g,
+      ),
+    };
+    const ms = vectorMachines(v!.vector, v!.file);
+    if (!ms.ok) throw new Error(ms.error.message);
+    const d = frameStatesDiff(bad, new LazyFrameTable(ms.value[0]!.machine));
+    expect(d.length).toBe(1);
+    expect(d[0]).toContain(`${f.name} rows[0]`);
+  });
+
+  it('the schema refuses rows out of order, a record in state L and an unaligned bound', () => {
+    const v = fresh();
+    const fn = (rows: unknown[]) =>
+      JSON.stringify({
+        ...v,
+        frameStates: {
+          origin: 'builder',
+          functions: [{ name: 'f', start: '0xffff800008010000', size: 16, rows }],
+        },
+      });
+    const row = (start: number, end: number, state: string, record: number | null) => ({
+      start,
+      end,
+      state,
+      cfa: { base: 'sp', offset: 0 },
+      record,
+      lrSigned: false,
+    });
+    expect(parseVector(fn([row(0, 8, 'L', null), row(8, 16, 'S', -16)]), 'ok.json').ok).toBe(true);
+    for (const [rows, field] of [
+      [[row(8, 16, 'L', null), row(0, 8, 'L', null)], 'frameStates.functions[0].rows'],
+      [[row(0, 8, 'L', -16)], 'frameStates.functions[0].rows[0].record'],
+      [[row(0, 6, 'L', null)], 'frameStates.functions[0].rows[0].end'],
+      [[row(0, 20, 'L', null)], 'frameStates.functions[0].rows'],
+    ] as const) {
+      const r = parseVector(fn([...rows]), 'bad.json');
+      expect(r.ok, field).toBe(false);
+      if (!r.ok) expect(r.error.field).toBe(field);
     }
   });
 });

@@ -7,9 +7,20 @@ each vector's raw machine state under
   mainline   arch/arm64/kernel/stacktrace.c (6.13+ meta records; 6.17+
              arch_stack_walk_reliable), arch/arm64/include/asm/stacktrace/common.h
   linux-6.1  arch/arm64/kernel/stacktrace.c and asm/stacktrace/common.h of v6.1
+  sframe-regs  mainline with the step after a pt_regs pc taken from the frame
+             state at that pc ("unwind: arm64: Use sframe to unwind interrupt
+             frames", SFrame series v5, with Mark Rutland's review of v5;
+             docs/policies.md, section sframe-regs)
+  fp-validate  mainline with every frame checked against the frame state
+             ("arm64: livepatch: Use ORC for dynamic frame pointer validation",
+             RFC v2/v3; docs/policies.md, section fp-validate)
 
-and compares the verdict and the trace addresses with every expectation of
-those two policies that uses no extra checks. Python standard library only.
+The last two read the frame state from the vector's `frameStates` (no
+instruction decoder here). It compares the verdict and the trace addresses
+with every expectation of those policies that uses no extra checks; for the
+last two also the source markers (L for an LR taken from pt_regs) and the
+reason codes of their own rules (NO_FRAME_STATE, FRAME_STATE_STEP_FAILED,
+FP_MISMATCH). Python standard library only.
 
 usage: run.py [paths...]      (default: the test-vectors/ folder this file is in)
 The last line is "N passed, N failed"; the exit code is 1 on any failure.
@@ -23,8 +34,13 @@ MASK64 = (1 << 64) - 1
 EINVAL = -22
 ENOENT = -2
 
-# enum kunwind_source
-SRC_UNKNOWN, SRC_FRAME, SRC_CALLER, SRC_TASK, SRC_REGS_PC = range(5)
+# enum kunwind_source (KUNWIND_SOURCE_REGS_LR: the SFrame series)
+SRC_UNKNOWN, SRC_FRAME, SRC_CALLER, SRC_TASK, SRC_REGS_PC, SRC_REGS_LR = range(6)
+# state_source_string
+SRC_MARK = {SRC_UNKNOWN: "U", SRC_FRAME: "", SRC_CALLER: "C", SRC_TASK: "T", SRC_REGS_PC: "P", SRC_REGS_LR: "L"}
+# The reason codes of the frame-state policies' own rules (docs/reasons.md).
+NO_FRAME_STATE, STEP_FAILED, FP_MISMATCH = "NO_FRAME_STATE", "FRAME_STATE_STEP_FAILED", "FP_MISMATCH"
+FRAME_STATE_REASONS = (NO_FRAME_STATE, STEP_FAILED, FP_MISMATCH)
 # enum stack_type (6.1 asm/stacktrace/common.h); ST_EFI for mainline's EFI runtime stack, which has no type
 ST_UNKNOWN, ST_TASK, ST_IRQ, ST_OVERFLOW, ST_SDEI_NORMAL, ST_SDEI_CRITICAL, ST_EFI = range(7)
 
@@ -37,10 +53,39 @@ def genmask(high, low):
     return ((1 << (high + 1)) - 1) & ~((1 << low) - 1)
 
 
+class FrameStates:
+    """A vector's `frameStates`: per function, runs of instructions with one frame state.
+
+    A pc in no listed function, or in none of its rows, has no frame state."""
+
+    def __init__(self, fs):
+        self.funcs = []
+        for f in (fs or {}).get("functions", []):
+            start = int(f["start"], 16)
+            rows = [(r["start"], r["end"], r["state"], r["cfa"]["base"], r["cfa"]["offset"], r["record"])
+                    for r in f["rows"]]
+            self.funcs.append((start, f["size"], rows))
+        self.funcs.sort()
+
+    def at(self, pc):
+        """(state, cfa base, cfa offset, record offset) before the instruction at pc, or None."""
+        for start, size, rows in self.funcs:
+            if start <= pc < start + size:
+                off = pc - start
+                if off % 4:
+                    return None
+                for lo, hi, state, base, cfa_off, record in rows:
+                    if lo <= off < hi:
+                        return state, base, cfa_off, record
+                return None
+        return None
+
+
 class Machine:
     """The raw state: memory, layout, tracer state; values as Python ints."""
 
-    def __init__(self, raw):
+    def __init__(self, raw, frame_states=None):
+        self.frame_states = FrameStates(frame_states)
         self.raw = raw
         self.regions = []
         for m in raw["memory"]:
@@ -56,6 +101,9 @@ class Machine:
         self.stackframe_off = pr["stackframeOffset"]
         self.pc_off = pr["pcOffset"]
         self.x29_off = pr["regs29Offset"]
+        # struct user_pt_regs { u64 regs[31]; u64 sp; u64 pc; u64 pstate; }
+        self.x30_off = self.x29_off + 8
+        self.sp_off = self.x29_off + 16
         self.meta = pr["meta"]
         sp = raw["special"]
         h = lambda s: None if s is None else int(s, 16)
@@ -132,12 +180,13 @@ class Buffer:
     """kernel/stacktrace.c stack_trace_consume_entry."""
 
     def __init__(self, size):
-        self.size, self.entries = size, []
+        self.size, self.entries, self.marks = size, [], []
 
-    def consume(self, pc):
+    def consume(self, pc, mark=""):
         if len(self.entries) >= self.size:
             return False
         self.entries.append(pc)
+        self.marks.append(mark)
         return len(self.entries) < self.size
 
 
@@ -189,12 +238,20 @@ def kretprobe_find(task, fp, cur, trampoline):
 class Mainline:
     """struct kunwind_state and do_kunwind."""
 
-    def __init__(self, m, task, ctx):
+    # arch_reliable_kunwind_consume_entry refuses a pt_regs pc.
+    refuses_regs_pc = True
+
+    def __init__(self, m, task, ctx, reliable=False):
         self.m, self.task = m, task
         self.stacks = known_stacks(m, task, ctx, efi=True)
         self.stack = StackInfo()
         self.graph_idx = 0
         self.kr_cur = -1
+        self.regs = None
+        self.reliable = reliable
+        self.flags = ""
+        # The reason code of a frame-state rule that failed the walk (None: another rule, or none).
+        self.reason = None
 
     def find_stack(self, sp, size):
         if self.stack.on(sp, size):
@@ -217,12 +274,18 @@ class Mainline:
             if orig is None or orig == self.pc:
                 return EINVAL
             self.pc = orig
+            self.flags += "F"
         if m.kretprobe_trampoline is not None and self.pc == m.kretprobe_trampoline:
             orig, self.kr_cur = kretprobe_find(t, self.fp, self.kr_cur, m.kretprobe_trampoline)
             if not orig:
                 return EINVAL
             self.pc = orig
+            self.flags += "K"
         return 0
+
+    def mark(self):
+        """The entry's marker as dump_backtrace prints it: source, then F / K for a recovered address."""
+        return SRC_MARK[self.source] + self.flags
 
     def next_regs_pc(self):
         regs = self.fp - self.m.stackframe_off
@@ -230,6 +293,8 @@ class Mainline:
         if info is None:
             return EINVAL
         self.consume_stack(info, regs, self.m.pt_regs_size)
+        # The SFrame series keeps state->regs for the step after the pt_regs pc.
+        self.regs = regs
         self.pc = self.m.read64(regs + self.m.pc_off)
         self.fp = self.m.read64(regs + self.m.x29_off)
         self.source = SRC_REGS_PC
@@ -265,26 +330,39 @@ class Mainline:
         self.fp, self.pc, self.source = new_fp, new_pc, SRC_FRAME
         return 0
 
+    def step(self):
+        """The switch of kunwind_next: one step by the source of the current entry."""
+        return self.next_frame_record()
+
     def next(self):
+        self.flags = ""
         if self.source == SRC_UNKNOWN:
             return EINVAL
-        err = self.next_frame_record()
+        err = self.step()
         if err:
             return err
         self.pc = self.m.strip_pac(self.pc)
         return self.recover()
 
-    def walk(self, fp, pc, source, buf, reliable):
-        self.fp, self.pc, self.source = fp, pc, source
+    def check_frame(self):
+        """A policy's check of the frame about to be stepped from (none in mainline)."""
+        return 0
+
+    def walk(self, fp, pc, source, buf, reliable, regs=None):
+        self.fp, self.pc, self.source, self.regs = fp, pc, source, regs
         ret = self.recover()
         if ret:
             return ret
         while True:
             # arch_reliable_kunwind_consume_entry: give up at an exception boundary.
-            if reliable and self.source == SRC_REGS_PC:
+            if reliable and self.refuses_regs_pc and self.source == SRC_REGS_PC:
                 return EINVAL
-            if not buf.consume(self.pc):
+            if not buf.consume(self.pc, self.mark()):
                 return EINVAL
+            if reliable:
+                ret = self.check_frame()
+                if ret:
+                    return ret
             ret = self.next()
             if ret == ENOENT:
                 return 0
@@ -295,7 +373,8 @@ class Mainline:
 class Linux61:
     """struct unwind_state and unwind() of v6.1 (best effort only)."""
 
-    def __init__(self, m, task, ctx):
+    def __init__(self, m, task, ctx, reliable=False):
+        self.reason = None
         self.m, self.task = m, task
         self.stacks = known_stacks(m, task, None if ctx is None or not ctx["nonPreemptible"] else ctx)
         self.prev_fp, self.prev_type, self.stacks_done = 0, ST_UNKNOWN, set()
@@ -335,7 +414,7 @@ class Linux61:
             self.pc, self.kr_cur = kretprobe_find(t, self.fp, self.kr_cur, m.kretprobe_trampoline)
         return 0
 
-    def walk(self, fp, pc, source, buf, reliable):
+    def walk(self, fp, pc, source, buf, reliable, regs=None):
         self.fp, self.pc = fp, pc
         while True:
             if not buf.consume(self.pc):
@@ -345,56 +424,174 @@ class Linux61:
         return 0
 
 
-POLICIES = {"mainline": Mainline, "linux-6.1": Linux61}
+class SFrameRegs(Mainline):
+    """The SFrame series (v5, as docs/policies.md `sframe-regs` reads it, with Rutland's review of v5).
+
+    kunwind_next: after a pt_regs pc (KUNWIND_SOURCE_REGS_PC) the frame state at
+    that pc decides the step (kunwind_next_regs_sframe); every other step is
+    mainline's frame-record step. A reliable walk fails where the SFrame step
+    fails (no frame-pointer fallback, no outermost frame); the debug walk falls
+    back to the frame-record step as v5 does."""
+
+    refuses_regs_pc = False
+
+    def step(self):
+        if self.source != SRC_REGS_PC:
+            return self.next_frame_record()
+        err = self.next_regs_sframe()
+        if err and not self.reliable:
+            # v5: "Fallback to FP based unwinder" (and mark the walk unreliable).
+            self.reason = None
+            err = self.next_frame_record()
+        self.regs = None
+        return err
+
+    def fail(self, reason):
+        self.reason = reason
+        return EINVAL
+
+    def next_regs_sframe(self):
+        m, regs = self.m, self.regs
+        if regs is None:
+            return self.fail(STEP_FAILED)
+        sp = m.read64(regs + m.sp_off)
+        # FP/SP alignment 8 bytes.
+        if self.fp & 7 or sp & 7:
+            return self.fail(STEP_FAILED)
+        row = m.frame_states.at(self.pc)
+        if row is None:
+            return self.fail(NO_FRAME_STATE)
+        state, base, cfa_off, record = row
+        # The CFA: regs->sp (sp-based rule) or x29 (fp-based rule, never below sp).
+        if base == "sp":
+            cfa = sp
+        else:
+            if self.fp < sp:
+                return self.fail(STEP_FAILED)
+            cfa = self.fp
+        cfa = (cfa + cfa_off) & MASK64
+        if cfa & 7 or cfa < sp:
+            return self.fail(STEP_FAILED)
+        if state == "L":
+            # UNWIND_RULE_RETAIN for both: the return address is regs[30], x29 still the caller's.
+            self.pc = m.read64(regs + m.x30_off)
+            self.source = SRC_REGS_LR
+            return 0
+        # CFA_OFFSET_DEREF: x29 at CFA+record (get_word), x30 above it (get_consume_word).
+        fp_at = (cfa + record) & MASK64
+        if self.find_stack(fp_at, 8) is None:
+            return self.fail(STEP_FAILED)
+        fp = m.read64(fp_at)
+        ra_at = fp_at + 8
+        info = self.find_stack(ra_at, 8)
+        if info is None:
+            return self.fail(STEP_FAILED)
+        ra = m.read64(ra_at)
+        self.consume_stack(info, ra_at, 8)
+        self.fp, self.pc, self.source = fp, ra, SRC_FRAME
+        return 0
+
+
+class FpValidate(Mainline):
+    """The ORC validation RFC (docs/policies.md `fp-validate`): mainline's walk, and before each
+    step of a reliable walk the frame it steps from is checked against the frame state."""
+
+    refuses_regs_pc = False
+
+    def __init__(self, m, task, ctx, reliable=False):
+        Mainline.__init__(self, m, task, ctx, reliable)
+        # Every known stack's full bounds (consumption does not narrow them here).
+        self.ranges = [(s.low, s.high) for s in self.stacks]
+        self.callee_cfa = None
+
+    def same_stack(self, a, b):
+        return any(lo <= a < hi and lo <= b < hi for lo, hi in self.ranges)
+
+    def is_meta(self, fp):
+        try:
+            return self.m.read64(fp) == 0 and self.m.read64(fp + 8) == 0
+        except Unreadable:
+            return False
+
+    def check_frame(self):
+        m, fp = self.m, self.fp
+        # A meta record (FINAL, or an exception's pt_regs): the kernel marked the frame itself.
+        if self.is_meta(fp):
+            self.callee_cfa = None
+            return 0
+        regs_pc = self.source == SRC_REGS_PC
+        # A return address is looked up at its call (ORC: ip - 1); a pt_regs pc at itself.
+        row = m.frame_states.at(self.pc if regs_pc else self.pc - 4)
+        if row is None:
+            self.reason = NO_FRAME_STATE
+            return EINVAL
+        state, base, cfa_off, record = row
+        if state != "F":
+            self.reason = FP_MISMATCH
+            return EINVAL
+        # The record must not lie below the frame of the function called from here.
+        bound = self.callee_cfa
+        if regs_pc:
+            bound = m.read64(self.regs + m.sp_off) if self.regs is not None else None
+        if bound is not None and self.same_stack(fp, bound) and fp < bound:
+            self.reason = FP_MISMATCH
+            return EINVAL
+        self.callee_cfa = (fp + cfa_off) & MASK64 if base == "x29" else None
+        return 0
+
+
+POLICIES = {"mainline": Mainline, "linux-6.1": Linux61, "sframe-regs": SFrameRegs, "fp-validate": FpValidate}
+FRAME_STATE_POLICIES = ("sframe-regs", "fp-validate")
 
 
 def start(m, task, frm):
-    """Where the walk starts: (fp, pc, source, walking context or None for a blocked task)."""
+    """Where the walk starts: (fp, pc, source, walking context or None for a blocked task, regs)."""
     kind = frm["kind"] if frm else "task"
     if kind == "task":
         cc = task["cpuContext"]
-        return int(cc["fp"], 16), int(cc["pc"], 16), SRC_TASK, None
+        return int(cc["fp"], 16), int(cc["pc"], 16), SRC_TASK, None, None
     ctx = {
         "nonPreemptible": frm.get("nonPreemptible", False),
         "inNmi": frm.get("inNmi", False),
         "inEfi": frm.get("inEfi", False),
     }
     if kind == "caller":
-        return int(frm["fp"], 16), int(frm["pc"], 16), SRC_CALLER, ctx
+        return int(frm["fp"], 16), int(frm["pc"], 16), SRC_CALLER, ctx, None
     regs = int(frm["regs"], 16)
-    return m.read64(regs + m.x29_off), m.read64(regs + m.pc_off), SRC_REGS_PC, ctx
+    return m.read64(regs + m.x29_off), m.read64(regs + m.pc_off), SRC_REGS_PC, ctx, regs
 
 
 def walk(m, policy, task, frm, reliable, size):
+    """(return value, entries, markers, reason code of a frame-state rule or None)."""
     buf = Buffer(size if size is not None else (100 if reliable else 512))
     try:
-        fp, pc, source, ctx = start(m, task, frm)
+        fp, pc, source, ctx, regs = start(m, task, frm)
     except Unreadable:
-        return EINVAL, []
-    w = POLICIES[policy](m, task, ctx)
+        return EINVAL, [], [], None
+    w = POLICIES[policy](m, task, ctx, reliable)
     try:
-        ret = w.walk(fp, pc, source, buf, reliable)
+        ret = w.walk(fp, pc, source, buf, reliable, regs)
     except Unreadable:
         ret = EINVAL
-    return ret, buf.entries
+    return ret, buf.entries, buf.marks, w.reason if ret < 0 else None
 
 
 def check(vector):
     """The differences between this runner and the vector's expectations; None if nothing applies."""
     if "raw" not in vector:
         return None
-    m = Machine(vector["raw"])
+    m = Machine(vector["raw"], vector.get("frameStates"))
     problems, checked = [], 0
     for wi, w in enumerate(vector["walks"]):
         task = m.tasks[w["task"]]
         for ei, e in enumerate(w["expect"]):
             if e["policy"] not in POLICIES or e.get("checks"):
                 continue
-            if e["policy"] == "mainline" and m.meta is None:
+            if e["policy"] != "linux-6.1" and m.meta is None:
                 continue
             reliable = e["walk"] == "reliable"
             checked += 1
-            ret, entries = walk(m, e["policy"], task, w.get("from"), reliable, w.get("size"))
+            ret, entries, marks, reason = walk(m, e["policy"], task, w.get("from"), reliable, w.get("size"))
             where = "walks[%d].expect[%d] %s %s" % (wi, ei, e["policy"], e["walk"])
             got = (ret >= 0) if reliable else None
             if got != e["reliable"]:
@@ -407,6 +604,16 @@ def check(vector):
                     fmt = lambda l: "%#018x" % l[i] if i < len(l) else "(nothing)"
                     problems.append("%s: trace[%d]: expected %s, got %s (%d expected, %d walked)"
                                     % (where, i, fmt(want), fmt(entries), len(want), len(entries)))
+                elif e["policy"] in FRAME_STATE_POLICIES:
+                    for i, t in enumerate(e["trace"]):
+                        if "source" in t and t["source"] != marks[i]:
+                            problems.append("%s: trace[%d] %#018x: expected source %r, got %r"
+                                            % (where, i, entries[i], t["source"], marks[i]))
+                            break
+            if e["policy"] in FRAME_STATE_POLICIES and "reason" in e:
+                want = e["reason"]
+                if (want in FRAME_STATE_REASONS or reason is not None) and want != reason:
+                    problems.append("%s: reason: expected %s, got %s" % (where, want, reason))
     return problems if checked else None
 
 

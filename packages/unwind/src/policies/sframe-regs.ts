@@ -61,12 +61,13 @@ function fallBack(st: UnwindState, code: ReasonCode): number {
 /** The one step from a pt_regs pc the frame state decides. */
 function nextFromRegs(st: UnwindState): number {
   const c = st.cursor;
-  if (st.frames === null || !st.frames.fill(st.pc, c)) return fallBack(st, 'NO_FRAME_STATE');
   const layout = st.machine.config.ptRegs;
   if (!readRegsWord(st, layout.pcOffset - 8)) return fallBack(st, 'FRAME_STATE_STEP_FAILED');
   const spHi = st.word.hi;
   const spLo = st.word.lo;
+  // kunwind_next_regs_sframe checks the alignment before it looks the pc up (sframe_find_kernel).
   if ((st.fpLo & 7) !== 0 || (spLo & 7) !== 0) return fallBack(st, 'FRAME_STATE_STEP_FAILED');
+  if (st.frames === null || !st.frames.fill(st.pc, c)) return fallBack(st, 'NO_FRAME_STATE');
   if (c.state === FrameStateCode.L) {
     if (!readRegsWord(st, layout.regs29Offset + 8)) return fallBack(st, 'FRAME_STATE_STEP_FAILED');
     st.recLrHi = st.word.hi;

@@ -605,13 +605,14 @@ function* leafPrologue(): Generator<CorpusRecipe> {
         meta: {
           title: `IRQ in a function at +0x${at.toString(16)}, before its frame record exists (${layout})`,
           behaviour:
-            'a leaf or mid-prologue function has no record yet: its caller is only in LR and a frame-pointer walk skips it silently',
+            'a leaf or mid-prologue function has no record yet: its caller is only in LR and a frame-pointer walk skips it silently. crc32_body is written as a frameless leaf (state L at every word), so its text agrees with the stack (frame-state/ has the same boundaries inside a push prologue)',
           source: `${ST} kunwind_next_regs_pc; ${RST} 4.3 and 4.6 (link register unreliability)`,
           tags: ['leaf-prologue', layout],
         },
         recipe: one(
           { frames: irqChain('unsaved').map((f) => (f.fn === 'crc32_body' ? { ...f, at } : f)) },
           layout,
+          { functions: [{ name: 'crc32_body', shape: 'leaf' }] },
         ),
       };
 }

@@ -1,4 +1,5 @@
 import {
+  type BuiltMachine,
   type BuiltStart,
   buildMachine,
   type KretprobeInstance,
@@ -17,6 +18,8 @@ import type { LoadedVector } from '../load.js';
 export interface MutationBase {
   readonly vectorId: string;
   readonly machine: Machine;
+  /** What the builder made: the text's frame state (mutations change stacks, never text). */
+  readonly built: BuiltMachine;
   readonly task: Task;
   readonly from: BuiltStart;
   /** The recipe's frame records, innermost first (the record at `records[j]` holds frame j+1's return address). */
@@ -45,6 +48,7 @@ export function mutationBases(vectors: readonly LoadedVector[]): MutationBase[] 
       out.push({
         vectorId: vector.id,
         machine: b.value.machine,
+        built: b.value,
         task: bt.task,
         from,
         records,

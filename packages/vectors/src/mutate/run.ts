@@ -2,7 +2,13 @@ import { hex64 } from '@klpsim/arm64';
 import { mulberry32, rawFromMachine, type Task } from '@klpsim/kernel';
 import { CHECK_NAMES, type CheckName, POLICIES, type PolicyName, Walker } from '@klpsim/unwind';
 import type { LoadedVector } from '../load.js';
-import { generatedExpectation, rawVector, vectorFrom } from '../new.js';
+import {
+  builtFrameStates,
+  FRAME_STATE_POLICIES,
+  generatedExpectation,
+  rawVector,
+  vectorFrom,
+} from '../new.js';
 import { type Expectation, VECTOR_FORMAT, type Vector } from '../schema.js';
 import { type MutationBase, mutationBases } from './base.js';
 import { MUTATION_KINDS, type MutationKind, mutate, UndoLog } from './mutations.js';
@@ -181,6 +187,10 @@ export class MutationRunner {
         ? [
             generatedExpectation(m, task, 'mainline', 'reliable', [], from),
             generatedExpectation(m, task, 'mainline', 'debug', [], from),
+            ...FRAME_STATE_POLICIES.flatMap((p) => [
+              generatedExpectation(m, task, p, 'reliable', [], from),
+              generatedExpectation(m, task, p, 'debug', [], from),
+            ]),
           ]
         : []),
       generatedExpectation(m, task, 'linux-6.1', 'debug', [], from),
@@ -199,7 +209,9 @@ export class MutationRunner {
       ),
     };
     this.undo[k]!.undo();
-    return { ...v, walks: [{ task: 0, from: vectorFrom(from), expect }] };
+    const walks: Vector['walks'] = [{ task: 0, from: vectorFrom(from), expect }];
+    const frameStates = builtFrameStates(base.built, walks);
+    return { ...v, ...(frameStates !== undefined ? { frameStates } : {}), walks };
   }
 
   /** The iteration being checked (what a failure records). */
