@@ -35,7 +35,7 @@ ok =
     ...(process.stdout.isTTY ? [] : ['--no-color']),
   ]) && ok;
 
-// The independent Python runner over every raw-state vector (mainline, linux-6.1).
+// The independent Python runner over every raw-state vector (mainline, linux-6.1, sframe-regs, fp-validate).
 ok =
   step('vectors (independent Python runner)', 'python3', ['test-vectors/runners/python/run.py']) &&
   ok;

@@ -30,6 +30,7 @@ function builderRows(rows: readonly (BuiltFrameRow | null)[]): FrameStateRow[] {
     a.cfa.base === b.cfa.base &&
     a.cfa.offset === b.cfa.offset &&
     a.record === b.record &&
+    a.sp === b.sp &&
     a.lrSigned === b.lrSigned;
   let i = 0;
   while (i < rows.length) {
@@ -46,6 +47,7 @@ function builderRows(rows: readonly (BuiltFrameRow | null)[]): FrameStateRow[] {
       state: r.state,
       cfa: { base: r.cfa.base, offset: r.cfa.offset },
       record: r.state === 'L' ? null : r.record,
+      sp: r.sp,
       lrSigned: r.lrSigned,
     });
     i = j;
@@ -89,6 +91,7 @@ export function analysedFunction(f: FunctionFrames): FrameStateFunction {
         state: r.row.state,
         cfa: { base: r.row.cfa.base, offset: r.row.cfa.offset },
         record: r.row.record === null ? null : r.row.record.fp,
+        sp: r.row.spOffset,
         lrSigned: r.row.lrSigned,
       });
     }

@@ -95,6 +95,8 @@ export const frameStateRowSchema = z
     cfa: z.strictObject({ base: z.enum(['sp', 'x29']), offset: frameOffset }),
     /** x29 was saved at CFA + record, x30 at CFA + record + 8; null in state L. */
     record: frameOffset.nullable(),
+    /** CFA - sp whatever the CFA rule (ORC's sp offset); null where sp moved by an unknown amount. */
+    sp: frameOffset.nullable(),
     /** The return address (in x30 or in the record) carries a PAC. */
     lrSigned: z.boolean(),
   })

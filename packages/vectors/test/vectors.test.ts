@@ -252,6 +252,7 @@ describe('frameStates: the frame state a vector carries for runners without a de
       state,
       cfa: { base: 'sp', offset: 0 },
       record,
+      sp: 0,
       lrSigned: false,
     });
     expect(parseVector(fn([row(0, 8, 'L', null), row(8, 16, 'S', -16)]), 'ok.json').ok).toBe(true);

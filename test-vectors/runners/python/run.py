@@ -62,21 +62,23 @@ class FrameStates:
         self.funcs = []
         for f in (fs or {}).get("functions", []):
             start = int(f["start"], 16)
-            rows = [(r["start"], r["end"], r["state"], r["cfa"]["base"], r["cfa"]["offset"], r["record"])
+            rows = [(r["start"], r["end"], r["state"], r["cfa"]["base"], r["cfa"]["offset"], r["record"],
+                     r["sp"])
                     for r in f["rows"]]
             self.funcs.append((start, f["size"], rows))
         self.funcs.sort()
 
     def at(self, pc):
-        """(state, cfa base, cfa offset, record offset) before the instruction at pc, or None."""
+        """(state, cfa base, cfa offset, record offset, CFA - sp or None) before the instruction at pc,
+        or None."""
         for start, size, rows in self.funcs:
             if start <= pc < start + size:
                 off = pc - start
                 if off % 4:
                     return None
-                for lo, hi, state, base, cfa_off, record in rows:
+                for lo, hi, state, base, cfa_off, record, sp in rows:
                     if lo <= off < hi:
-                        return state, base, cfa_off, record
+                        return state, base, cfa_off, record, sp
                 return None
         return None
 
@@ -454,15 +456,15 @@ class SFrameRegs(Mainline):
         m, regs = self.m, self.regs
         if regs is None:
             return self.fail(STEP_FAILED)
-        sp = m.read64(regs + m.sp_off)
-        # FP/SP alignment 8 bytes.
-        if self.fp & 7 or sp & 7:
+        # v6 kunwind_next_regs_sframe: fp alignment before the lookup; sp's own is not checked.
+        if self.fp & 7:
             return self.fail(STEP_FAILED)
         row = m.frame_states.at(self.pc)
         if row is None:
             return self.fail(NO_FRAME_STATE)
-        state, base, cfa_off, record = row
-        # The CFA: regs->sp (sp-based rule) or x29 (fp-based rule, never below sp).
+        state, base, cfa_off, record, _ = row
+        sp = m.read64(regs + m.sp_off)
+        # The CFA: regs->sp (sp-based rule) or x29 (fp-based rule, never below regs->sp).
         if base == "sp":
             cfa = sp
         else:
@@ -470,7 +472,8 @@ class SFrameRegs(Mainline):
                 return self.fail(STEP_FAILED)
             cfa = self.fp
         cfa = (cfa + cfa_off) & MASK64
-        if cfa & 7 or cfa < sp:
+        # "Check CFA alignment to 16 bytes" (v6's changelog), in every state.
+        if cfa & 15:
             return self.fail(STEP_FAILED)
         if state == "L":
             # UNWIND_RULE_RETAIN for both: the return address is regs[30], x29 still the caller's.
@@ -502,7 +505,8 @@ class FpValidate(Mainline):
         Mainline.__init__(self, m, task, ctx, reliable)
         # Every known stack's full bounds (consumption does not narrow them here).
         self.ranges = [(s.low, s.high) for s in self.stacks]
-        self.callee_cfa = None
+        # sp of the frame checked next (ORC's running CFA): a blocked task's saved sp to begin with.
+        self.frame_sp = int(task["cpuContext"]["sp"], 16) if ctx is None else None
 
     def same_stack(self, a, b):
         return any(lo <= a < hi and lo <= b < hi for lo, hi in self.ranges)
@@ -517,7 +521,7 @@ class FpValidate(Mainline):
         m, fp = self.m, self.fp
         # A meta record (FINAL, or an exception's pt_regs): the kernel marked the frame itself.
         if self.is_meta(fp):
-            self.callee_cfa = None
+            self.frame_sp = None
             return 0
         regs_pc = self.source == SRC_REGS_PC
         # A return address is looked up at its call (ORC: ip - 1); a pt_regs pc at itself.
@@ -525,18 +529,23 @@ class FpValidate(Mainline):
         if row is None:
             self.reason = NO_FRAME_STATE
             return EINVAL
-        state, base, cfa_off, record = row
+        state, base, cfa_off, record, sp_off = row
         if state != "F":
             self.reason = FP_MISMATCH
             return EINVAL
-        # The record must not lie below the frame of the function called from here.
-        bound = self.callee_cfa
+        # unwind_check_reliable: cfa += sp_offset; fp = cfa + fp_offset; fp must match.
+        sp = self.frame_sp
         if regs_pc:
-            bound = m.read64(self.regs + m.sp_off) if self.regs is not None else None
-        if bound is not None and self.same_stack(fp, bound) and fp < bound:
-            self.reason = FP_MISMATCH
-            return EINVAL
-        self.callee_cfa = (fp + cfa_off) & MASK64 if base == "x29" else None
+            sp = m.read64(self.regs + m.sp_off) if self.regs is not None else None
+        if sp is not None and sp_off is not None and self.same_stack(fp, sp):
+            cfa = (sp + sp_off) & MASK64
+            if fp != (cfa + record) & MASK64:
+                self.reason = FP_MISMATCH
+                return EINVAL
+        else:
+            # sp unknown: the CFA from x29, as an fp-based ORC entry; nothing to compare.
+            cfa = (fp - record) & MASK64
+        self.frame_sp = cfa
         return 0
 
 

@@ -28,8 +28,9 @@ import type { Policy } from './policy.js';
  *   come from the record at CFA + offset, CFA from `regs->sp` or
  *   `regs[29]`; the stack is consumed up to the LR slot, as the series'
  *   `get_consume_word` does.
- * - no frame state for the pc, or that step fails (an fp or sp not 8-byte
- *   aligned, a CFA below sp, a record on no known stack): the reliable
+ * - no frame state for the pc, or that step fails (fp not 8-byte aligned,
+ *   x29 below `regs->sp` under an x29 rule, the CFA not 16-byte aligned, a
+ *   record on no known stack): the reliable
  *   walk is unreliable; the debug walk falls back to the frame-pointer
  *   step, as the series does.
  *
@@ -58,17 +59,22 @@ function fallBack(st: UnwindState, code: ReasonCode): number {
   return mainline.next(st);
 }
 
-/** The one step from a pt_regs pc the frame state decides. */
+/** The one step from a pt_regs pc the frame state decides (v6's `kunwind_next_regs_sframe`). */
 function nextFromRegs(st: UnwindState): number {
   const c = st.cursor;
   const layout = st.machine.config.ptRegs;
-  if (!readRegsWord(st, layout.pcOffset - 8)) return fallBack(st, 'FRAME_STATE_STEP_FAILED');
-  const spHi = st.word.hi;
-  const spLo = st.word.lo;
-  // kunwind_next_regs_sframe checks the alignment before it looks the pc up (sframe_find_kernel).
-  if ((st.fpLo & 7) !== 0 || (spLo & 7) !== 0) return fallBack(st, 'FRAME_STATE_STEP_FAILED');
+  // fp alignment first, before the pc is looked up (sframe_find_kernel); sp's own is not checked.
+  if ((st.fpLo & 7) !== 0) return fallBack(st, 'FRAME_STATE_STEP_FAILED');
   if (st.frames === null || !st.frames.fill(st.pc, c)) return fallBack(st, 'NO_FRAME_STATE');
+  if (!readRegsWord(st, layout.pcOffset - 8)) return fallBack(st, 'FRAME_STATE_STEP_FAILED');
+  const sp = foldAddress(st.word.hi, st.word.lo);
+  // The CFA, in every state (L's too): from regs->sp, or from x29 when x29 is not below it.
+  if (c.cfaX29 && st.fp < sp) return fallBack(st, 'FRAME_STATE_STEP_FAILED');
+  const cfa = (c.cfaX29 ? st.fp : sp) + c.cfaOffset;
+  // "Check CFA alignment to 16 bytes" (v6's changelog; its code tests `cfa & 0x15`, see docs/policies.md).
+  if (!(cfa % 16 === 0)) return fallBack(st, 'FRAME_STATE_STEP_FAILED');
   if (c.state === FrameStateCode.L) {
+    // The return address is retained in LR: regs[30] follows regs[29]; fp is retained too.
     if (!readRegsWord(st, layout.regs29Offset + 8)) return fallBack(st, 'FRAME_STATE_STEP_FAILED');
     st.recLrHi = st.word.hi;
     st.recLrLo = st.word.lo;
@@ -76,11 +82,7 @@ function nextFromRegs(st: UnwindState): number {
     st.source = Source.REGS_LR;
     return recoverIfHooked(st);
   }
-  const sp = foldAddress(spHi, spLo);
-  if (c.cfaX29 && st.fp < sp) return fallBack(st, 'FRAME_STATE_STEP_FAILED');
-  const cfa = (c.cfaX29 ? st.fp : sp) + c.cfaOffset;
   const record = cfa + c.recordOffset;
-  if (!(cfa % 8 === 0)) return fallBack(st, 'FRAME_STATE_STEP_FAILED');
   const where = unwindFindStack(st, record, 16);
   if (where === ON_NONE || !readRecord(st, regionOfFound(st, where), record))
     return fallBack(st, 'FRAME_STATE_STEP_FAILED');

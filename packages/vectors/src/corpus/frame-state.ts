@@ -291,7 +291,7 @@ export function frameStateVectors(): Result<Vector[], InputError> {
       {
         id: 'frame-state/sframe-misaligned-regs-sp',
         title: 'the SFrame step refuses a pt_regs sp that is not 8-byte aligned',
-        behaviour: `regs->sp at ${formatAddr(sp)} is moved by 4. The interrupted pc ${formatAddr(interrupted)} (crc32_body+0x4) is in state L, but the series checks fp and sp alignment before any rule: the step fails, so the reliable walk is unreliable after the pt_regs pc, and the debug walk falls back to the frame-pointer step (it loses crc32_update, as mainline's does).`,
+        behaviour: `regs->sp at ${formatAddr(sp)} is moved by 4. The interrupted pc ${formatAddr(interrupted)} (crc32_body+0x4) is in state L, whose CFA is regs->sp + 0; v6 checks that the CFA is 16-byte aligned (its changelog; docs/policies.md) in every state: the step fails, so the reliable walk is unreliable after the pt_regs pc, and the debug walk falls back to the frame-pointer step (it loses crc32_update, as mainline's does).`,
         source: SFRAME,
         tags: ['frame-state', 'sframe-regs', 'mainline'],
       },
