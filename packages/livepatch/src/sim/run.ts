@@ -515,7 +515,9 @@ class Simulation {
 
   run(progress?: (fraction: number) => void): TransitionLog {
     const sc = this.scenario;
-    this.t.reserve(sc.machine.cpus + sc.tasks.reduce((n, g) => n + g.count, 0));
+    const n = sc.machine.cpus + sc.tasks.reduce((k, g) => k + g.count, 0);
+    this.t.reserve(n);
+    if (this.streams.length < n * STREAMS) this.streams = grown(this.streams, n * STREAMS);
     // The idle tasks first: CPU n's is id n.
     for (let cpu = 0; cpu < sc.machine.cpus; cpu++) {
       const id = this.register(-1, 0, cpu);

@@ -88,14 +88,14 @@ export class TaskTable {
   /** LpFlag bits. */
   lpFlags = new Uint8Array(0);
   /** `LpTask.stack` and `LpTask.chain`: what the walker reads and the true chain. */
-  readonly stack: (Task | null)[] = [];
-  readonly chain: (readonly Addr[] | null)[] = [];
+  stack: (Task | null)[] = [];
+  chain: (readonly Addr[] | null)[] = [];
   /** A task's comm, made when asked (the simulation knows how its tasks are named). */
   commOf: (id: number) => string = () => '';
   /** The chain it sleeps (or runs) in now. */
-  readonly current: (ChainTemplate | null)[] = [];
+  current: (ChainTemplate | null)[] = [];
   /** The true chain of the last stack a check refused (a reference: nothing is copied in the pass). */
-  readonly lastBlockedChain: (readonly Addr[] | null)[] = [];
+  lastBlockedChain: (readonly Addr[] | null)[] = [];
 
   // Its first switch in columns (most tasks switch once; the time in ms); any later ones in `moreSwitches`.
   private firstSwitchMs = new Float64Array(0);
@@ -121,7 +121,13 @@ export class TaskTable {
 
   /** Makes room for `n` tasks at once (the scenario's count), so the columns grow once. */
   reserve(n: number): void {
-    if (n > this.group.length) this.grow(n);
+    if (n <= this.group.length) return;
+    this.grow(n);
+    // The reference columns too: filled once, where a million pushes would copy them as they grow.
+    this.stack = reserved(this.stack, n);
+    this.chain = reserved(this.chain, n);
+    this.current = reserved(this.current, n);
+    this.lastBlockedChain = reserved(this.lastBlockedChain, n);
   }
 
   /** Adds a task; returns its id. */
@@ -130,16 +136,16 @@ export class TaskTable {
     if (id === this.group.length) this.grow(Math.max(1024, id * 2));
     this.group[id] = group;
     this.parent[id] = -1;
-    this.stack.push(null);
-    this.chain.push(null);
+    this.stack[id] = null;
+    this.chain[id] = null;
     this.sleepState[id] = sleepState;
     this.cpu[id] = cpu;
     this.wakeAt[id] = Number.POSITIVE_INFINITY;
     this.firstSwitchVia[id] = -1;
     this.countHead[id] = -1;
     this.countTail[id] = -1;
-    this.current.push(null);
-    this.lastBlockedChain.push(null);
+    this.current[id] = null;
+    this.lastBlockedChain[id] = null;
     return id;
   }
 
@@ -268,6 +274,13 @@ export class TaskTable {
     this.countN = grown(this.countN, size);
     this.countNext = grown(this.countNext, size);
   }
+}
+
+/** `a` in an array of `n` entries, the rest null (an array of references that need not grow). */
+function reserved<T>(a: (T | null)[], n: number): (T | null)[] {
+  const b = new Array<T | null>(n).fill(null);
+  for (let i = 0; i < a.length; i++) b[i] = a[i]!;
+  return b;
 }
 
 /**
