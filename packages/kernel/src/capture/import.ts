@@ -1,3 +1,4 @@
+import { isAscii } from 'node:buffer';
 import { createHash } from 'node:crypto';
 import { closeSync, existsSync, openSync, readFileSync, readSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -73,6 +74,16 @@ function readMaybeGzipped(file: string): Buffer {
 }
 
 /**
+ * A file's text. A capture is ASCII (hex, names, base64): read as Latin-1,
+ * its bytes become a string in one copy, where decoding UTF-8 checks every
+ * byte first (about 20 ms for the 5 MB of the bundled 6.1 capture). Any
+ * other byte, and the file is decoded as UTF-8, as before.
+ */
+function decodeText(bytes: Buffer): string {
+  return bytes.toString(isAscii(bytes) ? 'latin1' : 'utf8');
+}
+
+/**
  * The kernel text dump: its length, and how to put its bytes into the
  * memory that maps it. Read from a file, the bytes go straight there: a
  * second copy of tens of MiB is fresh memory the machine must fault in,
@@ -126,7 +137,7 @@ function textDumpUnreadable(e: unknown, textFile: string): { ok: false; error: I
 export function loadCapture(file: string, options: LoadCaptureOptions = {}): Result<LoadedCapture> {
   let raw: string;
   try {
-    raw = readMaybeGzipped(file).toString('utf8');
+    raw = decodeText(readMaybeGzipped(file));
   } catch (e) {
     return fail({
       code: 'KLPSIM_FILE_UNREADABLE',
