@@ -64,6 +64,8 @@ export class TaskReports {
   private blockedBy(id: number): readonly BlockedBy[] {
     const t = this.t;
     const running = t.blockedRunning[id]!;
+    // Most tasks were never refused: no lists to gather.
+    if (running === 0 && !t.hasAnyBlocks(id)) return NOT_BLOCKED;
     const unreliable = t.blocks(id, BlockKind.UNRELIABLE);
     const sleeping = t.blocks(id, BlockKind.SLEEPING);
     if (running === 0 && unreliable.length === 0 && sleeping.length === 0) return NOT_BLOCKED;

@@ -229,6 +229,11 @@ export class TaskTable {
     this.countTail[id] = e;
   }
 
+  /** Whether any refusal (of any kind but running) was counted for the task. */
+  hasAnyBlocks(id: number): boolean {
+    return this.countHead[id] !== -1;
+  }
+
   /** Whether any refusal of this kind was counted for the task. */
   hasBlocks(id: number, kind: BlockKind): boolean {
     for (let e = this.countHead[id]!; e !== -1; e = this.countNext[e]!)
