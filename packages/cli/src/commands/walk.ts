@@ -122,7 +122,8 @@ export function walkCapture(
   log: Logger,
 ): { report: WalkReport; machine: Machine } {
   const t0 = performance.now();
-  const loaded = openCapture(req.capture, req.text);
+  // One capture, then exit: its text dump is read and hashed on a second thread meanwhile.
+  const loaded = openCapture(req.capture, req.text, true);
   log.debug({ file: req.capture, ms: Math.round(performance.now() - t0) }, 'capture loaded');
   const { machine } = loaded;
   const policy = choosePolicy(machine, req.policy);
