@@ -110,7 +110,7 @@ describe('the text dump, read into place', () => {
 
 describe('the capture text, ASCII or not', () => {
   it('a capture with a byte beyond ASCII is decoded as UTF-8, an ASCII one as before', () => {
-    // The bundled capture is ASCII (read as Latin-1, one copy); a comm in UTF-8 must still read back.
+    // The bundled capture is ASCII; a comm in UTF-8 must read back as written.
     const raw = JSON.parse(readFileSync(CAP61, 'utf8')) as { tasks: { comm: string }[] };
     const before = raw.tasks[0]!.comm;
     raw.tasks[0]!.comm = 'café·Ω';

@@ -1,4 +1,3 @@
-import { isAscii } from 'node:buffer';
 import { createHash } from 'node:crypto';
 import { closeSync, existsSync, openSync, readFileSync, readSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -79,16 +78,6 @@ function addressField(s: string, file: string, field: string): Result<Addr> {
 function readMaybeGzipped(file: string): Buffer {
   const bytes = readFileSync(file);
   return file.endsWith('.gz') ? gunzipSync(bytes) : bytes;
-}
-
-/**
- * A file's text. A capture is ASCII (hex, names, base64): read as Latin-1,
- * its bytes become a string in one copy, where decoding UTF-8 checks every
- * byte first (about 20 ms for the 5 MB of the bundled 6.1 capture). Any
- * other byte, and the file is decoded as UTF-8, as before.
- */
-function decodeText(bytes: Buffer): string {
-  return bytes.toString(isAscii(bytes) ? 'latin1' : 'utf8');
 }
 
 /**
@@ -189,7 +178,7 @@ function loadWith(
 ): Result<LoadedCapture> {
   let raw: string;
   try {
-    raw = decodeText(readMaybeGzipped(file));
+    raw = readMaybeGzipped(file).toString('utf8');
   } catch (e) {
     return fail({
       code: 'KLPSIM_FILE_UNREADABLE',
