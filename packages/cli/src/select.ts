@@ -9,17 +9,9 @@ import {
 } from '@klpsim/unwind';
 import { CliError } from './errors.js';
 
-/**
- * Loads a capture or throws a CliError naming file, field and expectation;
- * `textOnThread` for a command that loads one capture and exits (see
- * `LoadCaptureOptions`).
- */
-export function openCapture(
-  file: string,
-  text: string | undefined,
-  textOnThread = false,
-): LoadedCapture {
-  const r = loadCapture(file, { ...(text === undefined ? {} : { textFile: text }), textOnThread });
+/** Loads a capture or throws a CliError naming file, field and expectation. */
+export function openCapture(file: string, text: string | undefined): LoadedCapture {
+  const r = loadCapture(file, text === undefined ? {} : { textFile: text });
   if (!r.ok) throw CliError.fromInput(r.error);
   return r.value;
 }

@@ -35,16 +35,8 @@ export class Memory {
     return r;
   }
 
-  /**
-   * Maps `size` zero bytes at `start`, for the caller to fill in place
-   * (`shared`: in a SharedArrayBuffer, for another thread to fill).
-   */
-  mapZeroed(
-    name: string,
-    start: Addr,
-    length: number,
-    shared = false,
-  ): Result<MemoryRegion, InputError> {
+  /** Maps `size` zero bytes at `start`, for the caller to fill in place. */
+  mapZeroed(name: string, start: Addr, length: number): Result<MemoryRegion, InputError> {
     if (!Number.isFinite(start) || start % 8 !== 0) {
       return fail({
         code: 'KLPSIM_MEMORY_OVERLAP',
@@ -63,7 +55,7 @@ export class Memory {
         });
       }
     }
-    const buf = shared ? new SharedArrayBuffer(size) : new ArrayBuffer(size);
+    const buf = new ArrayBuffer(size);
     const region: MemoryRegion = {
       name,
       start,

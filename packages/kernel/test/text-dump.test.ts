@@ -5,7 +5,6 @@ import { fileURLToPath } from 'node:url';
 import { gzipSync } from 'node:zlib';
 import { formatAddr } from '@klpsim/arm64';
 import { afterAll, describe, expect, it } from 'vitest';
-import { TextThread } from '../src/capture/text-thread.js';
 import { captureSchema, importCapture, loadCapture, validate } from '../src/index.js';
 
 /*
@@ -122,46 +121,5 @@ describe('the capture text, ASCII or not', () => {
     expect(r.value.machine.tasks[0]!.comm).toBe('café·Ω');
     const plain = loadCapture(CAP61);
     expect(plain.ok && plain.value.machine.tasks[0]!.comm).toBe(before);
-  });
-});
-
-describe('the text dump read on a thread of its own (textOnThread)', () => {
-  const load = (textFile: string, textOnThread: boolean) =>
-    loadCapture(CAP61, { textFile, textOnThread });
-
-  it('the same machine bytes and the same errors as read here, case by case', () => {
-    const changed = text.slice();
-    changed[777] ^= 0x10;
-    const cases: [string, Uint8Array | null][] = [
-      ['t-same.bin', text],
-      ['t-changed.bin', changed],
-      ['t-short.bin', text.subarray(0, text.length - 8)],
-      ['t-none.bin', null],
-    ];
-    for (const [name, bytes] of cases) {
-      const file = join(dir, name);
-      if (bytes !== null) writeFileSync(file, bytes);
-      const here = load(file, false);
-      const aside = load(file, true);
-      if (!here.ok || !aside.ok) {
-        expect(aside).toEqual(here);
-        continue;
-      }
-      const region = (m: typeof here.value.machine) => m.memory.regionOf(m.text.core.start, 4)!;
-      const a = region(aside.value.machine);
-      expect(a.bytes.buffer).toBeInstanceOf(SharedArrayBuffer);
-      expect(Buffer.from(a.bytes).equals(Buffer.from(region(here.value.machine).bytes))).toBe(true);
-      expect(aside.value.machine.tasks.length).toBe(here.value.machine.tasks.length);
-      expect([...aside.value.oracle.keys()]).toEqual([...here.value.oracle.keys()]);
-    }
-  });
-
-  it("a read the thread cannot do fails with the message this thread's read would give", () => {
-    const thread = TextThread.start();
-    expect(thread).not.toBeNull();
-    const into = new Uint8Array(new SharedArrayBuffer(16));
-    const wait = thread!.read(join(dir, 'gone.bin'), into, () => 'fallback');
-    expect(wait).toThrow(/^ENOENT: no such file or directory, open '.*gone\.bin'$/);
-    thread!.close();
   });
 });

@@ -1,4 +1,3 @@
-import { availableParallelism, loadavg } from 'node:os';
 import { basename, dirname, relative } from 'node:path';
 import type { Machine } from '@klpsim/kernel';
 import {
@@ -123,9 +122,7 @@ export function walkCapture(
   log: Logger,
 ): { report: WalkReport; machine: Machine } {
   const t0 = performance.now();
-  // One capture, then exit: its text dump is read and hashed on a second thread meanwhile, when
-  // a core is free for it (on a busy machine the thread's own start-up would only add work).
-  const loaded = openCapture(req.capture, req.text, coreToSpare());
+  const loaded = openCapture(req.capture, req.text);
   log.debug({ file: req.capture, ms: Math.round(performance.now() - t0) }, 'capture loaded');
   const { machine } = loaded;
   const policy = choosePolicy(machine, req.policy);
@@ -309,9 +306,4 @@ export function runWalk(argv: string[], ctx: CommandContext): number {
       `klpsim walk: --fail-on-unreliable has nothing to judge: these were debug walks (${flags['best-effort'] === true ? '--best-effort' : `policy ${report.policy} has no reliable walk`})\n`,
     );
   return flags['fail-on-unreliable'] === true && failed ? EXIT_VERDICT : EXIT_OK;
-}
-
-/** Whether the machine has a core to spare: fewer runnable tasks (the 1-minute load average) than cores, by one. */
-function coreToSpare(): boolean {
-  return availableParallelism() - loadavg()[0]! >= 1;
 }

@@ -26,7 +26,6 @@ import { KernelText, type TextRange } from '../text.js';
 import { parseJson, validate } from '../validate.js';
 import { captureSchemaChecked } from './check-symbols.js';
 import type { CaptureDocument, CaptureTask, CaptureTraceEntry } from './schema.js';
-import { TextThread } from './text-thread.js';
 
 /** What the real kernel itself said about one task, kept beside the machine for comparison. */
 export interface KernelOracle {
@@ -48,13 +47,6 @@ export interface LoadedCapture {
 export interface LoadCaptureOptions {
   /** The core text dump; by default the file the capture names, beside it. */
   readonly textFile?: string;
-  /**
-   * Read and hash the text dump on a thread of its own while this one
-   * parses and imports the rest (text-thread.ts): for a command that loads
-   * one capture and exits (`klpsim walk`), where the thread's start-up is
-   * paid on another core. The same checks, the same order, the same errors.
-   */
-  readonly textOnThread?: boolean;
 }
 
 /** The error for a hex field that is not a canonical address. */
@@ -88,65 +80,35 @@ function readMaybeGzipped(file: string): Buffer {
  */
 interface TextDump {
   readonly length: number;
-  /** Whether `read` fills its bytes from another thread (they must then be shared memory). */
-  readonly aside: boolean;
-  /**
-   * Starts filling `into` with exactly `length` bytes. Returns the wait for
-   * them, which gives their sha256. Either throws when the file cannot be read.
-   */
-  readonly read: (into: Uint8Array) => () => string;
+  /** Fills `into` with exactly `length` bytes; throws when the file cannot be read. */
+  readonly fill: (into: Uint8Array) => void;
 }
-
-const sha256 = (bytes: Uint8Array): string => createHash('sha256').update(bytes).digest('hex');
 
 function bytesDump(bytes: Uint8Array): TextDump {
-  return {
-    length: bytes.length,
-    aside: false,
-    read(into) {
-      into.set(bytes);
-      return () => sha256(into);
-    },
-  };
+  return { length: bytes.length, fill: (into) => into.set(bytes) };
 }
 
-/** Reads exactly `into.length` bytes of `file` into `into`; throws when it cannot. */
-function readInto(file: string, into: Uint8Array): void {
-  const fd = openSync(file, 'r');
-  try {
-    let done = 0;
-    while (done < into.length) {
-      const n = readSync(fd, into, done, into.length - done, done);
-      if (n === 0) throw new Error(`${file} changed while it was read`);
-      done += n;
-    }
-  } finally {
-    closeSync(fd);
-  }
-}
-
-/**
- * The dump in `file`, or in `file.gz` when only that exists; throws when
- * neither can be read. A plain file is read and hashed on `thread` when
- * there is one (the same bytes, the same errors).
- */
-function fileDump(file: string, thread: TextThread | null): TextDump {
+/** The dump in `file`, or in `file.gz` when only that exists; throws when neither can be read. */
+function fileDump(file: string): TextDump {
   if (!existsSync(file) && existsSync(`${file}.gz`))
     return bytesDump(readMaybeGzipped(`${file}.gz`));
   const stat = statSync(file);
   // Anything but a plain file (a directory, a pipe) is read as before, for the same error.
   if (!stat.isFile()) return bytesDump(readFileSync(file));
-  const here = (into: Uint8Array): string => {
-    readInto(file, into);
-    return sha256(into);
-  };
   return {
     length: stat.size,
-    aside: thread !== null,
-    read(into) {
-      if (thread !== null) return thread.read(file, into, here);
-      readInto(file, into);
-      return () => sha256(into);
+    fill(into) {
+      const fd = openSync(file, 'r');
+      try {
+        let done = 0;
+        while (done < into.length) {
+          const n = readSync(fd, into, done, into.length - done, done);
+          if (n === 0) throw new Error(`${file} changed while it was read`);
+          done += n;
+        }
+      } finally {
+        closeSync(fd);
+      }
     },
   };
 }
@@ -162,20 +124,6 @@ function textDumpUnreadable(e: unknown, textFile: string): { ok: false; error: I
 
 /** Reads, validates and imports a capture and its text dump; fails naming file, field and expectation. */
 export function loadCapture(file: string, options: LoadCaptureOptions = {}): Result<LoadedCapture> {
-  // Started first, so that its own start-up overlaps reading and parsing the JSON.
-  const thread = options.textOnThread === true ? TextThread.start() : null;
-  try {
-    return loadWith(file, options, thread);
-  } finally {
-    thread?.close();
-  }
-}
-
-function loadWith(
-  file: string,
-  options: LoadCaptureOptions,
-  thread: TextThread | null,
-): Result<LoadedCapture> {
   let raw: string;
   try {
     raw = readMaybeGzipped(file).toString('utf8');
@@ -194,7 +142,7 @@ function loadWith(
   const textFile = options.textFile ?? join(dirname(file), doc.value.kernel.textDump.file);
   let text: TextDump;
   try {
-    text = fileDump(textFile, thread);
+    text = fileDump(textFile);
   } catch (e) {
     return textDumpUnreadable(e, textFile);
   }
@@ -213,12 +161,14 @@ export function importCapture(
   return importWithText(doc, bytesDump(textBytes), file, textFile);
 }
 
-/** The text dump's sha256 compared with what the capture says; null when they agree. */
+/** The sha256 of the first `length` bytes, compared with what the capture says; null when they agree. */
 function textDigestMismatch(
-  digest: string,
+  bytes: Uint8Array,
+  length: number,
   expected: string,
   textFile: string,
 ): { ok: false; error: InputError } | null {
+  const digest = createHash('sha256').update(bytes.subarray(0, length)).digest('hex');
   if (digest === expected) return null;
   return fail({
     code: 'KLPSIM_TEXT_DUMP_MISMATCH',
@@ -249,46 +199,21 @@ function importWithText(
   const memory = new Memory();
   const textStart = addressField(td.start, file, 'kernel.textDump.start');
   const mappedText = textStart.ok
-    ? memory.mapZeroed('kernel text', textStart.value, td.size, textDump.aside)
+    ? memory.mapZeroed('kernel text', textStart.value, td.size)
     : null;
   // The bytes go where they are mapped; with nowhere to map them, to a scratch buffer, so that a
   // wrong digest is still reported before a wrong start, as the checks are ordered.
-  const bytes =
-    mappedText?.ok === true
-      ? mappedText.value.bytes
-      : new Uint8Array(textDump.aside ? new SharedArrayBuffer(td.size) : new ArrayBuffer(td.size));
-  let digestOf: () => string;
+  const bytes = mappedText?.ok === true ? mappedText.value.bytes : new Uint8Array(td.size);
   try {
-    digestOf = textDump.read(bytes.subarray(0, td.size));
+    textDump.fill(bytes.subarray(0, td.size));
   } catch (e) {
     return textDumpUnreadable(e, textFile);
   }
-  // The rest of the import reads no byte of the text, so it goes on while another thread may
-  // still be reading them; its result counts only after the checks of the dump, in their order.
-  const rest =
-    textStart.ok && mappedText!.ok ? importRest(doc, memory, textStart.value, file) : null;
-  let digest: string;
-  try {
-    digest = digestOf();
-  } catch (e) {
-    return textDumpUnreadable(e, textFile);
-  }
-  const mismatch = textDigestMismatch(digest, td.sha256, textFile);
+  const mismatch = textDigestMismatch(bytes, td.size, td.sha256, textFile);
   if (mismatch !== null) return mismatch;
   if (!textStart.ok) return textStart;
   if (!mappedText!.ok) return fail({ ...mappedText!.error, file, field: 'kernel.textDump' });
-  return rest!;
-}
 
-/** Everything of the machine but the text dump's bytes: symbols, text layout, modules, CPUs, tasks. */
-function importRest(
-  doc: CaptureDocument,
-  memory: Memory,
-  textStart: Addr,
-  file: string,
-): Result<Machine> {
-  const k = doc.kernel;
-  const td = k.textDump;
   const at = (s: string, field: string): Result<Addr> => addressField(s, file, field);
 
   // Symbols: the core table and each module's, both sorted by address (stable: aliases keep kallsyms order).
@@ -324,8 +249,8 @@ function importRest(
   }
   const sectionAt = (name: string) => sections.find((s) => s.name === name);
 
-  const stext = symAddr('_stext') ?? textStart;
-  const etext = symAddr('_etext') ?? sectionAt('text')?.end ?? textStart + td.size;
+  const stext = symAddr('_stext') ?? textStart.value;
+  const etext = symAddr('_etext') ?? sectionAt('text')?.end ?? textStart.value + td.size;
   const sinit = symAddr('_sinittext') ?? sectionAt('inittext')?.start ?? null;
   const einit = symAddr('_einittext') ?? sectionAt('inittext')?.end ?? null;
   const kallsymsAll = k.config?.['KALLSYMS_ALL'] === 'y';
