@@ -16,7 +16,7 @@
 // the CLI disassembles); a command that does must find its .wasm first.
 import { readdirSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { join } from 'node:path';
+import { dirname, join, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
 
@@ -32,6 +32,25 @@ const vectorsWorker = join(
 // Chunk names change with their content: drop the last build's.
 for (const f of readdirSync(DIST))
   if (/^klpsim(-.*)?\.js$/.test(f) || f === 'worker.js') rmSync(join(DIST, f));
+
+// zod's locales: the error messages of some fifty languages, 300 KB of source (a third of the
+// bundle's) that V8 parses at every start of a command that validates. klpsim speaks English,
+// zod's default, which zod's schemas import on their own; nothing here reads `z.locales`. The
+// namespace (`z.locales`, `z.core.locales`) keeps English only.
+const englishOnly = {
+  name: 'zod-locales-english-only',
+  setup(b) {
+    b.onResolve({ filter: /\/locales\/index\.js$/ }, (args) =>
+      args.importer.includes(`${sep}zod${sep}`)
+        ? { path: join(dirname(args.importer), args.path), namespace: 'zod-locales' }
+        : undefined,
+    );
+    b.onLoad({ filter: /.*/, namespace: 'zod-locales' }, (args) => ({
+      contents: `export { default as en } from ${JSON.stringify(join(dirname(args.path), 'en.js'))};`,
+      resolveDir: dirname(args.path),
+    }));
+  },
+};
 
 await build({
   entryPoints: { klpsim: join(DIST, 'main.js'), worker: vectorsWorker },
@@ -49,5 +68,6 @@ await build({
   // pino is required at run time, only when a message is logged (log.ts); the browser driver
   // is for the report's test only.
   external: ['pino', 'playwright-core'],
+  plugins: [englishOnly],
   logLevel: 'warning',
 });

@@ -106,3 +106,20 @@ describe('the text dump, read into place', () => {
     expect(r.ok).toBe(true);
   });
 });
+
+describe('the capture text, ASCII or not', () => {
+  it('a capture with a byte beyond ASCII is decoded as UTF-8, an ASCII one as before', () => {
+    // The bundled capture is ASCII; a comm in UTF-8 must read back as written.
+    const raw = JSON.parse(readFileSync(CAP61, 'utf8')) as { tasks: { comm: string }[] };
+    const before = raw.tasks[0]!.comm;
+    raw.tasks[0]!.comm = 'café·Ω';
+    const file = join(dir, 'capture.json');
+    writeFileSync(file, JSON.stringify(raw), 'utf8');
+    const r = loadCapture(file, { textFile: TEXT61 });
+    expect(r.ok).toBe(true);
+    if (!r.ok) return;
+    expect(r.value.machine.tasks[0]!.comm).toBe('café·Ω');
+    const plain = loadCapture(CAP61);
+    expect(plain.ok && plain.value.machine.tasks[0]!.comm).toBe(before);
+  });
+});

@@ -133,9 +133,13 @@ export class KlpCore {
     this.pendingList.push(task);
   }
 
-  /** `klp_start_transition` flags tasks afresh: the list starts empty. */
+  /**
+   * `klp_start_transition` flags tasks afresh: the list starts as the whole
+   * task list (one copy, not a million pushes); `pendingTasks()` drops those
+   * the start did not flag.
+   */
   flagPendingStart(): void {
-    this.pendingList = [];
+    this.pendingList = this.tasks.slice();
   }
 
   /** The walker the stack checks use (its trace holds the last check's entries). */
@@ -349,8 +353,8 @@ export function klpInitTransition(core: KlpCore, patch: KlpPatch, state: number)
 export function klpStartTransition(core: KlpCore): void {
   const patch = core.transitionPatch!;
   klpPrint(core, 'notice', `'${patch.name}': starting ${stateName(core.targetState)} transition`);
+  for (const t of core.tasks) if (t.patchState !== core.targetState) t.pending = true;
   core.flagPendingStart();
-  for (const t of core.tasks) if (t.patchState !== core.targetState) core.flagPending(t);
   for (const t of core.idleTasks) if (t.patchState !== core.targetState) t.pending = true;
   core.schedHookEnabled = core.hook !== 'none';
   core.signalsCnt = 0;

@@ -131,6 +131,10 @@ export interface TransitionLog {
   readonly pendingAtEnd: readonly PendingTask[];
   readonly kpatch: KpatchOutcome | null;
   readonly sysfs: readonly SysfsSnapshot[];
+  /**
+   * Every task, in creation order, then the idle tasks. Made from the
+   * simulation's columns when first read (a getter), then the same array.
+   */
   readonly tasks: readonly TaskReport[];
   readonly timeline: readonly TimelineEntry[];
 }

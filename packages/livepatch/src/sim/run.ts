@@ -49,7 +49,6 @@ import { grown } from './columns.js';
 import { type ChainTemplate, freezableOf, type SimEnvironment } from './environment.js';
 import { StackImages } from './images.js';
 import type {
-  BlockedBy,
   PendingTask,
   SysfsPatch,
   SysfsSnapshot,
@@ -60,8 +59,9 @@ import type {
   Violation,
 } from './log.js';
 import { EventKind, EventQueue } from './queue.js';
+import { TaskReports } from './reports.js';
 import type { Behaviour, Duration, Scenario } from './schema.js';
-import { BlockKind, Phase, TaskFlag, TaskTable } from './tasks.js';
+import { BlockKind, LpFlag, Phase, SimTask, TaskFlag, TaskTable } from './tasks.js';
 
 /**
  * The discrete-event simulation of a transition: tasks sleep in call chains,
@@ -292,6 +292,7 @@ class Simulation {
     // checkReferences has made sure every chain exists.
     this.templates = scenario.tasks.map((g) => g.behaviour.chains.map((c) => env.chainOf(c.from)!));
     this.weights = scenario.tasks.map((g) => g.behaviour.chains.map((c) => c.weight));
+    this.t.commOf = commNames(scenario, this.cpus, this.t);
   }
 
   private log(event: string, text: string, level?: MessageLevel): void {
@@ -344,29 +345,21 @@ class Simulation {
     return (b.freezable ?? freezableOf(c)) ? state | TASK_FREEZABLE : state;
   }
 
-  private newTask(comm: string, kthread: boolean, cpu: number, group: number): number {
-    const lp: LpTask = {
-      pid: this.nextPid++,
-      comm,
-      kthread,
-      idle: false,
-      cpu,
-      patchState: KLP_TRANSITION_IDLE,
-      pending: false,
-      running: false,
-      inUser: false,
-      stack: null,
-      chain: null,
-      state: 0,
-    };
-    this.core.tasks.push(lp);
+  /** A new task in the kernel's task list (the next pid), as the simulation's columns and a handle. */
+  private newTask(kthread: boolean, cpu: number, group: number, parent: number): number {
     const id = this.register(group, SLEEP_STATES.S, cpu);
+    const t = this.t;
+    t.pid[id] = this.nextPid++;
+    t.parent[id] = parent;
+    if (kthread) t.setLp(id, LpFlag.KTHREAD, true);
+    this.core.tasks.push(new SimTask(t, id));
     return id;
   }
 
   /** A task's columns and random streams, once its LpTask is in the kernel's lists. */
   private register(group: number, sleepState: number, cpu: number): number {
     const id = this.t.add(group, sleepState, cpu);
+    this.t.patchState[id] = KLP_TRANSITION_IDLE;
     if (this.streams.length < this.t.size * STREAMS)
       this.streams = grown(this.streams, this.streams.length * 2);
     for (let s = 0; s < STREAMS; s++)
@@ -376,7 +369,7 @@ class Simulation {
 
   /** The id of a task the kernel code hands back. */
   private idOf(lp: LpTask): number {
-    return lp.idle ? lp.cpu : this.cpus + lp.pid - FIRST_PID;
+    return (lp as SimTask).id;
   }
 
   private lpOf(id: number): LpTask {
@@ -522,30 +515,20 @@ class Simulation {
 
   run(progress?: (fraction: number) => void): TransitionLog {
     const sc = this.scenario;
-    this.t.reserve(sc.machine.cpus + sc.tasks.reduce((n, g) => n + g.count, 0));
+    const n = sc.machine.cpus + sc.tasks.reduce((k, g) => k + g.count, 0);
+    this.t.reserve(n);
+    if (this.streams.length < n * STREAMS) this.streams = grown(this.streams, n * STREAMS);
     // The idle tasks first: CPU n's is id n.
     for (let cpu = 0; cpu < sc.machine.cpus; cpu++) {
-      const lp: LpTask = {
-        pid: 0,
-        comm: `swapper/${cpu}`,
-        kthread: true,
-        idle: true,
-        cpu,
-        patchState: KLP_TRANSITION_IDLE,
-        pending: false,
-        running: false,
-        inUser: false,
-        stack: this.env.idleChain?.task ?? null,
-        chain: this.env.idleChain?.chain ?? null,
-        state: 0,
-      };
-      this.core.idleTasks.push(lp);
-      this.register(-1, 0, cpu);
+      const id = this.register(-1, 0, cpu);
+      this.t.setLp(id, LpFlag.KTHREAD | LpFlag.IDLE, true);
+      this.t.stack[id] = this.env.idleChain?.task ?? null;
+      this.t.chain[id] = this.env.idleChain?.chain ?? null;
+      this.core.idleTasks.push(new SimTask(this.t, id));
     }
     for (const [g, group] of sc.tasks.entries()) {
       for (let i = 0; i < group.count; i++) {
-        const name = group.count > 1 ? `${group.comm}/${i}` : group.comm;
-        const id = this.newTask(name, group.kthread, i % sc.machine.cpus, g);
+        const id = this.newTask(group.kthread, i % sc.machine.cpus, g, -1);
         const b = group.behaviour;
         this.t.sleepsLeft[id] = b.syscall === 'until-signal' ? Number.POSITIVE_INFINITY : b.syscall;
         if (b.initial !== undefined) {
@@ -690,7 +673,7 @@ class Simulation {
   private fork(parent: number): void {
     const t = this.t;
     const plp = this.lpOf(parent);
-    const child = this.newTask(`${plp.comm}-child`, plp.kthread, plp.cpu, t.group[parent]!);
+    const child = this.newTask(plp.kthread, plp.cpu, t.group[parent]!, parent);
     const clp = this.lpOf(child);
     klpCopyProcess(this.core, plp, clp);
     if (clp.patchState === this.core.targetState && this.core.targetState !== KLP_TRANSITION_IDLE)
@@ -1089,46 +1072,32 @@ class Simulation {
 
   private report(): TransitionLog {
     const t = this.t;
-    // Tasks in creation order, then the idle tasks.
-    const all: number[] = [];
-    for (let id = this.cpus; id < this.t.size; id++) all.push(id);
-    for (let id = 0; id < this.cpus; id++) all.push(id);
-    // Tasks share chains (one stack image per chain): symbolize each chain once, share the result.
-    const names = new Map<readonly Addr[], readonly string[]>();
-    const symbolized = (chain: readonly Addr[]): readonly string[] => {
-      let out = names.get(chain);
-      if (out === undefined) {
-        out = chain.map((a) => this.machine.kallsyms.formatS(a));
-        names.set(chain, out);
-      }
-      return out;
-    };
-    const tasks: TaskReport[] = all.map((id) => {
-      const lp = this.lpOf(id);
-      const switches = t.switches(id);
-      const last = switches[switches.length - 1];
+    // Tasks share chains (one stack image per chain): symbolize each chain a check refused once.
+    const blockedIn = new Map<readonly Addr[], readonly string[]>();
+    for (let id = 0; id < t.size; id++) {
       const chain = t.lastBlockedChain[id]!;
-      return {
-        pid: lp.pid,
-        comm: lp.comm,
-        kthread: lp.kthread,
-        switchedAt: last?.t ?? null,
-        via: last?.via ?? null,
-        switches,
-        blockedIn: chain === null ? null : symbolized(chain),
-        blockedBy: this.blockedBy(id),
-      };
-    });
+      if (chain !== null && !blockedIn.has(chain))
+        blockedIn.set(
+          chain,
+          chain.map((a) => this.machine.kallsyms.formatS(a)),
+        );
+    }
+    const reports = new TaskReports(t, this.cpus, blockedIn);
+    let tasks: readonly TaskReport[] | null = null;
     const started = this.transitions.length > 0;
     const completed =
       started &&
       this.core.transitionPatch === null &&
       this.transitions.every((x) => x.completedAt !== null);
     const lastDone = this.transitions[this.transitions.length - 1]?.completedAt ?? null;
-    const pendingAtEnd =
-      this.core.transitionPatch === null
-        ? []
-        : all.filter((id) => this.lpOf(id).pending).map((id) => this.pendingReport(id));
+    const pendingAtEnd: PendingTask[] = [];
+    let tasksSignalled = 0;
+    for (let i = 0; i < reports.length; i++) {
+      const id = reports.idAt(i);
+      if (t.has(id, TaskFlag.SIGNALLED)) tasksSignalled++;
+      if (this.core.transitionPatch !== null && (t.lpFlags[id]! & LpFlag.PENDING) !== 0)
+        pendingAtEnd.push(this.pendingReport(id));
+    }
     const k = this.kpatch;
     return {
       scenario: this.scenario.name,
@@ -1141,7 +1110,7 @@ class Simulation {
       completedAt: completed ? lastDone : null,
       attempts: this.attempts,
       signalsSent: this.signalsSent,
-      tasksSignalled: all.filter((id) => t.has(id, TaskFlag.SIGNALLED)).length,
+      tasksSignalled,
       forced: this.forced,
       violations: this.violations,
       transitions: this.transitions,
@@ -1161,44 +1130,42 @@ class Simulation {
               gaveUp: k.gaveUp,
             },
       sysfs: this.sysfs,
-      tasks,
+      // Made when first read (from the columns, which is all the log keeps per task).
+      get tasks(): readonly TaskReport[] {
+        tasks ??= reports.toArray();
+        return tasks;
+      },
       timeline: this.timeline,
     };
   }
-
-  /**
-   * What held a task up, most often first. Lists are shared between tasks
-   * held up alike (the log's lists are read-only): a million tasks found
-   * running once at the first attempt cost one list, not a million.
-   */
-  private blockedBy(id: number): readonly BlockedBy[] {
-    const t = this.t;
-    const running = t.blockedRunning[id]!;
-    const unreliable = t.blocks(id, BlockKind.UNRELIABLE);
-    const sleeping = t.blocks(id, BlockKind.SLEEPING);
-    if (running === 0 && unreliable.length === 0 && sleeping.length === 0) return NOT_BLOCKED;
-    let key = `${running}`;
-    for (const [code, count] of unreliable) key += `|u${count}:${code}`;
-    for (const [fn, count] of sleeping) key += `|s${count}:${fn}`;
-    const shared = this.sharedBlockedBy.get(key);
-    if (shared !== undefined) return shared;
-    const out: BlockedBy[] = [];
-    if (running > 0) out.push({ reason: 'running', function: null, count: running });
-    for (const [code, count] of unreliable)
-      out.push({ reason: 'unreliable stack', function: code === '' ? null : code, count });
-    for (const [fn, count] of sleeping)
-      out.push({ reason: 'sleeping on function', function: fn, count });
-    out.sort((x, y) => y.count - x.count || x.reason.localeCompare(y.reason));
-    const list = Object.freeze(out.map((e) => Object.freeze(e)));
-    this.sharedBlockedBy.set(key, list);
-    return list;
-  }
-
-  private readonly sharedBlockedBy = new Map<string, readonly BlockedBy[]>();
 }
 
-/** The blockedBy of every task never refused: one shared (read-only) empty list. */
-const NOT_BLOCKED: readonly BlockedBy[] = Object.freeze([]);
+/**
+ * How the simulation names its tasks, from columns: CPU n's idle task
+ * "swapper/n", the i-th task of a group "comm/i" (just "comm" when the group
+ * has one), a forked child its parent's comm and "-child". A million tasks
+ * keep no string: the name is made when asked. Holds only the table and the
+ * groups' names and sizes (a log can keep it after the simulation is gone).
+ */
+function commNames(sc: Scenario, cpus: number, t: TaskTable): (id: number) => string {
+  const comms = sc.tasks.map((g) => g.comm);
+  const counts = sc.tasks.map((g) => g.count);
+  // Each group's tasks are created one after the other, after the idle tasks.
+  const first: number[] = [];
+  let next = cpus;
+  for (const n of counts) {
+    first.push(next);
+    next += n;
+  }
+  const commOf = (id: number): string => {
+    if (id < cpus) return `swapper/${id}`;
+    const parent = t.parent[id]!;
+    if (parent >= 0) return `${commOf(parent)}-child`;
+    const g = t.group[id]!;
+    return counts[g]! > 1 ? `${comms[g]!}/${id - first[g]!}` : comms[g]!;
+  };
+  return commOf;
+}
 
 export function plural(n: number, word: string): string {
   return n === 1 ? word : `${word}s`;

@@ -1,4 +1,6 @@
 import type { Addr } from '@klpsim/arm64';
+import type { Task } from '@klpsim/kernel';
+import type { LpTask } from '../model.js';
 import type { SwitchVia } from '../transition.js';
 import { grown } from './columns.js';
 import type { ChainTemplate } from './environment.js';
@@ -24,6 +26,19 @@ export const TaskFlag = {
   NOTIFY_SIGNAL: 2,
   /** `klp_send_signals` reached it at least once. */
   SIGNALLED: 4,
+} as const;
+
+/** Bits of `lpFlags`: the kernel-visible booleans of a task's `LpTask`. */
+export const LpFlag = {
+  /** TIF_PATCH_PENDING. */
+  PENDING: 1,
+  /** `task_curr()`. */
+  RUNNING: 2,
+  IN_USER: 4,
+  /** PF_KTHREAD. */
+  KTHREAD: 8,
+  /** An idle task. */
+  IDLE: 16,
 } as const;
 
 /** Why a check refused a task, as the log counts it. */
@@ -62,10 +77,25 @@ export class TaskTable {
   cpu = new Int32Array(0);
   /** The transition epoch (see Simulation.epoch) it last switched in; 0 for none. */
   switchEpoch = new Int32Array(0);
+  /** `LpTask.pid`. */
+  pid = new Int32Array(0);
+  /** The task it was forked from, or -1 (its comm is the parent's with "-child"). */
+  parent = new Int32Array(0);
+  /** `LpTask.patchState`. */
+  patchState = new Int8Array(0);
+  /** `LpTask.state` (`task->__state`; 0 while it runs). */
+  lpState = new Int32Array(0);
+  /** LpFlag bits. */
+  lpFlags = new Uint8Array(0);
+  /** `LpTask.stack` and `LpTask.chain`: what the walker reads and the true chain. */
+  stack: (Task | null)[] = [];
+  chain: (readonly Addr[] | null)[] = [];
+  /** A task's comm, made when asked (the simulation knows how its tasks are named). */
+  commOf: (id: number) => string = () => '';
   /** The chain it sleeps (or runs) in now. */
-  readonly current: (ChainTemplate | null)[] = [];
+  current: (ChainTemplate | null)[] = [];
   /** The true chain of the last stack a check refused (a reference: nothing is copied in the pass). */
-  readonly lastBlockedChain: (readonly Addr[] | null)[] = [];
+  lastBlockedChain: (readonly Addr[] | null)[] = [];
 
   // Its first switch in columns (most tasks switch once; the time in ms); any later ones in `moreSwitches`.
   private firstSwitchMs = new Float64Array(0);
@@ -91,7 +121,13 @@ export class TaskTable {
 
   /** Makes room for `n` tasks at once (the scenario's count), so the columns grow once. */
   reserve(n: number): void {
-    if (n > this.group.length) this.grow(n);
+    if (n <= this.group.length) return;
+    this.grow(n);
+    // The reference columns too: filled once, where a million pushes would copy them as they grow.
+    this.stack = reserved(this.stack, n);
+    this.chain = reserved(this.chain, n);
+    this.current = reserved(this.current, n);
+    this.lastBlockedChain = reserved(this.lastBlockedChain, n);
   }
 
   /** Adds a task; returns its id. */
@@ -99,15 +135,23 @@ export class TaskTable {
     const id = this.n++;
     if (id === this.group.length) this.grow(Math.max(1024, id * 2));
     this.group[id] = group;
+    this.parent[id] = -1;
+    this.stack[id] = null;
+    this.chain[id] = null;
     this.sleepState[id] = sleepState;
     this.cpu[id] = cpu;
     this.wakeAt[id] = Number.POSITIVE_INFINITY;
     this.firstSwitchVia[id] = -1;
     this.countHead[id] = -1;
     this.countTail[id] = -1;
-    this.current.push(null);
-    this.lastBlockedChain.push(null);
+    this.current[id] = null;
+    this.lastBlockedChain[id] = null;
     return id;
+  }
+
+  /** Sets or clears LpFlag bits. */
+  setLp(id: number, flag: number, on: boolean): void {
+    this.lpFlags[id] = on ? this.lpFlags[id]! | flag : this.lpFlags[id]! & ~flag;
   }
 
   has(id: number, flag: number): boolean {
@@ -185,6 +229,11 @@ export class TaskTable {
     this.countTail[id] = e;
   }
 
+  /** Whether any refusal (of any kind but running) was counted for the task. */
+  hasAnyBlocks(id: number): boolean {
+    return this.countHead[id] !== -1;
+  }
+
   /** Whether any refusal of this kind was counted for the task. */
   hasBlocks(id: number, kind: BlockKind): boolean {
     for (let e = this.countHead[id]!; e !== -1; e = this.countNext[e]!)
@@ -211,6 +260,11 @@ export class TaskTable {
     this.blockedRunning = grown(this.blockedRunning, size);
     this.cpu = grown(this.cpu, size);
     this.switchEpoch = grown(this.switchEpoch, size);
+    this.pid = grown(this.pid, size);
+    this.parent = grown(this.parent, size);
+    this.patchState = grown(this.patchState, size);
+    this.lpState = grown(this.lpState, size);
+    this.lpFlags = grown(this.lpFlags, size);
     this.firstSwitchMs = grown(this.firstSwitchMs, size);
     this.firstSwitchVia = grown(this.firstSwitchVia, size);
     this.firstSwitchTransition = grown(this.firstSwitchTransition, size);
@@ -224,5 +278,84 @@ export class TaskTable {
     this.countKind = grown(this.countKind, size);
     this.countN = grown(this.countN, size);
     this.countNext = grown(this.countNext, size);
+  }
+}
+
+/** `a` in an array of `n` entries, the rest null (an array of references that need not grow). */
+function reserved<T>(a: (T | null)[], n: number): (T | null)[] {
+  const b = new Array<T | null>(n).fill(null);
+  for (let i = 0; i < a.length; i++) b[i] = a[i]!;
+  return b;
+}
+
+/**
+ * A simulated task as the kernel code sees it (`LpTask`): a handle whose
+ * fields are the TaskTable's columns, so a million tasks cost a million
+ * two-field objects and no strings (the comm is made when asked).
+ */
+export class SimTask implements LpTask {
+  constructor(
+    private readonly t: TaskTable,
+    readonly id: number,
+  ) {}
+  get pid(): number {
+    return this.t.pid[this.id]!;
+  }
+  get comm(): string {
+    return this.t.commOf(this.id);
+  }
+  get kthread(): boolean {
+    return (this.t.lpFlags[this.id]! & LpFlag.KTHREAD) !== 0;
+  }
+  get idle(): boolean {
+    return (this.t.lpFlags[this.id]! & LpFlag.IDLE) !== 0;
+  }
+  get cpu(): number {
+    return this.t.cpu[this.id]!;
+  }
+  set cpu(cpu: number) {
+    this.t.cpu[this.id] = cpu;
+  }
+  get patchState(): number {
+    return this.t.patchState[this.id]!;
+  }
+  set patchState(state: number) {
+    this.t.patchState[this.id] = state;
+  }
+  get pending(): boolean {
+    return (this.t.lpFlags[this.id]! & LpFlag.PENDING) !== 0;
+  }
+  set pending(on: boolean) {
+    this.t.setLp(this.id, LpFlag.PENDING, on);
+  }
+  get running(): boolean {
+    return (this.t.lpFlags[this.id]! & LpFlag.RUNNING) !== 0;
+  }
+  set running(on: boolean) {
+    this.t.setLp(this.id, LpFlag.RUNNING, on);
+  }
+  get inUser(): boolean {
+    return (this.t.lpFlags[this.id]! & LpFlag.IN_USER) !== 0;
+  }
+  set inUser(on: boolean) {
+    this.t.setLp(this.id, LpFlag.IN_USER, on);
+  }
+  get stack(): Task | null {
+    return this.t.stack[this.id]!;
+  }
+  set stack(image: Task | null) {
+    this.t.stack[this.id] = image;
+  }
+  get chain(): readonly Addr[] | null {
+    return this.t.chain[this.id]!;
+  }
+  set chain(chain: readonly Addr[] | null) {
+    this.t.chain[this.id] = chain;
+  }
+  get state(): number {
+    return this.t.lpState[this.id]!;
+  }
+  set state(state: number) {
+    this.t.lpState[this.id] = state;
   }
 }
