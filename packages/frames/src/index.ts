@@ -10,7 +10,7 @@ export { analyseKernelFunction, type FunctionBounds, kernelFunctions } from './k
 export * from './state.js';
 export {
   type FrameCursor,
-  type FrameLookup,
+  FrameLookup,
   type FrameRange,
   FrameTable,
   formatCfa,
@@ -18,5 +18,6 @@ export {
   frameRanges,
   frameTableOf,
   LazyFrameTable,
+  lazyFrameTableOf,
   rowOf,
 } from './table.js';

@@ -11,27 +11,12 @@ import {
 } from './state.js';
 
 /**
- * The frame state of every instruction of a kernel, looked up by pc. This
- * is what an unwinder policy consults at an exception boundary (the SFrame
- * series' "is LR live here?") and what a judge compares a walk against.
- * `stateAt` is for hot loops (a binary search over plain arrays, no
- * allocation); `rowAt` builds the whole answer for explanations.
+ * Frame state by pc, as a policy consults it: every question answered from
+ * `functionAt`, which the eager and the lazy table each provide.
  */
-export class FrameTable implements FrameLookup {
-  /** Every function, lowest start first. */
-  readonly functions: readonly FunctionFrames[];
-  private readonly starts: Float64Array;
-
-  constructor(functions: readonly FunctionFrames[]) {
-    this.functions = [...functions].sort((a, b) => a.start - b.start);
-    this.starts = Float64Array.from(this.functions, (f) => f.start);
-  }
-
+export abstract class FrameLookup {
   /** The function whose bounds hold `pc`, or undefined. */
-  functionAt(pc: Addr): FunctionFrames | undefined {
-    const f = this.functions[upperBound(this.starts, pc) - 1];
-    return f !== undefined && pc < f.start + f.size ? f : undefined;
-  }
+  abstract functionAt(pc: Addr): FunctionFrames | undefined;
 
   /** The state code at `pc`: NONE outside any modelled function, in a refused one, or in unreached code. */
   stateAt(pc: Addr): FrameStateCode {
@@ -40,15 +25,40 @@ export class FrameTable implements FrameLookup {
     return f.state[(pc - f.start) / 4] as FrameStateCode;
   }
 
-  fill(pc: Addr, out: FrameCursor): boolean {
-    return fillFrom(this.functionAt(pc), pc, out);
-  }
-
   /** Everything known at `pc`, or null where `stateAt` is NONE. */
   rowAt(pc: Addr): FrameRow | null {
     const f = this.functionAt(pc);
     if (f === undefined || f.refusal !== null || pc % 4 !== 0) return null;
     return rowOf(f, (pc - f.start) / 4);
+  }
+
+  /** Fills `out` with the state at `pc`; false (and `out.state` NONE) where there is none. */
+  fill(pc: Addr, out: FrameCursor): boolean {
+    return fillFrom(this.functionAt(pc), pc, out);
+  }
+}
+
+/**
+ * The frame state of every instruction of a kernel, looked up by pc. This
+ * is what an unwinder policy consults at an exception boundary (the SFrame
+ * series' "is LR live here?") and what a judge compares a walk against.
+ * `stateAt` is for hot loops (a binary search over plain arrays, no
+ * allocation); `rowAt` builds the whole answer for explanations.
+ */
+export class FrameTable extends FrameLookup {
+  /** Every function, lowest start first. */
+  readonly functions: readonly FunctionFrames[];
+  private readonly starts: Float64Array;
+
+  constructor(functions: readonly FunctionFrames[]) {
+    super();
+    this.functions = [...functions].sort((a, b) => a.start - b.start);
+    this.starts = Float64Array.from(this.functions, (f) => f.start);
+  }
+
+  functionAt(pc: Addr): FunctionFrames | undefined {
+    const f = this.functions[upperBound(this.starts, pc) - 1];
+    return f !== undefined && pc < f.start + f.size ? f : undefined;
   }
 }
 
@@ -80,15 +90,6 @@ export function frameCursor(): FrameCursor {
   };
 }
 
-/** Frame state by pc, as a policy consults it (both tables below). */
-export interface FrameLookup {
-  functionAt(pc: Addr): FunctionFrames | undefined;
-  stateAt(pc: Addr): FrameStateCode;
-  rowAt(pc: Addr): FrameRow | null;
-  /** Fills `out` with the state at `pc`; false (and `out.state` NONE) where there is none. */
-  fill(pc: Addr, out: FrameCursor): boolean;
-}
-
 /** `fill` over one function's arrays. */
 function fillFrom(f: FunctionFrames | undefined, pc: Addr, out: FrameCursor): boolean {
   out.state = S.NONE;
@@ -113,12 +114,13 @@ function fillFrom(f: FunctionFrames | undefined, pc: Addr, out: FrameCursor): bo
  * 2.5 s to analyse whole) pays only for what it touches. Answers are the
  * eager table's (`frameTableOf`).
  */
-export class LazyFrameTable implements FrameLookup {
+export class LazyFrameTable extends FrameLookup {
   private readonly bounds: readonly FunctionBounds[];
   private readonly starts: Float64Array;
   private readonly done: (FunctionFrames | undefined)[];
 
   constructor(private readonly machine: Machine) {
+    super();
     this.bounds = kernelFunctions(machine).sort((a, b) => a.start - b.start);
     this.starts = Float64Array.from(this.bounds, (f) => f.start);
     this.done = new Array(this.bounds.length);
@@ -135,22 +137,19 @@ export class LazyFrameTable implements FrameLookup {
     }
     return f;
   }
+}
 
-  stateAt(pc: Addr): FrameStateCode {
-    const f = this.functionAt(pc);
-    if (f === undefined || f.refusal !== null || pc % 4 !== 0) return S.NONE;
-    return f.state[(pc - f.start) / 4] as FrameStateCode;
-  }
+/** One lazy table per Machine, shared by every walker and judge of it (each function analysed once). */
+const LAZY_TABLES = new WeakMap<Machine, LazyFrameTable>();
 
-  rowAt(pc: Addr): FrameRow | null {
-    const f = this.functionAt(pc);
-    if (f === undefined || f.refusal !== null || pc % 4 !== 0) return null;
-    return rowOf(f, (pc - f.start) / 4);
+/** The lazy frame table of `machine`, made on first use. */
+export function lazyFrameTableOf(machine: Machine): LazyFrameTable {
+  let t = LAZY_TABLES.get(machine);
+  if (t === undefined) {
+    t = new LazyFrameTable(machine);
+    LAZY_TABLES.set(machine, t);
   }
-
-  fill(pc: Addr, out: FrameCursor): boolean {
-    return fillFrom(this.functionAt(pc), pc, out);
-  }
+  return t;
 }
 
 /** The frame table of a whole Machine: every function of its text analysed. */

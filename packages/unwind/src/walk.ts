@@ -8,7 +8,7 @@ import {
   KERNEL_HI_BASE,
   TWO_32,
 } from '@klpsim/arm64';
-import { LazyFrameTable } from '@klpsim/frames';
+import { lazyFrameTableOf } from '@klpsim/frames';
 import {
   type Machine,
   STACK_TYPE_NAMES,
@@ -81,18 +81,6 @@ const FROM_TASK: WalkFrom = { kind: 'task' };
 const NO_CHECKS: readonly CheckName[] = [];
 const SOURCE_MARK = ['U', '', 'C', 'T', 'P', 'L'];
 
-/** One frame lookup per Machine, shared by every walker of it (each function is analysed once). */
-const FRAME_TABLES = new WeakMap<Machine, LazyFrameTable>();
-
-function frameLookupOf(machine: Machine): LazyFrameTable {
-  let t = FRAME_TABLES.get(machine);
-  if (t === undefined) {
-    t = new LazyFrameTable(machine);
-    FRAME_TABLES.set(machine, t);
-  }
-  return t;
-}
-
 /**
  * Walks tasks of one machine under one policy, reusing one unwind state and
  * one trace buffer so that a walk allocates nothing per frame.
@@ -144,7 +132,7 @@ export class Walker {
     this.flatReliable = flatMode(policy.rules, true);
     this.flatDebug = flatMode(policy.rules, false);
     this.plainFrames = policy.rules.frameState !== 'every-frame';
-    st.frames = policy.rules.frameState === 'none' ? null : frameLookupOf(machine);
+    st.frames = policy.rules.frameState === 'none' ? null : lazyFrameTableOf(machine);
   }
 
   /** `unwindStart`: initialises the state for `task` as `kunwind_stack_walk` does; false if `from` cannot be read. */

@@ -1,5 +1,5 @@
 import { formatAddr, parseAddr } from '@klpsim/arm64';
-import { FrameStateCode, LazyFrameTable } from '@klpsim/frames';
+import { FrameStateCode, LazyFrameTable, STATE_NAMES } from '@klpsim/frames';
 import { buildMachine, formatInputError } from '@klpsim/kernel';
 import { describe, expect, it } from 'vitest';
 import {
@@ -33,8 +33,7 @@ const row = (p: string) => rows.find((r) => r.policy === p)!;
 describe('the judged population', () => {
   it('draws every state, each with the real kernel frame state at the drawn pc', () => {
     const table = new LazyFrameTable(hard.machine);
-    const names = ['none', 'L', 'S', 'F'];
-    for (const d of draws) expect(names[table.stateAt(d.pc)], formatAddr(d.pc)).toBe(d.state);
+    for (const d of draws) expect(STATE_NAMES[table.stateAt(d.pc)], formatAddr(d.pc)).toBe(d.state);
     for (const s of ['L', 'F', 'none'])
       expect(
         draws.some((d) => d.state === s),
@@ -54,7 +53,7 @@ describe('the judged population', () => {
         return;
       }
       expect(b.state, `task ${i}`).toBe(d.state);
-      expect(['none', 'L', 'S', 'F'][table.stateAt(b.pc)]).toBe(d.state);
+      expect(STATE_NAMES[table.stateAt(b.pc)]).toBe(d.state);
     });
   });
 

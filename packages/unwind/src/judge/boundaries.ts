@@ -1,5 +1,5 @@
 import { formatAddr, parseAddr, stripInsnPac } from '@klpsim/arm64';
-import { decodeFrameInsn, FrameStateCode, LazyFrameTable } from '@klpsim/frames';
+import { decodeFrameInsn, type FrameLookup, lazyFrameTableOf, STATE_NAMES } from '@klpsim/frames';
 import type { KernelOracle, Machine, Task } from '@klpsim/kernel';
 import { POLICIES, type PolicyName } from '../policies/index.js';
 import type { ReasonCode } from '../reason.js';
@@ -55,7 +55,7 @@ export function boundaryTasks(
   policies: readonly PolicyName[],
 ): BoundaryTask[] {
   const probe = new Walker(machine, POLICIES.mainline);
-  const frames = new LazyFrameTable(machine);
+  const frames = lazyFrameTableOf(machine);
   const out: BoundaryTask[] = [];
   for (const task of machine.tasks) {
     probe.walk(task, { reliable: false });
@@ -73,15 +73,14 @@ function describe(
   machine: Machine,
   oracle: ReadonlyMap<number, KernelOracle>,
   policies: readonly PolicyName[],
-  frames: LazyFrameTable,
+  frames: FrameLookup,
   task: Task,
   probe: Walker,
   at: number,
 ): BoundaryTask {
   const ks = machine.kallsyms;
   const pc = probe.trace.pcs[at]!;
-  const code = frames.stateAt(pc);
-  const state = code === FrameStateCode.NONE ? 'none' : (['none', 'L', 'S', 'F'] as const)[code]!;
+  const state = STATE_NAMES[frames.stateAt(pc)]!;
   // The pt_regs of that boundary, where mainline's reliable walk refused its pc: regs[30] follows regs[29].
   probe.walk(task, { reliable: true });
   const st = probe.st;

@@ -4,6 +4,7 @@ import {
   FrameStateCode,
   type FunctionFrames,
   kernelFunctions,
+  STATE_NAMES,
 } from '@klpsim/frames';
 import {
   type FrameDesc,
@@ -11,6 +12,7 @@ import {
   type KernelDesc,
   type Machine,
   mulberry32,
+  upperBound,
 } from '@klpsim/kernel';
 
 /**
@@ -66,18 +68,12 @@ export function drawInstructions(source: DrawSource, count: number, seed: number
   const { functions, before } = source;
   for (let k = 0; k < count; k++) {
     const index = Math.floor(rand() * source.instructions);
-    // The function holding instruction `index`: the last with before[i] <= index.
-    let lo = 0;
-    let hi = functions.length - 1;
-    while (lo < hi) {
-      const mid = (lo + hi + 1) >>> 1;
-      if (before[mid]! <= index) lo = mid;
-      else hi = mid - 1;
-    }
-    const f = functions[lo]!;
-    const i = index - before[lo]!;
+    // The function holding instruction `index`: the last with before[k] <= index.
+    const k = upperBound(before, index) - 1;
+    const f = functions[k]!;
+    const i = index - before[k]!;
     const code = f.refusal === null ? f.state[i]! : FrameStateCode.NONE;
-    const state = code === FrameStateCode.NONE ? 'none' : (['none', 'L', 'S', 'F'] as const)[code]!;
+    const state = STATE_NAMES[code]!;
     const record = f.recordOffset[i] ?? 0;
     out.push({
       pc: f.start + i * 4,
