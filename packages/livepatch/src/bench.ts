@@ -52,7 +52,10 @@ export function measurePass(
   klpTryCompleteTransition(core, { signal: () => {}, wakeIdle: () => {} });
   const seconds = (performance.now() - t0) / 1000;
   let switched = 0;
-  for (const t of core.tasks) if (!t.pending) switched++;
+  for (let i = 0; i < core.tasks.length; i++) {
+    const t = core.tasks[i]!;
+    if (!t.pending) switched++;
+  }
   return { seconds, switched, blocked: n - switched };
 }
 

@@ -127,7 +127,10 @@ export function predictTransition(
       core.transitionPatch = null;
       for (const obj of patch.objects) patchObject(core, obj);
       for (const obj of patch.objects) for (const f of obj.funcs) f.transition = false;
-      for (const t of core.tasks) t.pending = false;
+      for (let i = 0; i < core.tasks.length; i++) {
+        const t = core.tasks[i]!;
+        t.pending = false;
+      }
       messages.length = 0;
       klpInitTransition(core, patch, 0);
       klpStartTransition(core);

@@ -36,11 +36,11 @@ export class TaskReports {
     const id = this.idAt(i);
     const switches = t.switches(id);
     const last = switches[switches.length - 1];
-    const chain = t.lastBlockedChain[id]!;
+    const chain = t.lastBlockedChain(id);
     return {
-      pid: t.pid[id]!,
+      pid: t.pid(id),
       comm: t.commOf(id),
-      kthread: (t.lpFlags[id]! & LpFlag.KTHREAD) !== 0,
+      kthread: (t.lpFlags(id) & LpFlag.KTHREAD) !== 0,
       switchedAt: last?.t ?? null,
       via: last?.via ?? null,
       switches,
@@ -63,7 +63,7 @@ export class TaskReports {
    */
   private blockedBy(id: number): readonly BlockedBy[] {
     const t = this.t;
-    const running = t.blockedRunning[id]!;
+    const running = t.blockedRunning(id);
     // Most tasks were never refused: no lists to gather.
     if (running === 0 && !t.hasAnyBlocks(id)) return NOT_BLOCKED;
     const unreliable = t.blocks(id, BlockKind.UNRELIABLE);

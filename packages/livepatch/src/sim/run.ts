@@ -45,7 +45,6 @@ import {
   type SwitchVia,
 } from '../transition.js';
 import { mixedVersionOn } from './checker.js';
-import { grown } from './columns.js';
 import { type ChainTemplate, freezableOf, type SimEnvironment } from './environment.js';
 import { StackImages } from './images.js';
 import type {
@@ -61,7 +60,7 @@ import type {
 import { EventKind, EventQueue } from './queue.js';
 import { TaskReports } from './reports.js';
 import type { Behaviour, Duration, Scenario } from './schema.js';
-import { BlockKind, LpFlag, Phase, SimTask, TaskFlag, TaskTable } from './tasks.js';
+import { BlockKind, LpFlag, Phase, SimTask, TASK_STREAMS, TaskFlag, TaskTable } from './tasks.js';
 
 /**
  * The discrete-event simulation of a transition: tasks sleep in call chains,
@@ -198,7 +197,6 @@ function checkReferences(sc: Scenario, env: SimEnvironment): InputError | null {
  */
 const Stream = { BEHAVIOUR: 0, FORK: 1 } as const;
 type Stream = (typeof Stream)[keyof typeof Stream];
-const STREAMS = 2;
 
 /** A 32-bit integer hash (the "lowbias32" finaliser): spreads (seed, task, stream) over the PRNG's state space. */
 function mix32(x: number): number {
@@ -209,8 +207,6 @@ function mix32(x: number): number {
 }
 
 class Simulation {
-  /** mulberry32 states, STREAMS per task id. */
-  private streams = new Uint32Array(1024 * STREAMS);
   private readonly queue = new EventQueue();
   private readonly machine: Machine;
   private readonly core: KlpCore;
@@ -304,11 +300,10 @@ class Simulation {
     });
   }
 
-  /** The next number in [0, 1) of a task's stream (mulberry32, its state in `streams`). */
+  /** The next number in [0, 1) of a task's stream (mulberry32, its state in the task's row). */
   private rand(id: number, stream: Stream): number {
-    const i = id * STREAMS + stream;
-    const a = (this.streams[i]! + 0x6d2b79f5) >>> 0;
-    this.streams[i] = a;
+    const a = (this.t.streamState(id, stream) + 0x6d2b79f5) >>> 0;
+    this.t.setStreamState(id, stream, a);
     let x = Math.imul(a ^ (a >>> 15), a | 1);
     x ^= x + Math.imul(x ^ (x >>> 7), x | 61);
     return ((x ^ (x >>> 14)) >>> 0) / 4294967296;
@@ -322,11 +317,11 @@ class Simulation {
   }
 
   private behaviour(id: number): Behaviour {
-    return this.scenario.tasks[Math.max(0, this.t.group[id]!)]!.behaviour;
+    return this.scenario.tasks[Math.max(0, this.t.group(id))]!.behaviour;
   }
 
   private pickChain(id: number): ChainTemplate {
-    const group = this.t.group[id]!;
+    const group = this.t.group(id);
     const w = this.weights[group]!;
     let total = 0;
     for (const x of w) total += x;
@@ -349,8 +344,8 @@ class Simulation {
   private newTask(kthread: boolean, cpu: number, group: number, parent: number): number {
     const id = this.register(group, SLEEP_STATES.S, cpu);
     const t = this.t;
-    t.pid[id] = this.nextPid++;
-    t.parent[id] = parent;
+    t.setPid(id, this.nextPid++);
+    t.setParent(id, parent);
     if (kthread) t.setLp(id, LpFlag.KTHREAD, true);
     this.core.tasks.push(new SimTask(t, id));
     return id;
@@ -359,11 +354,9 @@ class Simulation {
   /** A task's columns and random streams, once its LpTask is in the kernel's lists. */
   private register(group: number, sleepState: number, cpu: number): number {
     const id = this.t.add(group, sleepState, cpu);
-    this.t.patchState[id] = KLP_TRANSITION_IDLE;
-    if (this.streams.length < this.t.size * STREAMS)
-      this.streams = grown(this.streams, this.streams.length * 2);
-    for (let s = 0; s < STREAMS; s++)
-      this.streams[id * STREAMS + s] = mix32(this.scenario.seed ^ mix32(id * STREAMS + s + 1));
+    this.t.setPatchState(id, KLP_TRANSITION_IDLE);
+    for (let s = 0; s < TASK_STREAMS; s++)
+      this.t.setStreamState(id, s, mix32(this.scenario.seed ^ mix32(id * TASK_STREAMS + s + 1)));
     return id;
   }
 
@@ -377,7 +370,7 @@ class Simulation {
   }
 
   private at(time: number, kind: EventKind, id: number): void {
-    this.queue.push(Math.round(time), kind, id, this.t.generation[id]!);
+    this.queue.push(Math.round(time), kind, id, this.t.generation(id));
   }
 
   /**
@@ -430,52 +423,63 @@ class Simulation {
   /** The task goes to sleep in `c` (as it runs it now) for `duration` ms. */
   private sleepIn(id: number, c: ChainTemplate, duration: number, fresh: boolean): void {
     const t = this.t;
-    const lp = this.lpOf(id);
-    if (lp.running) this.offCpu(id);
+    if (t.hasLp(id, LpFlag.RUNNING)) this.offCpu(id);
     const image = fresh ? this.versioned(id, c) : c;
-    t.current[id] = image;
-    lp.stack = image.task;
-    lp.chain = image.chain;
-    lp.inUser = false;
-    if (t.group[id]! >= 0) t.sleepState[id] = this.sleepStateIn(this.behaviour(id), c);
-    lp.state = t.sleepState[id]!;
-    t.phase[id] = Phase.SLEEP;
-    t.generation[id]!++;
-    t.wakeAt[id] = this.now + duration;
+    t.setCurrent(id, image);
+    t.setStack(id, image.task);
+    t.setChain(id, image.chain);
+    t.setLp(id, LpFlag.IN_USER, false);
+    if (t.group(id) >= 0) t.setSleepState(id, this.sleepStateIn(this.behaviour(id), c));
+    const state = t.sleepState(id);
+    t.setLpState(id, state);
+    t.setPhase(id, Phase.SLEEP);
+    t.bumpGeneration(id);
+    t.setWakeAt(id, this.now + duration);
     // 6.16+: __schedule() lets a task going to sleep freezable switch itself, its stack checked in place.
-    if (this.hook === 'freezable-schedule' && (lp.state & TASK_FREEZABLE) !== 0)
-      klpSchedTrySwitch(this.core, lp);
-    if (Number.isFinite(duration)) this.at(t.wakeAt[id]!, EventKind.WAKE, id);
+    if (this.hook === 'freezable-schedule' && (state & TASK_FREEZABLE) !== 0 && this.hookOn(id))
+      klpSchedTrySwitch(this.core, this.lpOf(id));
+    if (Number.isFinite(duration)) this.at(t.wakeAt(id), EventKind.WAKE, id);
+  }
+
+  /**
+   * The switch points test TIF_PATCH_PENDING before they call into livepatch,
+   * as the kernel's callers do (`exit_to_user_mode_loop` and arm64's
+   * `do_notify_resume` on `_TIF_PATCH_PENDING` in the work flags,
+   * `do_idle` through `klp_patch_pending()`, the inline `klp_sched_try_switch()`
+   * on its static key and the flag): here the test reads the task's row and
+   * the kernel code's task object is fetched only when there is work.
+   */
+  private hookOn(id: number): boolean {
+    return this.core.schedHookEnabled && this.t.hasLp(id, LpFlag.PENDING);
   }
 
   private onCpu(id: number): void {
-    const lp = this.lpOf(id);
-    lp.running = true;
-    lp.state = 0;
-    this.busy[lp.cpu % this.busy.length]!++;
+    const t = this.t;
+    t.setLp(id, LpFlag.RUNNING, true);
+    t.setLpState(id, 0);
+    this.busy[t.cpu(id) % this.busy.length]!++;
   }
 
   private offCpu(id: number): void {
-    const lp = this.lpOf(id);
-    lp.running = false;
-    const cpu = lp.cpu % this.busy.length;
+    const t = this.t;
+    t.setLp(id, LpFlag.RUNNING, false);
+    const cpu = t.cpu(id) % this.busy.length;
     // The CPU goes idle: its idle task goes round do_idle, the idle-loop switch point.
-    if (--this.busy[cpu]! === 0)
+    if (--this.busy[cpu]! === 0 && t.hasLp(cpu, LpFlag.PENDING))
       klpUpdatePatchState(this.core, this.core.idleTasks[cpu]!, 'idle-loop');
   }
 
   /** The task wakes and runs for a while; a CPU-bound one calls cond_resched() as it goes. */
   private runFor(id: number, ms: number): void {
     const t = this.t;
-    t.phase[id] = Phase.RUN;
-    t.generation[id]!++;
+    t.setPhase(id, Phase.RUN);
+    t.bumpGeneration(id);
     this.onCpu(id);
     const run = this.behaviour(id).runChain;
     if (run !== undefined) {
       const c = this.versioned(id, this.env.chainOf(run)!);
-      const lp = this.lpOf(id);
-      lp.stack = c.task;
-      lp.chain = c.chain;
+      t.setStack(id, c.task);
+      t.setChain(id, c.chain);
     }
     this.at(this.now + ms, EventKind.FINISH_RUN, id);
     this.scheduleCondResched(id);
@@ -484,7 +488,7 @@ class Simulation {
   private scheduleCondResched(id: number): void {
     const every = this.behaviour(id).condResched;
     if (every === undefined || this.hook !== 'cond-resched' || !this.core.schedHookEnabled) return;
-    if (this.t.phase[id] !== Phase.RUN || !this.lpOf(id).pending) return;
+    if (this.t.phase(id) !== Phase.RUN || !this.t.hasLp(id, LpFlag.PENDING)) return;
     const dt = this.draw(every, id);
     if (Number.isFinite(dt)) this.at(this.now + dt, EventKind.COND_RESCHED, id);
   }
@@ -492,7 +496,7 @@ class Simulation {
   /** A new system call: the task enters the kernel from user space and sleeps in a chain of its group. */
   private syscall(id: number): void {
     const b = this.behaviour(id);
-    this.t.sleepsLeft[id] = b.syscall === 'until-signal' ? Number.POSITIVE_INFINITY : b.syscall;
+    this.t.setSleepsLeft(id, b.syscall === 'until-signal' ? Number.POSITIVE_INFINITY : b.syscall);
     this.t.set(id, TaskFlag.INTERRUPTED, false);
     this.sleepIn(id, this.pickChain(id), this.draw(b.sleep, id), true);
   }
@@ -500,16 +504,15 @@ class Simulation {
   /** Back to user space: the kernel-exit switch point; it runs user code on its CPU until its next system call. */
   private exitToUser(id: number): void {
     const t = this.t;
-    const lp = this.lpOf(id);
-    if (!lp.running) this.onCpu(id);
-    t.phase[id] = Phase.USER;
-    t.generation[id]!++;
-    t.current[id] = null;
-    lp.stack = null;
-    lp.chain = null;
-    lp.inUser = true;
+    if (!t.hasLp(id, LpFlag.RUNNING)) this.onCpu(id);
+    t.setPhase(id, Phase.USER);
+    t.bumpGeneration(id);
+    t.setCurrent(id, null);
+    t.setStack(id, null);
+    t.setChain(id, null);
+    t.setLp(id, LpFlag.IN_USER, true);
     t.set(id, TaskFlag.NOTIFY_SIGNAL | TaskFlag.INTERRUPTED, false);
-    klpUpdatePatchState(this.core, lp, 'kernel-exit');
+    if (t.hasLp(id, LpFlag.PENDING)) klpUpdatePatchState(this.core, this.lpOf(id), 'kernel-exit');
     this.at(this.now + this.draw(this.behaviour(id).userTime, id), EventKind.SYSCALL, id);
   }
 
@@ -517,20 +520,22 @@ class Simulation {
     const sc = this.scenario;
     const n = sc.machine.cpus + sc.tasks.reduce((k, g) => k + g.count, 0);
     this.t.reserve(n);
-    if (this.streams.length < n * STREAMS) this.streams = grown(this.streams, n * STREAMS);
     // The idle tasks first: CPU n's is id n.
     for (let cpu = 0; cpu < sc.machine.cpus; cpu++) {
       const id = this.register(-1, 0, cpu);
       this.t.setLp(id, LpFlag.KTHREAD | LpFlag.IDLE, true);
-      this.t.stack[id] = this.env.idleChain?.task ?? null;
-      this.t.chain[id] = this.env.idleChain?.chain ?? null;
+      this.t.setStack(id, this.env.idleChain?.task ?? null);
+      this.t.setChain(id, this.env.idleChain?.chain ?? null);
       this.core.idleTasks.push(new SimTask(this.t, id));
     }
     for (const [g, group] of sc.tasks.entries()) {
       for (let i = 0; i < group.count; i++) {
         const id = this.newTask(group.kthread, i % sc.machine.cpus, g, -1);
         const b = group.behaviour;
-        this.t.sleepsLeft[id] = b.syscall === 'until-signal' ? Number.POSITIVE_INFINITY : b.syscall;
+        this.t.setSleepsLeft(
+          id,
+          b.syscall === 'until-signal' ? Number.POSITIVE_INFINITY : b.syscall,
+        );
         if (b.initial !== undefined) {
           this.sleepIn(id, this.env.chainOf(b.initial.chain)!, b.initial.until, false);
         } else {
@@ -591,29 +596,28 @@ class Simulation {
       this.fork(id);
       return;
     }
-    if (generation !== t.generation[id]) return;
+    if (generation !== t.generation(id)) return;
     if (this.inert(id)) {
       this.stats.dropped++;
       return;
     }
-    const lp = this.lpOf(id);
     const b = this.behaviour(id);
     switch (kind) {
       case EventKind.WAKE:
-        if (t.phase[id] !== Phase.SLEEP) return;
-        t.sleepsLeft[id]!--;
+        if (t.phase(id) !== Phase.SLEEP) return;
+        t.setSleepsLeft(id, t.sleepsLeft(id) - 1);
         this.runFor(id, this.draw(b.run, id));
         return;
       case EventKind.FINISH_RUN:
         if (!b.user) {
           // A kthread goes round its loop: a new sleep, on its own base.
           this.sleepIn(id, this.pickChain(id), this.draw(b.sleep, id), true);
-        } else if (t.has(id, TaskFlag.INTERRUPTED) || t.sleepsLeft[id]! <= 0) {
+        } else if (t.has(id, TaskFlag.INTERRUPTED) || t.sleepsLeft(id) <= 0) {
           this.exitToUser(id);
         } else {
           // The system call loops on its sleep (the same frames: nothing is called afresh);
           // with TIF_NOTIFY_SIGNAL set, an interruptible sleep returns at once (signal_pending).
-          const c = t.current[id] ?? this.pickChain(id);
+          const c = t.current(id) ?? this.pickChain(id);
           if (t.has(id, TaskFlag.NOTIFY_SIGNAL) && wokenByKlpSignal(this.sleepStateIn(b, c)))
             this.exitToUser(id);
           else this.sleepIn(id, c, this.draw(b.sleep, id), false);
@@ -623,11 +627,15 @@ class Simulation {
         this.syscall(id);
         return;
       case EventKind.COND_RESCHED:
-        if (t.phase[id] === Phase.RUN && !klpSchedTrySwitch(this.core, lp))
+        if (
+          t.phase(id) === Phase.RUN &&
+          !(this.hookOn(id) && klpSchedTrySwitch(this.core, this.lpOf(id)))
+        )
           this.scheduleCondResched(id);
         return;
       case EventKind.TICK:
-        if (t.phase[id] === Phase.USER) klpUpdatePatchState(this.core, lp, 'kernel-exit');
+        if (t.phase(id) === Phase.USER && t.hasLp(id, LpFlag.PENDING))
+          klpUpdatePatchState(this.core, this.lpOf(id), 'kernel-exit');
         return;
     }
   }
@@ -652,13 +660,13 @@ class Simulation {
     const t = this.t;
     return (
       this.skipInert &&
-      t.switchEpoch[id] === epoch &&
+      t.switchEpoch(id) === epoch &&
       epoch > 0 &&
       id >= this.cpus &&
       this.core.transitionPatch !== null &&
       this.concerningActionsLeft === 0 &&
       (this.kpatch === null || this.kpatch.done) &&
-      t.switchEpoch[t.cpu[id]! % this.cpus] === epoch
+      t.switchEpoch(t.cpu(id) % this.cpus) === epoch
     );
   }
 
@@ -672,13 +680,17 @@ class Simulation {
   /** A fork: the child starts at ret_from_fork with its parent's patch state, running, not in the parent's sleep. */
   private fork(parent: number): void {
     const t = this.t;
-    const plp = this.lpOf(parent);
-    const child = this.newTask(plp.kthread, plp.cpu, t.group[parent]!, parent);
+    const child = this.newTask(
+      t.hasLp(parent, LpFlag.KTHREAD),
+      t.cpu(parent),
+      t.group(parent),
+      parent,
+    );
     const clp = this.lpOf(child);
-    klpCopyProcess(this.core, plp, clp);
+    klpCopyProcess(this.core, this.lpOf(parent), clp);
     if (clp.patchState === this.core.targetState && this.core.targetState !== KLP_TRANSITION_IDLE)
       this.onSwitched(clp, 'fork');
-    t.sleepsLeft[child] = 0;
+    t.setSleepsLeft(child, 0);
     t.set(child, TaskFlag.INTERRUPTED, true);
     const b = this.behaviour(parent);
     this.runFor(child, this.draw(b.run, child));
@@ -701,11 +713,11 @@ class Simulation {
     const id = this.idOf(lp);
     this.signalsSent++;
     t.set(id, TaskFlag.SIGNALLED, true);
-    const phase = t.phase[id]!;
+    const phase = t.phase(id);
     if (!lp.kthread) {
       if (t.has(id, TaskFlag.NOTIFY_SIGNAL)) return;
       t.set(id, TaskFlag.NOTIFY_SIGNAL, true);
-      if (phase === Phase.SLEEP && wokenByKlpSignal(t.sleepState[id]!)) {
+      if (phase === Phase.SLEEP && wokenByKlpSignal(t.sleepState(id))) {
         t.set(id, TaskFlag.INTERRUPTED, true);
         this.runFor(id, Math.min(this.draw(this.behaviour(id).run, id), 1));
       } else if (phase === Phase.USER) {
@@ -716,10 +728,10 @@ class Simulation {
       }
       return;
     }
-    if (phase !== Phase.SLEEP || !wokenByKlpSignal(t.sleepState[id]!)) return;
+    if (phase !== Phase.SLEEP || !wokenByKlpSignal(t.sleepState(id))) return;
     // Woken, it finds nothing to do and sleeps again where it was, until its own wake-up.
-    const c = t.current[id]!;
-    const until = t.wakeAt[id]!;
+    const c = t.current(id)!;
+    const until = t.wakeAt(id);
     this.sleepIn(id, c, Number.isFinite(until) ? Math.max(0, until - this.now) : until, false);
   };
 
@@ -792,7 +804,7 @@ class Simulation {
       });
     const tick = 1000 / this.scenario.hz;
     for (let id = this.cpus; id < this.t.size; id++) {
-      const phase = this.t.phase[id];
+      const phase = this.t.phase(id);
       if (phase === Phase.USER) this.at(this.now + tick, EventKind.TICK, id);
       else if (phase === Phase.RUN) this.scheduleCondResched(id);
     }
@@ -950,7 +962,7 @@ class Simulation {
     const tr = this.transitions.length - 1;
     const id = this.idOf(lp);
     this.t.recordSwitch(id, this.now, via, tr);
-    this.t.switchEpoch[id] = this.epoch;
+    this.t.setSwitchEpoch(id, this.epoch);
     // Force gives the guarantee up; the idle loop switches inside do_idle by design.
     if (via === 'force' || via === 'idle-loop' || lp.chain === null) return;
     // The guarantee, checked on the task's true chain: it must not run a mix of versions.
@@ -967,10 +979,10 @@ class Simulation {
   private onBlocked(lp: LpTask, why: SwitchBlock, detail: string | null): void {
     const id = this.idOf(lp);
     if (why === 'running') {
-      this.t.blockedRunning[id]!++;
+      this.t.countRunning(id);
       return;
     }
-    this.t.lastBlockedChain[id] = lp.chain;
+    this.t.setLastBlockedChain(id, lp.chain);
     this.t.countBlock(
       id,
       why === 'unreliable' ? BlockKind.UNRELIABLE : BlockKind.SLEEPING,
@@ -1000,9 +1012,9 @@ class Simulation {
     const b = this.behaviour(id);
     const sleptOn = t.blocks(id, BlockKind.SLEEPING);
     const fn = sleptOn.length === 0 ? null : sleptOn[sleptOn.length - 1]![0];
-    const current = t.current[id];
+    const current = t.current(id);
     const inBase = fn !== null && (current?.names.slice(current.above).includes(fn) ?? false);
-    const sleepState = t.sleepState[id]!;
+    const sleepState = t.sleepState(id);
     const done = (reason: string, remedy: string, needsForce: boolean): PendingTask => ({
       pid: lp.pid,
       comm: lp.comm,
@@ -1011,7 +1023,7 @@ class Simulation {
       remedy,
       needsForce,
     });
-    if (lp.running || t.phase[id] === Phase.RUN) {
+    if (lp.running || t.phase(id) === Phase.RUN) {
       if (!lp.kthread) return done('running', 'its next kernel exit', false);
       if (this.hook === 'cond-resched' && b.condResched !== undefined)
         return done('running', 'its next cond_resched() with a clean stack', false);
@@ -1028,7 +1040,7 @@ class Simulation {
           `force (${fn} is its thread function: on every stack it will ever have)`,
           true,
         );
-      if (!Number.isFinite(t.wakeAt[id]!) && (lp.kthread || !wokenByKlpSignal(sleepState)))
+      if (!Number.isFinite(t.wakeAt(id)) && (lp.kthread || !wokenByKlpSignal(sleepState)))
         return done(reason, `force: nothing wakes this ${stateLetter(sleepState)} sleep`, true);
       if (lp.kthread)
         return done(
@@ -1075,7 +1087,7 @@ class Simulation {
     // Tasks share chains (one stack image per chain): symbolize each chain a check refused once.
     const blockedIn = new Map<readonly Addr[], readonly string[]>();
     for (let id = 0; id < t.size; id++) {
-      const chain = t.lastBlockedChain[id]!;
+      const chain = t.lastBlockedChain(id);
       if (chain !== null && !blockedIn.has(chain))
         blockedIn.set(
           chain,
@@ -1095,7 +1107,7 @@ class Simulation {
     for (let i = 0; i < reports.length; i++) {
       const id = reports.idAt(i);
       if (t.has(id, TaskFlag.SIGNALLED)) tasksSignalled++;
-      if (this.core.transitionPatch !== null && (t.lpFlags[id]! & LpFlag.PENDING) !== 0)
+      if (this.core.transitionPatch !== null && t.hasLp(id, LpFlag.PENDING))
         pendingAtEnd.push(this.pendingReport(id));
     }
     const k = this.kpatch;
@@ -1159,9 +1171,9 @@ function commNames(sc: Scenario, cpus: number, t: TaskTable): (id: number) => st
   }
   const commOf = (id: number): string => {
     if (id < cpus) return `swapper/${id}`;
-    const parent = t.parent[id]!;
+    const parent = t.parent(id);
     if (parent >= 0) return `${commOf(parent)}-child`;
-    const g = t.group[id]!;
+    const g = t.group(id);
     return counts[g]! > 1 ? `${comms[g]!}/${id - first[g]!}` : comms[g]!;
   };
   return commOf;

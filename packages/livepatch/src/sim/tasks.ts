@@ -7,12 +7,12 @@ import type { ChainTemplate } from './environment.js';
 import type { TaskSwitch } from './log.js';
 
 /**
- * What the simulation knows of each task beyond what the kernel code sees
- * (its `LpTask`, in the transition core's lists), as columns indexed by the
- * task's id: a simulation of a million
- * tasks keeps no object per task of its own, so the garbage collector has
- * nothing to trace and an event touches a few dense arrays. Columns grow as
- * tasks fork.
+ * What the simulation knows of each task, and the fields of its `LpTask`
+ * (the kernel code's view, a `SimTask` handle over them), by the task's id:
+ * the fields an event reads in one row per task, the rest in columns. A
+ * simulation of a million tasks keeps no object per task of its own but
+ * the handle, so the garbage collector has little to trace, and an event
+ * touches one cache line of task state. The table grows as tasks fork.
  */
 
 export const Phase = { SLEEP: 0, RUN: 1, USER: 2 } as const;
@@ -57,45 +57,80 @@ const VIAS: readonly SwitchVia[] = [
 const VIA_INDEX = new Map(VIAS.map((v, i) => [v, i]));
 const NO_SWITCHES: readonly TaskSwitch[] = Object.freeze([]);
 
+/**
+ * The hot part of a task's state, one 64-byte row (a cache line) per task
+ * in one WebAssembly memory, whose pages are aligned so that a row never
+ * straddles two lines. An event of a million-task run touches a task the
+ * caches have long forgotten; with a column per field it paid a miss per
+ * field read (about ten), with a row it pays one. Offsets in int32 words:
+ */
+const ROW_WORDS = 16;
+const GENERATION = 0;
+const GROUP = 1;
+const SLEEP_STATE = 2;
+const LP_STATE = 3;
+const CPU = 4;
+const SWITCH_EPOCH = 5;
+/** Two words: the task's random streams (see Simulation.rand). */
+const STREAMS_AT = 6;
+/** Interned references (see `ref`): 0 is null. */
+const CURRENT = 8;
+const STACK = 9;
+const CHAIN = 10;
+/** Bytes of word 11. */
+const PHASE_BYTE = 44;
+const FLAGS_BYTE = 45;
+const LP_FLAGS_BYTE = 46;
+const PATCH_STATE_BYTE = 47;
+/** Offsets in float64 words. */
+const SLEEPS_LEFT_F64 = 6;
+const WAKE_AT_F64 = 7;
+const ROW_BYTES = ROW_WORDS * 4;
+const WASM_PAGE = 65536;
+
+/** The part of WebAssembly.Memory used here (the project's TypeScript lib has no DOM types). */
+interface GrowableMemory {
+  readonly buffer: ArrayBuffer;
+  grow(pages: number): number;
+}
+const WasmMemory = (
+  globalThis as unknown as {
+    WebAssembly: { Memory: new (d: { initial: number }) => GrowableMemory };
+  }
+).WebAssembly.Memory;
+
+/** How many random streams a task has (the row holds that many words). */
+export const TASK_STREAMS = 2;
+
 export class TaskTable {
   private n = 0;
-  /** The task group (the behaviour's index in the scenario), -1 for idle tasks. */
-  group = new Int32Array(0);
-  /** Bumped at every change of plan: an event carries the generation it was scheduled in. */
-  generation = new Int32Array(0);
-  phase = new Uint8Array(0);
-  flags = new Uint8Array(0);
-  /** `task->__state` of its current (or last) sleep. */
-  sleepState = new Int32Array(0);
-  /** Sleeps left in the current system call (Infinity: until a signal). */
-  sleepsLeft = new Float64Array(0);
-  /** When the current sleep ends by itself (ms), or Infinity. */
-  wakeAt = new Float64Array(0);
-  /** Attempts that found it running. */
-  blockedRunning = new Int32Array(0);
-  /** Its CPU (`LpTask.cpu`, which never changes), here so that dropping an event reads no object. */
-  cpu = new Int32Array(0);
-  /** The transition epoch (see Simulation.epoch) it last switched in; 0 for none. */
-  switchEpoch = new Int32Array(0);
+  private capacity = 0;
+  private readonly memory = new WasmMemory({ initial: 1 });
+  // Views of the rows; made again when the memory grows (growing detaches the old buffer).
+  private i32 = new Int32Array(0);
+  private u32 = new Uint32Array(0);
+  private u8 = new Uint8Array(0);
+  private i8 = new Int8Array(0);
+  private f64 = new Float64Array(0);
+  /**
+   * What the rows refer to (stack images, chains, chain templates), by
+   * index: a handful of distinct objects that a million tasks share, so a
+   * reference costs a row word and no pointer store per task.
+   */
+  private readonly refs: unknown[] = [null];
+  private readonly refIndex = new Map<object, number>();
+
+  // Columns the hot path never reads: written when a task is made, read by the report.
   /** `LpTask.pid`. */
-  pid = new Int32Array(0);
+  private pids = new Int32Array(0);
   /** The task it was forked from, or -1 (its comm is the parent's with "-child"). */
-  parent = new Int32Array(0);
-  /** `LpTask.patchState`. */
-  patchState = new Int8Array(0);
-  /** `LpTask.state` (`task->__state`; 0 while it runs). */
-  lpState = new Int32Array(0);
-  /** LpFlag bits. */
-  lpFlags = new Uint8Array(0);
-  /** `LpTask.stack` and `LpTask.chain`: what the walker reads and the true chain. */
-  stack: (Task | null)[] = [];
-  chain: (readonly Addr[] | null)[] = [];
+  private parents = new Int32Array(0);
+  /** Attempts that found it running. */
+  private runningCounts = new Int32Array(0);
+  /** The true chain of the last stack a check refused (an interned reference). */
+  private lastBlocked = new Int32Array(0);
   /** A task's comm, made when asked (the simulation knows how its tasks are named). */
   commOf: (id: number) => string = () => '';
-  /** The chain it sleeps (or runs) in now. */
-  current: (ChainTemplate | null)[] = [];
-  /** The true chain of the last stack a check refused (a reference: nothing is copied in the pass). */
-  lastBlockedChain: (readonly Addr[] | null)[] = [];
 
   // Its first switch in columns (most tasks switch once; the time in ms); any later ones in `moreSwitches`.
   private firstSwitchMs = new Float64Array(0);
@@ -115,51 +150,230 @@ export class TaskTable {
   private readonly keyIndex = new Map<string, number>();
   private readonly keys: string[] = [];
 
+  constructor() {
+    this.views();
+  }
+
   get size(): number {
     return this.n;
   }
 
-  /** Makes room for `n` tasks at once (the scenario's count), so the columns grow once. */
+  /** Makes room for `n` tasks at once (the scenario's count), so the table grows once. */
   reserve(n: number): void {
-    if (n <= this.group.length) return;
-    this.grow(n);
-    // The reference columns too: filled once, where a million pushes would copy them as they grow.
-    this.stack = reserved(this.stack, n);
-    this.chain = reserved(this.chain, n);
-    this.current = reserved(this.current, n);
-    this.lastBlockedChain = reserved(this.lastBlockedChain, n);
+    if (n > this.capacity) this.grow(n);
   }
 
-  /** Adds a task; returns its id. */
+  /** Adds a task; returns its id. Its row starts zeroed: no references, generation 0. */
   add(group: number, sleepState: number, cpu: number): number {
     const id = this.n++;
-    if (id === this.group.length) this.grow(Math.max(1024, id * 2));
-    this.group[id] = group;
-    this.parent[id] = -1;
-    this.stack[id] = null;
-    this.chain[id] = null;
-    this.sleepState[id] = sleepState;
-    this.cpu[id] = cpu;
-    this.wakeAt[id] = Number.POSITIVE_INFINITY;
+    if (id === this.capacity) this.grow(Math.max(1024, id * 2));
+    const w = id * ROW_WORDS;
+    this.i32[w + GROUP] = group;
+    this.i32[w + SLEEP_STATE] = sleepState;
+    this.i32[w + CPU] = cpu;
+    this.f64[id * 8 + WAKE_AT_F64] = Number.POSITIVE_INFINITY;
+    this.parents[id] = -1;
+    this.lastBlocked[id] = 0;
     this.firstSwitchVia[id] = -1;
     this.countHead[id] = -1;
     this.countTail[id] = -1;
-    this.current[id] = null;
-    this.lastBlockedChain[id] = null;
     return id;
+  }
+
+  /** The task group (the behaviour's index in the scenario), -1 for idle tasks. */
+  group(id: number): number {
+    return this.i32[id * ROW_WORDS + GROUP]!;
+  }
+
+  /** Bumped at every change of plan: an event carries the generation it was scheduled in. */
+  generation(id: number): number {
+    return this.i32[id * ROW_WORDS + GENERATION]!;
+  }
+
+  /** A new plan for the task: the events of the old one are stale. */
+  bumpGeneration(id: number): void {
+    this.i32[id * ROW_WORDS + GENERATION]!++;
+  }
+
+  phase(id: number): Phase {
+    return this.u8[id * ROW_BYTES + PHASE_BYTE]! as Phase;
+  }
+
+  setPhase(id: number, phase: Phase): void {
+    this.u8[id * ROW_BYTES + PHASE_BYTE] = phase;
+  }
+
+  /** `task->__state` of its current (or last) sleep. */
+  sleepState(id: number): number {
+    return this.i32[id * ROW_WORDS + SLEEP_STATE]!;
+  }
+
+  setSleepState(id: number, state: number): void {
+    this.i32[id * ROW_WORDS + SLEEP_STATE] = state;
+  }
+
+  /** `LpTask.state` (`task->__state`; 0 while it runs). */
+  lpState(id: number): number {
+    return this.i32[id * ROW_WORDS + LP_STATE]!;
+  }
+
+  setLpState(id: number, state: number): void {
+    this.i32[id * ROW_WORDS + LP_STATE] = state;
+  }
+
+  /** Its CPU (`LpTask.cpu`). */
+  cpu(id: number): number {
+    return this.i32[id * ROW_WORDS + CPU]!;
+  }
+
+  setCpu(id: number, cpu: number): void {
+    this.i32[id * ROW_WORDS + CPU] = cpu;
+  }
+
+  /** The transition epoch (see Simulation.epoch) it last switched in; 0 for none. */
+  switchEpoch(id: number): number {
+    return this.i32[id * ROW_WORDS + SWITCH_EPOCH]!;
+  }
+
+  setSwitchEpoch(id: number, epoch: number): void {
+    this.i32[id * ROW_WORDS + SWITCH_EPOCH] = epoch;
+  }
+
+  /** The state of random stream `s` (0 <= s < TASK_STREAMS). */
+  streamState(id: number, s: number): number {
+    return this.u32[id * ROW_WORDS + STREAMS_AT + s]!;
+  }
+
+  setStreamState(id: number, s: number, state: number): void {
+    this.u32[id * ROW_WORDS + STREAMS_AT + s] = state;
+  }
+
+  /** Sleeps left in the current system call (Infinity: until a signal). */
+  sleepsLeft(id: number): number {
+    return this.f64[id * 8 + SLEEPS_LEFT_F64]!;
+  }
+
+  setSleepsLeft(id: number, n: number): void {
+    this.f64[id * 8 + SLEEPS_LEFT_F64] = n;
+  }
+
+  /** When the current sleep ends by itself (ms), or Infinity. */
+  wakeAt(id: number): number {
+    return this.f64[id * 8 + WAKE_AT_F64]!;
+  }
+
+  setWakeAt(id: number, ms: number): void {
+    this.f64[id * 8 + WAKE_AT_F64] = ms;
+  }
+
+  /** `LpTask.patchState`. */
+  patchState(id: number): number {
+    return this.i8[id * ROW_BYTES + PATCH_STATE_BYTE]!;
+  }
+
+  setPatchState(id: number, state: number): void {
+    this.i8[id * ROW_BYTES + PATCH_STATE_BYTE] = state;
+  }
+
+  /** The chain it sleeps (or runs) in now. */
+  current(id: number): ChainTemplate | null {
+    return this.refs[this.i32[id * ROW_WORDS + CURRENT]!] as ChainTemplate | null;
+  }
+
+  setCurrent(id: number, c: ChainTemplate | null): void {
+    this.i32[id * ROW_WORDS + CURRENT] = this.ref(c);
+  }
+
+  /** `LpTask.stack`: the image the walker reads. */
+  stack(id: number): Task | null {
+    return this.refs[this.i32[id * ROW_WORDS + STACK]!] as Task | null;
+  }
+
+  setStack(id: number, stack: Task | null): void {
+    this.i32[id * ROW_WORDS + STACK] = this.ref(stack);
+  }
+
+  /** `LpTask.chain`: the true chain. */
+  chain(id: number): readonly Addr[] | null {
+    return this.refs[this.i32[id * ROW_WORDS + CHAIN]!] as readonly Addr[] | null;
+  }
+
+  setChain(id: number, chain: readonly Addr[] | null): void {
+    this.i32[id * ROW_WORDS + CHAIN] = this.ref(chain);
+  }
+
+  /** LpFlag bits. */
+  lpFlags(id: number): number {
+    return this.u8[id * ROW_BYTES + LP_FLAGS_BYTE]!;
+  }
+
+  /** Whether any of the LpFlag bits `flag` is set. */
+  hasLp(id: number, flag: number): boolean {
+    return (this.u8[id * ROW_BYTES + LP_FLAGS_BYTE]! & flag) !== 0;
   }
 
   /** Sets or clears LpFlag bits. */
   setLp(id: number, flag: number, on: boolean): void {
-    this.lpFlags[id] = on ? this.lpFlags[id]! | flag : this.lpFlags[id]! & ~flag;
+    const i = id * ROW_BYTES + LP_FLAGS_BYTE;
+    this.u8[i] = on ? this.u8[i]! | flag : this.u8[i]! & ~flag;
   }
 
+  /** Whether any of the TaskFlag bits `flag` is set. */
   has(id: number, flag: number): boolean {
-    return (this.flags[id]! & flag) !== 0;
+    return (this.u8[id * ROW_BYTES + FLAGS_BYTE]! & flag) !== 0;
   }
 
+  /** Sets or clears TaskFlag bits. */
   set(id: number, flag: number, on: boolean): void {
-    this.flags[id] = on ? this.flags[id]! | flag : this.flags[id]! & ~flag;
+    const i = id * ROW_BYTES + FLAGS_BYTE;
+    this.u8[i] = on ? this.u8[i]! | flag : this.u8[i]! & ~flag;
+  }
+
+  pid(id: number): number {
+    return this.pids[id]!;
+  }
+
+  setPid(id: number, pid: number): void {
+    this.pids[id] = pid;
+  }
+
+  /** The task it was forked from, or -1. */
+  parent(id: number): number {
+    return this.parents[id]!;
+  }
+
+  setParent(id: number, parent: number): void {
+    this.parents[id] = parent;
+  }
+
+  /** Attempts that found it running. */
+  blockedRunning(id: number): number {
+    return this.runningCounts[id]!;
+  }
+
+  countRunning(id: number): void {
+    this.runningCounts[id]!++;
+  }
+
+  /** The true chain of the last stack a check refused, or null. */
+  lastBlockedChain(id: number): readonly Addr[] | null {
+    return this.refs[this.lastBlocked[id]!] as readonly Addr[] | null;
+  }
+
+  setLastBlockedChain(id: number, chain: readonly Addr[] | null): void {
+    this.lastBlocked[id] = this.ref(chain);
+  }
+
+  /** The index of `x` in `refs` (0 for null), interned at first sight. */
+  private ref(x: object | null): number {
+    if (x === null) return 0;
+    let i = this.refIndex.get(x);
+    if (i === undefined) {
+      i = this.refs.length;
+      this.refs.push(x);
+      this.refIndex.set(x, i);
+    }
+    return i;
   }
 
   /** A switch at `ms` (simulated milliseconds): the first goes in columns, so a pass allocates nothing for it. */
@@ -250,26 +464,30 @@ export class TaskTable {
   }
 
   private grow(size: number): void {
-    this.group = grown(this.group, size);
-    this.generation = grown(this.generation, size);
-    this.phase = grown(this.phase, size);
-    this.flags = grown(this.flags, size);
-    this.sleepState = grown(this.sleepState, size);
-    this.sleepsLeft = grown(this.sleepsLeft, size);
-    this.wakeAt = grown(this.wakeAt, size);
-    this.blockedRunning = grown(this.blockedRunning, size);
-    this.cpu = grown(this.cpu, size);
-    this.switchEpoch = grown(this.switchEpoch, size);
-    this.pid = grown(this.pid, size);
-    this.parent = grown(this.parent, size);
-    this.patchState = grown(this.patchState, size);
-    this.lpState = grown(this.lpState, size);
-    this.lpFlags = grown(this.lpFlags, size);
-    this.firstSwitchMs = grown(this.firstSwitchMs, size);
-    this.firstSwitchVia = grown(this.firstSwitchVia, size);
-    this.firstSwitchTransition = grown(this.firstSwitchTransition, size);
-    this.countHead = grown(this.countHead, size);
-    this.countTail = grown(this.countTail, size);
+    const bytes = size * ROW_BYTES;
+    const have = this.memory.buffer.byteLength;
+    if (bytes > have) this.memory.grow(Math.ceil((bytes - have) / WASM_PAGE));
+    this.views();
+    this.capacity = Math.floor(this.memory.buffer.byteLength / ROW_BYTES);
+    const cold = this.capacity;
+    this.pids = grown(this.pids, cold);
+    this.parents = grown(this.parents, cold);
+    this.runningCounts = grown(this.runningCounts, cold);
+    this.lastBlocked = grown(this.lastBlocked, cold);
+    this.firstSwitchMs = grown(this.firstSwitchMs, cold);
+    this.firstSwitchVia = grown(this.firstSwitchVia, cold);
+    this.firstSwitchTransition = grown(this.firstSwitchTransition, cold);
+    this.countHead = grown(this.countHead, cold);
+    this.countTail = grown(this.countTail, cold);
+  }
+
+  private views(): void {
+    const b = this.memory.buffer;
+    this.i32 = new Int32Array(b);
+    this.u32 = new Uint32Array(b);
+    this.u8 = new Uint8Array(b);
+    this.i8 = new Int8Array(b);
+    this.f64 = new Float64Array(b);
   }
 
   private growCounts(): void {
@@ -281,16 +499,9 @@ export class TaskTable {
   }
 }
 
-/** `a` in an array of `n` entries, the rest null (an array of references that need not grow). */
-function reserved<T>(a: (T | null)[], n: number): (T | null)[] {
-  const b = new Array<T | null>(n).fill(null);
-  for (let i = 0; i < a.length; i++) b[i] = a[i]!;
-  return b;
-}
-
 /**
  * A simulated task as the kernel code sees it (`LpTask`): a handle whose
- * fields are the TaskTable's columns, so a million tasks cost a million
+ * fields are the TaskTable's row, so a million tasks cost a million
  * two-field objects and no strings (the comm is made when asked).
  */
 export class SimTask implements LpTask {
@@ -299,63 +510,63 @@ export class SimTask implements LpTask {
     readonly id: number,
   ) {}
   get pid(): number {
-    return this.t.pid[this.id]!;
+    return this.t.pid(this.id);
   }
   get comm(): string {
     return this.t.commOf(this.id);
   }
   get kthread(): boolean {
-    return (this.t.lpFlags[this.id]! & LpFlag.KTHREAD) !== 0;
+    return (this.t.lpFlags(this.id) & LpFlag.KTHREAD) !== 0;
   }
   get idle(): boolean {
-    return (this.t.lpFlags[this.id]! & LpFlag.IDLE) !== 0;
+    return (this.t.lpFlags(this.id) & LpFlag.IDLE) !== 0;
   }
   get cpu(): number {
-    return this.t.cpu[this.id]!;
+    return this.t.cpu(this.id);
   }
   set cpu(cpu: number) {
-    this.t.cpu[this.id] = cpu;
+    this.t.setCpu(this.id, cpu);
   }
   get patchState(): number {
-    return this.t.patchState[this.id]!;
+    return this.t.patchState(this.id);
   }
   set patchState(state: number) {
-    this.t.patchState[this.id] = state;
+    this.t.setPatchState(this.id, state);
   }
   get pending(): boolean {
-    return (this.t.lpFlags[this.id]! & LpFlag.PENDING) !== 0;
+    return (this.t.lpFlags(this.id) & LpFlag.PENDING) !== 0;
   }
   set pending(on: boolean) {
     this.t.setLp(this.id, LpFlag.PENDING, on);
   }
   get running(): boolean {
-    return (this.t.lpFlags[this.id]! & LpFlag.RUNNING) !== 0;
+    return (this.t.lpFlags(this.id) & LpFlag.RUNNING) !== 0;
   }
   set running(on: boolean) {
     this.t.setLp(this.id, LpFlag.RUNNING, on);
   }
   get inUser(): boolean {
-    return (this.t.lpFlags[this.id]! & LpFlag.IN_USER) !== 0;
+    return (this.t.lpFlags(this.id) & LpFlag.IN_USER) !== 0;
   }
   set inUser(on: boolean) {
     this.t.setLp(this.id, LpFlag.IN_USER, on);
   }
   get stack(): Task | null {
-    return this.t.stack[this.id]!;
+    return this.t.stack(this.id);
   }
   set stack(image: Task | null) {
-    this.t.stack[this.id] = image;
+    this.t.setStack(this.id, image);
   }
   get chain(): readonly Addr[] | null {
-    return this.t.chain[this.id]!;
+    return this.t.chain(this.id);
   }
   set chain(chain: readonly Addr[] | null) {
-    this.t.chain[this.id] = chain;
+    this.t.setChain(this.id, chain);
   }
   get state(): number {
-    return this.t.lpState[this.id]!;
+    return this.t.lpState(this.id);
   }
   set state(state: number) {
-    this.t.lpState[this.id] = state;
+    this.t.setLpState(this.id, state);
   }
 }
