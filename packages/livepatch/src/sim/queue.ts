@@ -1,4 +1,4 @@
-import { grown } from './columns.js';
+import { WASM_PAGE, WasmMemory } from './columns.js';
 import { EventKind } from './events.js';
 import { EventHeap } from './heap.js';
 
@@ -8,6 +8,19 @@ export { EventKind } from './events.js';
 const WHEEL_BITS = 16;
 const WHEEL = 1 << WHEEL_BITS;
 const MASK = WHEEL - 1;
+
+/**
+ * An event's row, in int32 words: its time (a float64 in words 0-1; whole
+ * milliseconds, but a draw far beyond the time limit may exceed int32), the
+ * task (or action) it concerns, the task's generation when it was scheduled,
+ * the next event of its slot (-1: none), its kind. 32 bytes in memory whose
+ * pages are aligned: two events per cache line, none straddling two.
+ */
+const EVENT_WORDS = 8;
+const ARG = 2;
+const GENERATION = 3;
+const NEXT = 4;
+const KIND = 5;
 
 /**
  * The event queue: a timing wheel of one slot per millisecond (every event
@@ -27,12 +40,13 @@ const MASK = WHEEL - 1;
  * come out next, at the current time.
  */
 export class EventQueue {
-  // The event pool: parallel typed arrays, linked per slot through `next`.
-  private time = new Float64Array(1024);
-  private kind = new Uint8Array(1024);
-  private arg = new Int32Array(1024);
-  private generation = new Int32Array(1024);
-  private next = new Int32Array(1024);
+  // The event pool: one 32-byte row per event (see EVENT_WORDS), linked per slot through its
+  // `next` word. A million pending events are scattered over the pool by the free list; with a
+  // typed array per field, a pop paid a cache miss per field.
+  private memory = new WasmMemory({ initial: 1 });
+  private f64 = new Float64Array(this.memory.buffer);
+  private i32 = new Int32Array(this.memory.buffer);
+  private capacity = this.f64.length / (EVENT_WORDS / 2);
   private free = -1;
   private used = 0;
   private readonly head = new Int32Array(WHEEL).fill(-1);
@@ -68,18 +82,19 @@ export class EventQueue {
     }
     const slot = this.nextSlot();
     const e = this.head[slot]!;
-    const after = this.next[e]!;
+    const w = e * EVENT_WORDS;
+    const after = this.i32[w + NEXT]!;
     this.head[slot] = after;
     if (after === -1) {
       this.tail[slot] = -1;
       this.bits[slot >>> 5]! &= ~(1 << (slot & 31));
     }
     this.inWheel--;
-    this.outTime = this.time[e]!;
-    this.outKind = this.kind[e]! as EventKind;
-    this.outArg = this.arg[e]!;
-    this.outGeneration = this.generation[e]!;
-    this.next[e] = this.free;
+    this.outTime = this.f64[w >>> 1]!;
+    this.outKind = this.i32[w + KIND]! as EventKind;
+    this.outArg = this.i32[w + ARG]!;
+    this.outGeneration = this.i32[w + GENERATION]!;
+    this.i32[w + NEXT] = this.free;
     this.free = e;
     if (this.outTime > this.cur) this.advance(this.outTime);
     return true;
@@ -88,16 +103,13 @@ export class EventQueue {
   /** The earliest event's time, or +Infinity. */
   peekTime(): number {
     if (this.inWheel === 0) return this.far.peekTime();
-    return this.time[this.head[this.nextSlot()]!]!;
+    return this.f64[(this.head[this.nextSlot()]! * EVENT_WORDS) >>> 1]!;
   }
 
   /** Drops every event and gives the pool's memory back (a run that has ended: its report needs the room). */
   release(): void {
-    this.time = new Float64Array(1024);
-    this.kind = new Uint8Array(1024);
-    this.arg = new Int32Array(1024);
-    this.generation = new Int32Array(1024);
-    this.next = new Int32Array(1024);
+    this.memory = new WasmMemory({ initial: 1 });
+    this.views();
     this.free = -1;
     this.used = 0;
     this.head.fill(-1);
@@ -119,22 +131,23 @@ export class EventQueue {
 
   private append(t: number, kind: EventKind, arg: number, generation: number): void {
     let e = this.free;
-    if (e !== -1) this.free = this.next[e]!;
+    if (e !== -1) this.free = this.i32[e * EVENT_WORDS + NEXT]!;
     else {
-      if (this.used === this.time.length) this.grow();
+      if (this.used === this.capacity) this.grow();
       e = this.used++;
     }
-    this.time[e] = t;
-    this.kind[e] = kind;
-    this.arg[e] = arg;
-    this.generation[e] = generation;
-    this.next[e] = -1;
+    const w = e * EVENT_WORDS;
+    this.f64[w >>> 1] = t;
+    this.i32[w + KIND] = kind;
+    this.i32[w + ARG] = arg;
+    this.i32[w + GENERATION] = generation;
+    this.i32[w + NEXT] = -1;
     const slot = t & MASK;
     const last = this.tail[slot]!;
     if (last === -1) {
       this.head[slot] = e;
       this.bits[slot >>> 5]! |= 1 << (slot & 31);
-    } else this.next[last] = e;
+    } else this.i32[last * EVENT_WORDS + NEXT] = e;
     this.tail[slot] = e;
     this.inWheel++;
   }
@@ -153,12 +166,15 @@ export class EventQueue {
     return (w << 5) | (31 - Math.clz32(word & -word));
   }
 
+  /** Doubles the pool (growing the memory detaches the old views). */
   private grow(): void {
-    const size = this.time.length * 2;
-    this.time = grown(this.time, size);
-    this.kind = grown(this.kind, size);
-    this.arg = grown(this.arg, size);
-    this.generation = grown(this.generation, size);
-    this.next = grown(this.next, size);
+    this.memory.grow(this.memory.buffer.byteLength / WASM_PAGE);
+    this.views();
+  }
+
+  private views(): void {
+    this.f64 = new Float64Array(this.memory.buffer);
+    this.i32 = new Int32Array(this.memory.buffer);
+    this.capacity = this.f64.length / (EVENT_WORDS / 2);
   }
 }

@@ -2,7 +2,7 @@ import type { Addr } from '@klpsim/arm64';
 import type { Task } from '@klpsim/kernel';
 import type { LpTask } from '../model.js';
 import type { SwitchVia } from '../transition.js';
-import { grown } from './columns.js';
+import { grown, WASM_PAGE, WasmMemory } from './columns.js';
 import type { ChainTemplate } from './environment.js';
 import type { TaskSwitch } from './log.js';
 
@@ -86,18 +86,6 @@ const PATCH_STATE_BYTE = 47;
 const SLEEPS_LEFT_F64 = 6;
 const WAKE_AT_F64 = 7;
 const ROW_BYTES = ROW_WORDS * 4;
-const WASM_PAGE = 65536;
-
-/** The part of WebAssembly.Memory used here (the project's TypeScript lib has no DOM types). */
-interface GrowableMemory {
-  readonly buffer: ArrayBuffer;
-  grow(pages: number): number;
-}
-const WasmMemory = (
-  globalThis as unknown as {
-    WebAssembly: { Memory: new (d: { initial: number }) => GrowableMemory };
-  }
-).WebAssembly.Memory;
 
 /** How many random streams a task has (the row holds that many words). */
 export const TASK_STREAMS = 2;
