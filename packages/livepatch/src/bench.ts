@@ -4,6 +4,7 @@ import { klpEnablePatch } from './core.js';
 import { buildPatch, KLP_TRANSITION_IDLE, type LpTask, type PatchSpec } from './model.js';
 import { TASK_INTERRUPTIBLE } from './sched.js';
 import type { Scenario, ScenarioInput } from './sim/schema.js';
+import { LpTaskList } from './task-list.js';
 import { KlpCore, type KlpObserver, klpTryCompleteTransition } from './transition.js';
 
 const silent: KlpObserver = { message: () => {}, switched: () => {}, blocked: () => {} };
@@ -21,10 +22,8 @@ export function measurePass(
 ): { seconds: number; switched: number; blocked: number } {
   const machine = cloneMachine(original);
   const stacks = machine.tasks.filter((t) => !t.onCpu);
-  const core = new KlpCore(machine, policy, silent);
-  // Plain LpTask objects, as a caller of the kernel code builds them. (The simulation's tasks are
-  // handles over columns, SimTask: a third of the memory, but each field a getter; a pass over
-  // them measured a quarter slower warm and about twice as slow in a cold process.)
+  // Plain LpTask objects, as a caller of the engine builds them.
+  const list = new LpTaskList([]);
   for (let i = 0; i < n; i++) {
     const stack = stacks[i % stacks.length]!;
     const lp: LpTask = {
@@ -41,8 +40,9 @@ export function measurePass(
       chain: null,
       state: TASK_INTERRUPTIBLE,
     };
-    core.tasks.push(lp);
+    list.add(lp);
   }
+  const core = new KlpCore(machine, policy, list, silent);
   const p = buildPatch(machine, patch, 0);
   const loaded = loadModule(machine, p.module);
   if (!loaded.ok) throw new Error(loaded.error.message);
@@ -52,10 +52,7 @@ export function measurePass(
   klpTryCompleteTransition(core, { signal: () => {}, wakeIdle: () => {} });
   const seconds = (performance.now() - t0) / 1000;
   let switched = 0;
-  for (let i = 0; i < core.tasks.length; i++) {
-    const t = core.tasks[i]!;
-    if (!t.pending) switched++;
-  }
+  for (let id = 0; id < list.all.length; id++) if (!list.all[id]!.pending) switched++;
   return { seconds, switched, blocked: n - switched };
 }
 

@@ -44,6 +44,7 @@ export {
 } from './sim/run.js';
 export { type RunOutcome, type RunsSummary, runOutcome, summarizeRuns } from './sim/runs.js';
 export * from './sim/schema.js';
+export { type KlpTasks, LpTaskList } from './task-list.js';
 export {
   type CallbackKind,
   checkedRange,

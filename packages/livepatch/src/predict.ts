@@ -9,6 +9,7 @@ import type { Policy, WalkReason } from '@klpsim/unwind';
 import { klpEnablePatch } from './core.js';
 import { buildPatch, KLP_TRANSITION_IDLE, type LpTask, type PatchSpec } from './model.js';
 import { stateOf } from './sched.js';
+import { LpTaskList } from './task-list.js';
 import {
   KlpCore,
   type KlpObserver,
@@ -99,7 +100,7 @@ export function predictTransition(
 ): Result<Prediction, InputError> {
   const machine = cloneMachine(original);
   const outcome = new Map<
-    LpTask,
+    number,
     { kind: SwitchBlock | 'switches'; fn: string | null; reason: WalkReason | null }
   >();
   const messages: string[] = [];
@@ -114,8 +115,8 @@ export function predictTransition(
         reason: why === 'unreliable' ? core.stackWalker.result().reason : null,
       }),
   };
-  core = new KlpCore(machine, policy, observer);
-  core.tasks.push(...tasksOf(machine));
+  const list = new LpTaskList(tasksOf(machine));
+  core = new KlpCore(machine, policy, list, observer);
   const patch = buildPatch(machine, spec, 0);
   const loaded = loadModule(machine, patch.module);
   if (!loaded.ok) return loaded;
@@ -127,10 +128,7 @@ export function predictTransition(
       core.transitionPatch = null;
       for (const obj of patch.objects) patchObject(core, obj);
       for (const obj of patch.objects) for (const f of obj.funcs) f.transition = false;
-      for (let i = 0; i < core.tasks.length; i++) {
-        const t = core.tasks[i]!;
-        t.pending = false;
-      }
+      for (const t of list.all) t.pending = false;
       messages.length = 0;
       klpInitTransition(core, patch, 0);
       klpStartTransition(core);
@@ -142,11 +140,11 @@ export function predictTransition(
   const tasks: PredictedTask[] =
     ret !== 0
       ? []
-      : core.tasks.map((t) => {
+      : list.all.map((t, id) => {
           const walks = policy.hasReliableWalk && !t.running && t.stack !== null;
-          klpTrySwitchTask(core, t);
+          klpTrySwitchTask(core, id);
           const trace = walks ? core.stackWalker.result().trace.map((e) => e.symbol) : [];
-          const o = outcome.get(t);
+          const o = outcome.get(id);
           if (o === undefined) {
             // klp_have_reliable_stack() is false: the task stays pending, silently.
             return {

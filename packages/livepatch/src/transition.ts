@@ -8,9 +8,9 @@ import {
   type KlpFunc,
   type KlpObject,
   type KlpPatch,
-  type LpTask,
 } from './model.js';
 import type { SchedHook } from './sched.js';
+import type { KlpTasks } from './task-list.js';
 
 /**
  * The consistency model (kernel/livepatch/transition.c): one transition at a
@@ -51,13 +51,14 @@ export interface KlpObserver {
   readonly debug?: boolean;
   /** A line as the kernel prints it, prefix included ("livepatch: ..."). */
   message(text: string, level: MessageLevel): void;
-  switched(task: LpTask, via: SwitchVia): void;
+  /** A task (its id in the core's `tasks`) took the target state. */
+  switched(task: number, via: SwitchVia): void;
   /**
    * A task could not switch; `detail` is the walk's reason code (unreliable)
    * or the function (sleeping). Called per task per attempt, so it takes no
    * object: the pass allocates nothing.
    */
-  blocked(task: LpTask, why: SwitchBlock, detail: ReasonCode | string | null): void;
+  blocked(task: number, why: SwitchBlock, detail: ReasonCode | string | null): void;
   /** An object callback of a patch module ran. */
   callback?(patch: KlpPatch, obj: KlpObject, kind: CallbackKind): void;
   /**
@@ -67,9 +68,6 @@ export interface KlpObserver {
    */
   synchronize?(why: 'transition' | 'unpatch'): void;
 }
-
-// Loops over the task list index it: `for...of` made an iterator result per task, a
-// million objects of garbage per loop, more than the rest of a simulated transition made.
 
 /** The livepatch core's state for one kernel: `klp_patches`, `klp_transition_patch`, `klp_target_state`. */
 export class KlpCore {
@@ -83,17 +81,16 @@ export class KlpCore {
   readonly funcStacks = new Map<Addr, KlpFunc[]>();
   /** Bumped whenever a func_stack changes, so callers can cache what they derive from them. */
   funcStacksGen = 0;
-  readonly tasks: LpTask[] = [];
   /**
-   * The tasks of `tasks` with TIF_PATCH_PENDING, in task-list order, plus
-   * some that have switched since (dropped at the next `pendingTasks()`).
-   * The kernel's pass visits every thread and skips those not pending; with
-   * a million tasks, 87 % of them switched at the first attempt, so the
-   * simulation visits only these, in the same order, with the same result.
+   * The ids of the task list's tasks with TIF_PATCH_PENDING, in task-list
+   * order, plus some that have switched since (dropped at the next
+   * `pendingTasks()`). The kernel's pass visits every thread and skips those
+   * not pending; with a million tasks, 87 % of them switched at the first
+   * attempt, so the engine visits only these, in the same order, with the
+   * same result.
    */
-  private pendingList: LpTask[] = [];
-  /** `idle_task(cpu)`, one per CPU. */
-  readonly idleTasks: LpTask[] = [];
+  private pendingIds = new Int32Array(1024);
+  private pendingCount = 0;
   readonly cpuOnline: boolean[] = [];
   private readonly walker: Walker;
   /** The ranges a pass checks (see `checkedRanges`), valid during one `klpTryCompleteTransition`. */
@@ -111,6 +108,8 @@ export class KlpCore {
   constructor(
     readonly machine: Machine,
     readonly policy: Policy,
+    /** The kernel's tasks, by id; the engine refers to a task by its id only. */
+    readonly tasks: KlpTasks,
     readonly observer: KlpObserver,
     /** Where the scheduler lets a task switch itself (sched.ts). */
     readonly hook: SchedHook = 'freezable-schedule',
@@ -118,31 +117,46 @@ export class KlpCore {
     this.walker = new Walker(machine, policy);
   }
 
-  /** The tasks with TIF_PATCH_PENDING now, in task-list order (idle tasks are not in it). */
-  pendingTasks(): readonly LpTask[] {
-    const list = this.pendingList;
+  /**
+   * The ids of the tasks with TIF_PATCH_PENDING now, in task-list order
+   * (idle tasks are not on the list). A view valid until the next call or
+   * `flagPending`: nothing flags a task during a pass.
+   */
+  pendingTasks(): Int32Array {
+    const ids = this.pendingIds;
+    const tasks = this.tasks;
     let n = 0;
-    for (let i = 0; i < list.length; i++) {
-      const t = list[i]!;
-      if (t.pending) list[n++] = t;
+    for (let i = 0; i < this.pendingCount; i++) {
+      const id = ids[i]!;
+      if (tasks.pending(id)) ids[n++] = id;
     }
-    list.length = n;
-    return list;
+    this.pendingCount = n;
+    return ids.subarray(0, n);
   }
 
-  /** Sets TIF_PATCH_PENDING (`klp_start_transition`, `klp_copy_process`): the list follows the flag. */
-  flagPending(task: LpTask): void {
-    task.pending = true;
-    this.pendingList.push(task);
+  /** Sets TIF_PATCH_PENDING (`klp_copy_process`): the list follows the flag. */
+  flagPending(task: number): void {
+    this.tasks.setPending(task, true);
+    if (this.pendingCount === this.pendingIds.length) this.growPending(this.pendingCount * 2);
+    this.pendingIds[this.pendingCount++] = task;
   }
 
   /**
    * `klp_start_transition` flags tasks afresh: the list starts as the whole
-   * task list (one copy, not a million pushes); `pendingTasks()` drops those
-   * the start did not flag.
+   * task list; `pendingTasks()` drops those the start did not flag.
    */
   flagPendingStart(): void {
-    this.pendingList = this.tasks.slice();
+    const { first } = this.tasks;
+    const n = this.tasks.end() - first;
+    if (n > this.pendingIds.length) this.growPending(n);
+    for (let i = 0; i < n; i++) this.pendingIds[i] = first + i;
+    this.pendingCount = n;
+  }
+
+  private growPending(size: number): void {
+    const ids = new Int32Array(size);
+    ids.set(this.pendingIds.subarray(0, this.pendingCount));
+    this.pendingIds = ids;
   }
 
   /** The walker the stack checks use (its trace holds the last check's entries). */
@@ -244,17 +258,18 @@ export function rangeHit(ranges: CheckedRanges, pcs: ArrayLike<number>, n: numbe
  * object. 0, -EINVAL (unreliable) or -EADDRINUSE (sleeping on a function;
  * the message names `func->old_name` in both directions).
  */
-export function klpCheckStack(core: KlpCore, task: LpTask): number {
+export function klpCheckStack(core: KlpCore, task: number): number {
   core.lastReason = null;
-  if (task.stack === null) return 0;
-  const cached = core.passChecks?.get(task.stack);
+  const stack = core.tasks.stack(task);
+  if (stack === null) return 0;
+  const cached = core.passChecks?.get(stack);
   if (cached !== undefined) {
     core.lastOldName = cached.oldName;
     core.lastReason = cached.reason;
     return cached.ret;
   }
-  const ret = walkAndCheck(core, task.stack);
-  core.passChecks?.set(task.stack, { ret, oldName: core.lastOldName, reason: core.lastReason });
+  const ret = walkAndCheck(core, stack);
+  core.passChecks?.set(stack, { ret, oldName: core.lastOldName, reason: core.lastReason });
   return ret;
 }
 
@@ -282,13 +297,14 @@ function walkAndCheck(core: KlpCore, image: Task): number {
  */
 export function klpTrySwitchTask(
   core: KlpCore,
-  task: LpTask,
+  task: number,
   current = false,
   via: SwitchVia = 'stack-check',
 ): boolean {
-  if (task.patchState === core.targetState) return true;
+  const tasks = core.tasks;
+  if (tasks.patchState(task) === core.targetState) return true;
   if (!core.policy.hasReliableWalk) return false;
-  if (task.running && !current) {
+  if (tasks.running(task) && !current) {
     switchDebug(core, task, 'is running');
     core.observer.blocked(task, 'running', null);
     return false;
@@ -304,8 +320,8 @@ export function klpTrySwitchTask(
     core.observer.blocked(task, 'sleeping', core.lastOldName);
     return false;
   }
-  task.pending = false;
-  task.patchState = core.targetState;
+  tasks.setPending(task, false);
+  tasks.setPatchState(task, core.targetState);
   core.observer.switched(task, via);
   return true;
 }
@@ -315,9 +331,14 @@ export function klpTrySwitchTask(
  * attempt, so the text is built only when dynamic debug is on: the pass
  * allocates nothing otherwise.
  */
-function switchDebug(core: KlpCore, task: LpTask, what: string, fn = ''): void {
+function switchDebug(core: KlpCore, task: number, what: string, fn = ''): void {
   if (core.observer.debug !== true) return;
-  klpPrint(core, 'debug', `klp_try_switch_task: ${task.comm}:${task.pid} ${what}${fn}`);
+  const tasks = core.tasks;
+  klpPrint(
+    core,
+    'debug',
+    `klp_try_switch_task: ${tasks.comm(task)}:${tasks.pid(task)} ${what}${fn}`,
+  );
 }
 
 /**
@@ -326,18 +347,30 @@ function switchDebug(core: KlpCore, task: LpTask, what: string, fn = ''): void {
  * by version: sched.ts). Only while a transition has the key on and the
  * task still has TIF_PATCH_PENDING. Returns whether it switched.
  */
-export function klpSchedTrySwitch(core: KlpCore, task: LpTask): boolean {
-  if (!core.schedHookEnabled || !task.pending) return false;
+export function klpSchedTrySwitch(core: KlpCore, task: number): boolean {
+  if (!core.schedHookEnabled || !core.tasks.pending(task)) return false;
   return klpTrySwitchTask(core, task, true, 'sched-hook');
 }
 
 /** `klp_update_patch_state`: at a switch point, a pending task takes the target state. */
-export function klpUpdatePatchState(core: KlpCore, task: LpTask, via: SwitchVia): void {
-  if (task.pending) {
-    task.pending = false;
-    task.patchState = core.targetState;
+export function klpUpdatePatchState(core: KlpCore, task: number, via: SwitchVia): void {
+  const tasks = core.tasks;
+  if (tasks.pending(task)) {
+    tasks.setPending(task, false);
+    tasks.setPatchState(task, core.targetState);
     core.observer.switched(task, via);
   }
+}
+
+/**
+ * Every id on the task list, then every idle task's, in that order: the
+ * loops of kernel/livepatch/transition.c that visit each thread
+ * (`for_each_process_thread`) and then each CPU's `idle_task`.
+ */
+function forEachTaskThenIdle(core: KlpCore, fn: (task: number) => void): void {
+  const tasks = core.tasks;
+  for (let id = tasks.first; id < tasks.end(); id++) fn(id);
+  for (let cpu = 0; cpu < tasks.cpus; cpu++) fn(tasks.idle(cpu));
 }
 
 /** `klp_init_transition`: every task and idle task starts in the initial state; every func is in transition. */
@@ -347,11 +380,8 @@ export function klpInitTransition(core: KlpCore, patch: KlpPatch, state: number)
   core.targetState = state;
   const initial =
     state === KLP_TRANSITION_PATCHED ? KLP_TRANSITION_UNPATCHED : KLP_TRANSITION_PATCHED;
-  for (let i = 0; i < core.tasks.length; i++) {
-    const t = core.tasks[i]!;
-    t.patchState = initial;
-  }
-  for (const t of core.idleTasks) t.patchState = initial;
+  const tasks = core.tasks;
+  forEachTaskThenIdle(core, (t) => tasks.setPatchState(t, initial));
   for (const obj of patch.objects) for (const func of obj.funcs) func.transition = true;
 }
 
@@ -359,12 +389,12 @@ export function klpInitTransition(core: KlpCore, patch: KlpPatch, state: number)
 export function klpStartTransition(core: KlpCore): void {
   const patch = core.transitionPatch!;
   klpPrint(core, 'notice', `'${patch.name}': starting ${stateName(core.targetState)} transition`);
-  for (let i = 0; i < core.tasks.length; i++) {
-    const t = core.tasks[i]!;
-    if (t.patchState !== core.targetState) t.pending = true;
-  }
+  const tasks = core.tasks;
+  const target = core.targetState;
+  forEachTaskThenIdle(core, (t) => {
+    if (tasks.patchState(t) !== target) tasks.setPending(t, true);
+  });
   core.flagPendingStart();
-  for (const t of core.idleTasks) if (t.patchState !== core.targetState) t.pending = true;
   core.schedHookEnabled = core.hook !== 'none';
   core.signalsCnt = 0;
 }
@@ -375,19 +405,16 @@ export function klpStartTransition(core: KlpCore): void {
  * pending kthread. What each does when signalled is the simulation's (the
  * observer's) business; idle tasks are not in the task list.
  */
-export function klpSendSignals(core: KlpCore, signal: (task: LpTask) => void): void {
+export function klpSendSignals(core: KlpCore, signal: (task: number) => void): void {
   if (core.signalsCnt === SIGNALS_TIMEOUT) klpPrint(core, 'notice', 'signaling remaining tasks');
   const pending = core.pendingTasks();
-  for (let i = 0; i < pending.length; i++) {
-    const t = pending[i]!;
-    signal(t);
-  }
+  for (let i = 0; i < pending.length; i++) signal(pending[i]!);
 }
 
 /** What `klpTryCompleteTransition` asks of the world around it. */
 export interface TransitionHooks {
   /** A fake signal (user task) or interruptible wake-up (kthread), from `klp_send_signals`. */
-  signal(task: LpTask): void;
+  signal(task: number): void;
   /** `wake_up_if_idle(cpu)`: make an idle CPU's idle task go round its loop. */
   wakeIdle(cpu: number): void;
 }
@@ -403,19 +430,19 @@ export function klpTryCompleteTransition(core: KlpCore, hooks: TransitionHooks):
   core.passRanges = checkedRanges(core);
   core.passChecks = new Map();
   const pending = core.pendingTasks();
-  for (let i = 0; i < pending.length; i++) {
-    const t = pending[i]!;
-    if (!klpTrySwitchTask(core, t)) complete = false;
-  }
-  for (const idle of core.idleTasks) {
-    if (core.cpuOnline[idle.cpu] !== false) {
+  for (let i = 0; i < pending.length; i++)
+    if (!klpTrySwitchTask(core, pending[i]!)) complete = false;
+  const tasks = core.tasks;
+  for (let cpu = 0; cpu < tasks.cpus; cpu++) {
+    const idle = tasks.idle(cpu);
+    if (core.cpuOnline[cpu] !== false) {
       if (!klpTrySwitchTask(core, idle)) {
         complete = false;
-        hooks.wakeIdle(idle.cpu);
+        hooks.wakeIdle(cpu);
       }
-    } else if (idle.patchState !== core.targetState) {
-      idle.pending = false;
-      idle.patchState = core.targetState;
+    } else if (tasks.patchState(idle) !== core.targetState) {
+      tasks.setPending(idle, false);
+      tasks.setPatchState(idle, core.targetState);
       core.observer.switched(idle, 'offline-cpu');
     }
   }
@@ -492,11 +519,8 @@ export function klpCompleteTransition(core: KlpCore): void {
   }
   for (const obj of patch.objects) for (const f of obj.funcs) f.transition = false;
   if (patching) core.observer.synchronize?.('transition');
-  for (let i = 0; i < core.tasks.length; i++) {
-    const t = core.tasks[i]!;
-    t.patchState = KLP_TRANSITION_IDLE;
-  }
-  for (const t of core.idleTasks) t.patchState = KLP_TRANSITION_IDLE;
+  const tasks = core.tasks;
+  forEachTaskThenIdle(core, (t) => tasks.setPatchState(t, KLP_TRANSITION_IDLE));
   for (const obj of patch.objects) {
     if (!klpIsObjectLoaded(core, obj)) continue;
     if (patching) klpPostPatchCallback(core, obj);
@@ -540,11 +564,8 @@ export function klpReverseTransition(core: KlpCore): void {
         : 'unpatching to patching'
     }`,
   );
-  for (let i = 0; i < core.tasks.length; i++) {
-    const t = core.tasks[i]!;
-    t.pending = false;
-  }
-  for (const t of core.idleTasks) t.pending = false;
+  const tasks = core.tasks;
+  forEachTaskThenIdle(core, (t) => tasks.setPending(t, false));
   core.observer.synchronize?.('transition');
   patch.enabled = !patch.enabled;
   core.targetState =
@@ -561,21 +582,20 @@ export function klpReverseTransition(core: KlpCore): void {
 export function klpForceTransition(core: KlpCore): void {
   klpPrint(core, 'warn', 'forcing remaining tasks to the patched state');
   const pending = core.pendingTasks();
-  for (let i = 0; i < pending.length; i++) {
-    const t = pending[i]!;
-    klpUpdatePatchState(core, t, 'force');
-  }
-  for (const t of core.idleTasks) klpUpdatePatchState(core, t, 'force');
+  for (let i = 0; i < pending.length; i++) klpUpdatePatchState(core, pending[i]!, 'force');
+  const tasks = core.tasks;
+  for (let cpu = 0; cpu < tasks.cpus; cpu++) klpUpdatePatchState(core, tasks.idle(cpu), 'force');
   const patch = core.transitionPatch!;
   if (core.targetState === KLP_TRANSITION_UNPATCHED) patch.forced = true;
   else if (patch.replace) for (const p of core.patches) if (p !== patch) p.forced = true;
 }
 
 /** `klp_copy_process`: a child inherits its parent's flag and state. */
-export function klpCopyProcess(core: KlpCore, parent: LpTask, child: LpTask): void {
-  child.patchState = parent.patchState;
-  if (parent.pending) core.flagPending(child);
-  else child.pending = false;
+export function klpCopyProcess(core: KlpCore, parent: number, child: number): void {
+  const tasks = core.tasks;
+  tasks.setPatchState(child, tasks.patchState(parent));
+  if (tasks.pending(parent)) core.flagPending(child);
+  else tasks.setPending(child, false);
 }
 
 /** `klp_patch_object` without the ftrace part (see ftrace.ts): every func goes on top of its func_stack. */

@@ -16,6 +16,7 @@ import {
   klpInitTransition,
   klpTryCompleteTransition,
   type LpTask,
+  LpTaskList,
   mixedVersionOn,
   predictTransition,
   TASK_INTERRUPTIBLE,
@@ -82,7 +83,6 @@ describe('which range klp_check_stack_func checks', () => {
   });
   if (!built.ok) throw new Error(built.error.message);
   const m = built.value.machine;
-  const core = new KlpCore(m, POLICIES.mainline, silent);
   const task: LpTask = {
     pid: 1,
     comm: 't',
@@ -97,7 +97,7 @@ describe('which range klp_check_stack_func checks', () => {
     chain: null,
     state: TASK_INTERRUPTIBLE,
   };
-  core.tasks.push(task);
+  const core = new KlpCore(m, POLICIES.mainline, new LpTaskList([task]), silent);
   const hooks = { signal: () => {}, wakeIdle: () => {} };
   const at = (a: number) => Float64Array.of(a + 4);
   const a = { value: insmod(m, { name: 'a', funcs: [{ oldName: 'f' }] }, 0) };
@@ -155,7 +155,7 @@ describe('cancel', () => {
     });
     if (!built.ok) throw new Error(built.error.message);
     const messages: string[] = [];
-    const core = new KlpCore(built.value.machine, POLICIES.mainline, {
+    const core = new KlpCore(built.value.machine, POLICIES.mainline, new LpTaskList([]), {
       debug: true,
       message: (m) => messages.push(m),
       switched: () => {},

@@ -22,7 +22,6 @@ import {
   KLP_TRANSITION_PATCHED,
   type KlpFunc,
   type KlpPatch,
-  type LpTask,
 } from '../model.js';
 import {
   parseKernelVersion,
@@ -60,7 +59,7 @@ import type {
 import { EventKind, EventQueue } from './queue.js';
 import { TaskReports } from './reports.js';
 import type { Behaviour, Duration, Scenario } from './schema.js';
-import { BlockKind, LpFlag, Phase, SimTask, TASK_STREAMS, TaskFlag, TaskTable } from './tasks.js';
+import { BlockKind, LpFlag, Phase, TASK_STREAMS, TaskFlag, TaskTable } from './tasks.js';
 
 /**
  * The discrete-event simulation of a transition: tasks sleep in call chains,
@@ -214,11 +213,11 @@ class Simulation {
   private readonly images: StackImages;
   private readonly hook: SchedHook;
   /**
-   * Every task by id, what events carry: CPU n's idle task is id n, then
-   * the tasks in creation order (pid FIRST_PID + i is id cpus + i), so an id
-   * and its LpTask find each other without a table.
+   * Every task by id, what events carry and what the livepatch engine
+   * refers to tasks by: CPU n's idle task is id n, then the tasks in
+   * creation order (pid FIRST_PID + i is id cpus + i).
    */
-  private readonly t = new TaskTable();
+  private readonly t: TaskTable;
   private readonly cpus: number;
   /** The patch each name's module holds now (a new one at each insmod). */
   private readonly patches = new Map<string, KlpPatch>();
@@ -274,7 +273,8 @@ class Simulation {
         this.delay += why === 'unpatch' ? scenario.machine.unpatchSyncMs : scenario.machine.syncMs;
       },
     };
-    this.core = new KlpCore(this.machine, env.policy, observer, this.hook);
+    this.t = new TaskTable(scenario.machine.cpus);
+    this.core = new KlpCore(this.machine, env.policy, this.t, observer, this.hook);
     this.world = {
       notrace: new Set(scenario.machine.notrace),
       ipmodify: new Set(scenario.machine.ipmodify),
@@ -347,26 +347,16 @@ class Simulation {
     t.setPid(id, this.nextPid++);
     t.setParent(id, parent);
     if (kthread) t.setLp(id, LpFlag.KTHREAD, true);
-    this.core.tasks.push(new SimTask(t, id));
     return id;
   }
 
-  /** A task's columns and random streams, once its LpTask is in the kernel's lists. */
+  /** A task's row and random streams. */
   private register(group: number, sleepState: number, cpu: number): number {
     const id = this.t.add(group, sleepState, cpu);
     this.t.setPatchState(id, KLP_TRANSITION_IDLE);
     for (let s = 0; s < TASK_STREAMS; s++)
       this.t.setStreamState(id, s, mix32(this.scenario.seed ^ mix32(id * TASK_STREAMS + s + 1)));
     return id;
-  }
-
-  /** The id of a task the kernel code hands back. */
-  private idOf(lp: LpTask): number {
-    return (lp as SimTask).id;
-  }
-
-  private lpOf(id: number): LpTask {
-    return id < this.cpus ? this.core.idleTasks[id]! : this.core.tasks[id - this.cpus]!;
   }
 
   private at(time: number, kind: EventKind, id: number): void {
@@ -384,7 +374,7 @@ class Simulation {
     let pcs: (Addr | undefined)[] | null = null;
     let key = '';
     for (const [i, stack] of frames) {
-      const runs = klpFtraceHandler(stack, this.lpOf(id).patchState);
+      const runs = klpFtraceHandler(stack, this.t.patchState(id));
       if (runs === null) continue;
       const pc = c.chain[i]!;
       const old = stack[0]!.oldFunc;
@@ -428,16 +418,14 @@ class Simulation {
     t.setCurrent(id, image);
     t.setStack(id, image.task);
     t.setChain(id, image.chain);
-    t.setLp(id, LpFlag.IN_USER, false);
     if (t.group(id) >= 0) t.setSleepState(id, this.sleepStateIn(this.behaviour(id), c));
     const state = t.sleepState(id);
-    t.setLpState(id, state);
     t.setPhase(id, Phase.SLEEP);
     t.bumpGeneration(id);
     t.setWakeAt(id, this.now + duration);
     // 6.16+: __schedule() lets a task going to sleep freezable switch itself, its stack checked in place.
     if (this.hook === 'freezable-schedule' && (state & TASK_FREEZABLE) !== 0 && this.hookOn(id))
-      klpSchedTrySwitch(this.core, this.lpOf(id));
+      klpSchedTrySwitch(this.core, id);
     if (Number.isFinite(duration)) this.at(t.wakeAt(id), EventKind.WAKE, id);
   }
 
@@ -456,7 +444,6 @@ class Simulation {
   private onCpu(id: number): void {
     const t = this.t;
     t.setLp(id, LpFlag.RUNNING, true);
-    t.setLpState(id, 0);
     this.busy[t.cpu(id) % this.busy.length]!++;
   }
 
@@ -466,7 +453,7 @@ class Simulation {
     const cpu = t.cpu(id) % this.busy.length;
     // The CPU goes idle: its idle task goes round do_idle, the idle-loop switch point.
     if (--this.busy[cpu]! === 0 && t.hasLp(cpu, LpFlag.PENDING))
-      klpUpdatePatchState(this.core, this.core.idleTasks[cpu]!, 'idle-loop');
+      klpUpdatePatchState(this.core, cpu, 'idle-loop');
   }
 
   /** The task wakes and runs for a while; a CPU-bound one calls cond_resched() as it goes. */
@@ -510,9 +497,8 @@ class Simulation {
     t.setCurrent(id, null);
     t.setStack(id, null);
     t.setChain(id, null);
-    t.setLp(id, LpFlag.IN_USER, true);
     t.set(id, TaskFlag.NOTIFY_SIGNAL | TaskFlag.INTERRUPTED, false);
-    if (t.hasLp(id, LpFlag.PENDING)) klpUpdatePatchState(this.core, this.lpOf(id), 'kernel-exit');
+    if (t.hasLp(id, LpFlag.PENDING)) klpUpdatePatchState(this.core, id, 'kernel-exit');
     this.at(this.now + this.draw(this.behaviour(id).userTime, id), EventKind.SYSCALL, id);
   }
 
@@ -526,7 +512,6 @@ class Simulation {
       this.t.setLp(id, LpFlag.KTHREAD | LpFlag.IDLE, true);
       this.t.setStack(id, this.env.idleChain?.task ?? null);
       this.t.setChain(id, this.env.idleChain?.chain ?? null);
-      this.core.idleTasks.push(new SimTask(this.t, id));
     }
     for (const [g, group] of sc.tasks.entries()) {
       for (let i = 0; i < group.count; i++) {
@@ -589,7 +574,7 @@ class Simulation {
   private onTaskEvent(kind: EventKind, id: number, generation: number): void {
     const t = this.t;
     if (kind === EventKind.IDLE_LOOP) {
-      klpUpdatePatchState(this.core, this.lpOf(id), 'idle-loop');
+      klpUpdatePatchState(this.core, id, 'idle-loop');
       return;
     }
     if (kind === EventKind.FORK) {
@@ -627,15 +612,12 @@ class Simulation {
         this.syscall(id);
         return;
       case EventKind.COND_RESCHED:
-        if (
-          t.phase(id) === Phase.RUN &&
-          !(this.hookOn(id) && klpSchedTrySwitch(this.core, this.lpOf(id)))
-        )
+        if (t.phase(id) === Phase.RUN && !(this.hookOn(id) && klpSchedTrySwitch(this.core, id)))
           this.scheduleCondResched(id);
         return;
       case EventKind.TICK:
         if (t.phase(id) === Phase.USER && t.hasLp(id, LpFlag.PENDING))
-          klpUpdatePatchState(this.core, this.lpOf(id), 'kernel-exit');
+          klpUpdatePatchState(this.core, id, 'kernel-exit');
         return;
     }
   }
@@ -686,10 +668,12 @@ class Simulation {
       t.group(parent),
       parent,
     );
-    const clp = this.lpOf(child);
-    klpCopyProcess(this.core, this.lpOf(parent), clp);
-    if (clp.patchState === this.core.targetState && this.core.targetState !== KLP_TRANSITION_IDLE)
-      this.onSwitched(clp, 'fork');
+    klpCopyProcess(this.core, parent, child);
+    if (
+      t.patchState(child) === this.core.targetState &&
+      this.core.targetState !== KLP_TRANSITION_IDLE
+    )
+      this.onSwitched(child, 'fork');
     t.setSleepsLeft(child, 0);
     t.set(child, TaskFlag.INTERRUPTED, true);
     const b = this.behaviour(parent);
@@ -708,13 +692,12 @@ class Simulation {
    * woken. A kthread (`wake_up_state(TASK_INTERRUPTIBLE)`): an interruptible
    * sleep wakes, and the kthread goes back round its loop to the same wait.
    */
-  private signal = (lp: LpTask): void => {
+  private signal = (id: number): void => {
     const t = this.t;
-    const id = this.idOf(lp);
     this.signalsSent++;
     t.set(id, TaskFlag.SIGNALLED, true);
     const phase = t.phase(id);
-    if (!lp.kthread) {
+    if (!t.hasLp(id, LpFlag.KTHREAD)) {
       if (t.has(id, TaskFlag.NOTIFY_SIGNAL)) return;
       t.set(id, TaskFlag.NOTIFY_SIGNAL, true);
       if (phase === Phase.SLEEP && wokenByKlpSignal(t.sleepState(id))) {
@@ -755,7 +738,8 @@ class Simulation {
     this.attempts++;
     const tr = this.transitions[this.transitions.length - 1]!;
     tr.attempts++;
-    for (const lp of this.core.idleTasks) lp.running = this.busy[lp.cpu]! === 0;
+    for (let cpu = 0; cpu < this.cpus; cpu++)
+      this.t.setLp(cpu, LpFlag.RUNNING, this.busy[cpu]! === 0);
     const before = this.signalsSent;
     const done = klpTryCompleteTransition(this.core, {
       signal: this.signal,
@@ -769,7 +753,7 @@ class Simulation {
       );
     }
     let left = this.core.pendingTasks().length;
-    for (const t of this.core.idleTasks) if (t.pending) left++;
+    for (let cpu = 0; cpu < this.cpus; cpu++) if (this.t.pending(cpu)) left++;
     this.pending.push([this.now / 1000, left]);
     if (done) {
       tr.completingAttempt = tr.attempts;
@@ -923,7 +907,8 @@ class Simulation {
       return;
     }
     this.log('kpatch', 'Stalled processes:');
-    for (const lp of this.core.pendingTasks()) this.log('kpatch', `${lp.pid} ${lp.comm}`);
+    for (const id of this.core.pendingTasks())
+      this.log('kpatch', `${this.t.pid(id)} ${this.t.comm(id)}`);
     this.log('kpatch', `module ${k.patch} did not complete its transition, unloading...`);
     this.log('kpatch', `disabling patch module: ${k.patch}`);
     k.gaveUp = true;
@@ -958,31 +943,32 @@ class Simulation {
     this.log('callback', `${patch.name}: ${kind}_callback: ${obj ?? 'vmlinux'}`);
   }
 
-  private onSwitched(lp: LpTask, via: SwitchVia): void {
+  private onSwitched(id: number, via: SwitchVia): void {
     const tr = this.transitions.length - 1;
-    const id = this.idOf(lp);
     this.t.recordSwitch(id, this.now, via, tr);
     this.t.setSwitchEpoch(id, this.epoch);
     // Force gives the guarantee up; the idle loop switches inside do_idle by design.
-    if (via === 'force' || via === 'idle-loop' || lp.chain === null) return;
+    const chain = this.t.chain(id);
+    if (via === 'force' || via === 'idle-loop' || chain === null) return;
     // The guarantee, checked on the task's true chain: it must not run a mix of versions.
-    const fn = mixedVersionOn(this.core.funcStacks, lp.chain, this.core.targetState);
+    const fn = mixedVersionOn(this.core.funcStacks, chain, this.core.targetState);
     if (fn === null) return;
-    this.violations.push({ t: this.now / 1000, pid: lp.pid, comm: lp.comm, function: fn, via });
+    const pid = this.t.pid(id);
+    const comm = this.t.comm(id);
+    this.violations.push({ t: this.now / 1000, pid, comm, function: fn, via });
     this.log(
       'VIOLATION',
-      `${lp.comm}:${lp.pid} switched (${via}) while running another version of ${fn}`,
+      `${comm}:${pid} switched (${via}) while running another version of ${fn}`,
     );
   }
 
   /** Counts by the interned reason or function string: nothing is allocated after a task's first block. */
-  private onBlocked(lp: LpTask, why: SwitchBlock, detail: string | null): void {
-    const id = this.idOf(lp);
+  private onBlocked(id: number, why: SwitchBlock, detail: string | null): void {
     if (why === 'running') {
       this.t.countRunning(id);
       return;
     }
-    this.t.setLastBlockedChain(id, lp.chain);
+    this.t.setLastBlockedChain(id, this.t.chain(id));
     this.t.countBlock(
       id,
       why === 'unreliable' ? BlockKind.UNRELIABLE : BlockKind.SLEEPING,
@@ -1008,7 +994,7 @@ class Simulation {
   /** Why a task still pending waits, what would end the wait, and whether only force can. */
   private pendingReport(id: number): PendingTask {
     const t = this.t;
-    const lp = this.lpOf(id);
+    const kthread = t.hasLp(id, LpFlag.KTHREAD);
     const b = this.behaviour(id);
     const sleptOn = t.blocks(id, BlockKind.SLEEPING);
     const fn = sleptOn.length === 0 ? null : sleptOn[sleptOn.length - 1]![0];
@@ -1016,15 +1002,15 @@ class Simulation {
     const inBase = fn !== null && (current?.names.slice(current.above).includes(fn) ?? false);
     const sleepState = t.sleepState(id);
     const done = (reason: string, remedy: string, needsForce: boolean): PendingTask => ({
-      pid: lp.pid,
-      comm: lp.comm,
+      pid: t.pid(id),
+      comm: t.comm(id),
       reason,
       function: fn,
       remedy,
       needsForce,
     });
-    if (lp.running || t.phase(id) === Phase.RUN) {
-      if (!lp.kthread) return done('running', 'its next kernel exit', false);
+    if (t.running(id) || t.phase(id) === Phase.RUN) {
+      if (!kthread) return done('running', 'its next kernel exit', false);
       if (this.hook === 'cond-resched' && b.condResched !== undefined)
         return done('running', 'its next cond_resched() with a clean stack', false);
       const sleeps = Number.isFinite(this.draw0(b.run));
@@ -1040,9 +1026,9 @@ class Simulation {
           `force (${fn} is its thread function: on every stack it will ever have)`,
           true,
         );
-      if (!Number.isFinite(t.wakeAt(id)) && (lp.kthread || !wokenByKlpSignal(sleepState)))
+      if (!Number.isFinite(t.wakeAt(id)) && (kthread || !wokenByKlpSignal(sleepState)))
         return done(reason, `force: nothing wakes this ${stateLetter(sleepState)} sleep`, true);
-      if (lp.kthread)
+      if (kthread)
         return done(
           reason,
           `its own wake-up taking it out of ${fn}, or force (a signal round only wakes it to sleep there again)`,
@@ -1069,8 +1055,8 @@ class Simulation {
       ? done('not yet checked', 'the next attempt', false)
       : done(
           'no reliable stack trace on this kernel',
-          lp.kthread ? 'force' : 'its next kernel exit',
-          lp.kthread,
+          kthread ? 'force' : 'its next kernel exit',
+          kthread,
         );
   }
 

@@ -1,18 +1,18 @@
 import type { Addr } from '@klpsim/arm64';
 import type { Task } from '@klpsim/kernel';
-import type { LpTask } from '../model.js';
+import type { KlpTasks } from '../task-list.js';
 import type { SwitchVia } from '../transition.js';
 import { grown, WASM_PAGE, WasmMemory } from './columns.js';
 import type { ChainTemplate } from './environment.js';
 import type { TaskSwitch } from './log.js';
 
 /**
- * What the simulation knows of each task, and the fields of its `LpTask`
- * (the kernel code's view, a `SimTask` handle over them), by the task's id:
- * the fields an event reads in one row per task, the rest in columns. A
- * simulation of a million tasks keeps no object per task of its own but
- * the handle, so the garbage collector has little to trace, and an event
- * touches one cache line of task state. The table grows as tasks fork.
+ * What the simulation knows of each task, and what the livepatch engine
+ * reads and writes of it (the table is the engine's `KlpTasks`), by the
+ * task's id: the fields an event reads in one row per task, the rest in
+ * columns. A simulation of a million tasks keeps no object per task, so the
+ * garbage collector has nothing to trace, and an event touches one cache
+ * line of task state. The table grows as tasks fork.
  */
 
 export const Phase = { SLEEP: 0, RUN: 1, USER: 2 } as const;
@@ -28,17 +28,16 @@ export const TaskFlag = {
   SIGNALLED: 4,
 } as const;
 
-/** Bits of `lpFlags`: the kernel-visible booleans of a task's `LpTask`. */
+/** Bits of `lpFlags`: the kernel-visible booleans of a task (`KlpTasks`, and PF_KTHREAD). */
 export const LpFlag = {
   /** TIF_PATCH_PENDING. */
   PENDING: 1,
   /** `task_curr()`. */
   RUNNING: 2,
-  IN_USER: 4,
   /** PF_KTHREAD. */
-  KTHREAD: 8,
+  KTHREAD: 4,
   /** An idle task. */
-  IDLE: 16,
+  IDLE: 8,
 } as const;
 
 /** Why a check refused a task, as the log counts it. */
@@ -68,7 +67,7 @@ const ROW_WORDS = 16;
 const GENERATION = 0;
 const GROUP = 1;
 const SLEEP_STATE = 2;
-const LP_STATE = 3;
+// Word 3 is free.
 const CPU = 4;
 const SWITCH_EPOCH = 5;
 /** Two words: the task's random streams (see Simulation.rand). */
@@ -90,7 +89,7 @@ const ROW_BYTES = ROW_WORDS * 4;
 /** How many random streams a task has (the row holds that many words). */
 export const TASK_STREAMS = 2;
 
-export class TaskTable {
+export class TaskTable implements KlpTasks {
   private n = 0;
   private capacity = 0;
   private readonly memory = new WasmMemory({ initial: 1 });
@@ -109,7 +108,7 @@ export class TaskTable {
   private readonly refIndex = new Map<object, number>();
 
   // Columns the hot path never reads: written when a task is made, read by the report.
-  /** `LpTask.pid`. */
+  /** `task->pid`. */
   private pids = new Int32Array(0);
   /** The task it was forked from, or -1 (its comm is the parent's with "-child"). */
   private parents = new Int32Array(0);
@@ -138,12 +137,46 @@ export class TaskTable {
   private readonly keyIndex = new Map<string, number>();
   private readonly keys: string[] = [];
 
-  constructor() {
+  /**
+   * @param cpus the idle tasks, ids 0 to cpus - 1 (CPU n's is id n); the
+   *   task list follows them in creation order.
+   */
+  constructor(readonly cpus: number) {
+    this.first = cpus;
     this.views();
   }
 
   get size(): number {
     return this.n;
+  }
+
+  // KlpTasks: what the livepatch engine reads and writes.
+  readonly first: number;
+
+  end(): number {
+    return this.n;
+  }
+
+  idle(cpu: number): number {
+    return cpu;
+  }
+
+  comm(id: number): string {
+    return this.commOf(id);
+  }
+
+  /** TIF_PATCH_PENDING. */
+  pending(id: number): boolean {
+    return (this.u8[id * ROW_BYTES + LP_FLAGS_BYTE]! & LpFlag.PENDING) !== 0;
+  }
+
+  setPending(id: number, on: boolean): void {
+    this.setLp(id, LpFlag.PENDING, on);
+  }
+
+  /** `task_curr()`. */
+  running(id: number): boolean {
+    return (this.u8[id * ROW_BYTES + LP_FLAGS_BYTE]! & LpFlag.RUNNING) !== 0;
   }
 
   /** Makes room for `n` tasks at once (the scenario's count), so the table grows once. */
@@ -200,16 +233,7 @@ export class TaskTable {
     this.i32[id * ROW_WORDS + SLEEP_STATE] = state;
   }
 
-  /** `LpTask.state` (`task->__state`; 0 while it runs). */
-  lpState(id: number): number {
-    return this.i32[id * ROW_WORDS + LP_STATE]!;
-  }
-
-  setLpState(id: number, state: number): void {
-    this.i32[id * ROW_WORDS + LP_STATE] = state;
-  }
-
-  /** Its CPU (`LpTask.cpu`). */
+  /** `task_cpu()`. */
   cpu(id: number): number {
     return this.i32[id * ROW_WORDS + CPU]!;
   }
@@ -254,7 +278,7 @@ export class TaskTable {
     this.f64[id * 8 + WAKE_AT_F64] = ms;
   }
 
-  /** `LpTask.patchState`. */
+  /** `task->patch_state`. */
   patchState(id: number): number {
     return this.i8[id * ROW_BYTES + PATCH_STATE_BYTE]!;
   }
@@ -272,7 +296,7 @@ export class TaskTable {
     this.i32[id * ROW_WORDS + CURRENT] = this.ref(c);
   }
 
-  /** `LpTask.stack`: the image the walker reads. */
+  /** The stack image a walk of the task reads (`KlpTasks.stack`). */
   stack(id: number): Task | null {
     return this.refs[this.i32[id * ROW_WORDS + STACK]!] as Task | null;
   }
@@ -281,7 +305,7 @@ export class TaskTable {
     this.i32[id * ROW_WORDS + STACK] = this.ref(stack);
   }
 
-  /** `LpTask.chain`: the true chain. */
+  /** The true call chain of that stack, innermost first: what the consistency checker reads. */
   chain(id: number): readonly Addr[] | null {
     return this.refs[this.i32[id * ROW_WORDS + CHAIN]!] as readonly Addr[] | null;
   }
@@ -484,77 +508,5 @@ export class TaskTable {
     this.countKind = grown(this.countKind, size);
     this.countN = grown(this.countN, size);
     this.countNext = grown(this.countNext, size);
-  }
-}
-
-/**
- * A simulated task as the kernel code sees it (`LpTask`): a handle whose
- * fields are the TaskTable's row, so a million tasks cost a million
- * two-field objects and no strings (the comm is made when asked).
- */
-export class SimTask implements LpTask {
-  constructor(
-    private readonly t: TaskTable,
-    readonly id: number,
-  ) {}
-  get pid(): number {
-    return this.t.pid(this.id);
-  }
-  get comm(): string {
-    return this.t.commOf(this.id);
-  }
-  get kthread(): boolean {
-    return (this.t.lpFlags(this.id) & LpFlag.KTHREAD) !== 0;
-  }
-  get idle(): boolean {
-    return (this.t.lpFlags(this.id) & LpFlag.IDLE) !== 0;
-  }
-  get cpu(): number {
-    return this.t.cpu(this.id);
-  }
-  set cpu(cpu: number) {
-    this.t.setCpu(this.id, cpu);
-  }
-  get patchState(): number {
-    return this.t.patchState(this.id);
-  }
-  set patchState(state: number) {
-    this.t.setPatchState(this.id, state);
-  }
-  get pending(): boolean {
-    return (this.t.lpFlags(this.id) & LpFlag.PENDING) !== 0;
-  }
-  set pending(on: boolean) {
-    this.t.setLp(this.id, LpFlag.PENDING, on);
-  }
-  get running(): boolean {
-    return (this.t.lpFlags(this.id) & LpFlag.RUNNING) !== 0;
-  }
-  set running(on: boolean) {
-    this.t.setLp(this.id, LpFlag.RUNNING, on);
-  }
-  get inUser(): boolean {
-    return (this.t.lpFlags(this.id) & LpFlag.IN_USER) !== 0;
-  }
-  set inUser(on: boolean) {
-    this.t.setLp(this.id, LpFlag.IN_USER, on);
-  }
-  get stack(): Task | null {
-    return this.t.stack(this.id);
-  }
-  set stack(image: Task | null) {
-    this.t.setStack(this.id, image);
-  }
-  get chain(): readonly Addr[] | null {
-    return this.t.chain(this.id);
-  }
-  set chain(chain: readonly Addr[] | null) {
-    this.t.setChain(this.id, chain);
-  }
-  get state(): number {
-    return this.t.lpState(this.id);
-  }
-  set state(state: number) {
-    this.t.setLpState(this.id, state);
   }
 }
