@@ -10,17 +10,18 @@ const WHEEL = 1 << WHEEL_BITS;
 const MASK = WHEEL - 1;
 
 /**
- * An event's row, in int32 words: its time (a float64 in words 0-1; whole
- * milliseconds, but a draw far beyond the time limit may exceed int32), the
- * task (or action) it concerns, the task's generation when it was scheduled,
- * the next event of its slot (-1: none), its kind. 32 bytes in memory whose
- * pages are aligned: two events per cache line, none straddling two.
+ * An event's row in the wheel, in int32 words: its kind, the task (or
+ * action) it concerns, the task's generation when it was scheduled, the next
+ * event of its slot (-1: none). 16 bytes in memory whose pages are aligned:
+ * four events per cache line, none straddling two. The time is not stored:
+ * an event in the wheel lies in [cur, cur + WHEEL), so its slot says it
+ * (`slotTime`).
  */
-const EVENT_WORDS = 8;
-const ARG = 2;
-const GENERATION = 3;
-const NEXT = 4;
-const KIND = 5;
+const EVENT_WORDS = 4;
+const KIND = 0;
+const ARG = 1;
+const GENERATION = 2;
+const NEXT = 3;
 
 /**
  * The event queue: a timing wheel of one slot per millisecond (every event
@@ -40,13 +41,12 @@ const KIND = 5;
  * come out next, at the current time.
  */
 export class EventQueue {
-  // The event pool: one 32-byte row per event (see EVENT_WORDS), linked per slot through its
+  // The event pool: one 16-byte row per event (see EVENT_WORDS), linked per slot through its
   // `next` word. A million pending events are scattered over the pool by the free list; with a
   // typed array per field, a pop paid a cache miss per field.
   private memory = new WasmMemory({ initial: 1 });
-  private f64 = new Float64Array(this.memory.buffer);
   private i32 = new Int32Array(this.memory.buffer);
-  private capacity = this.f64.length / (EVENT_WORDS / 2);
+  private capacity = this.i32.length / EVENT_WORDS;
   private free = -1;
   private used = 0;
   private readonly head = new Int32Array(WHEEL).fill(-1);
@@ -90,7 +90,7 @@ export class EventQueue {
       this.bits[slot >>> 5]! &= ~(1 << (slot & 31));
     }
     this.inWheel--;
-    this.outTime = this.f64[w >>> 1]!;
+    this.outTime = this.slotTime(slot);
     this.outKind = this.i32[w + KIND]! as EventKind;
     this.outArg = this.i32[w + ARG]!;
     this.outGeneration = this.i32[w + GENERATION]!;
@@ -103,7 +103,7 @@ export class EventQueue {
   /** The earliest event's time, or +Infinity. */
   peekTime(): number {
     if (this.inWheel === 0) return this.far.peekTime();
-    return this.f64[(this.head[this.nextSlot()]! * EVENT_WORDS) >>> 1]!;
+    return this.slotTime(this.nextSlot());
   }
 
   /** Drops every event and gives the pool's memory back (a run that has ended: its report needs the room). */
@@ -137,7 +137,6 @@ export class EventQueue {
       e = this.used++;
     }
     const w = e * EVENT_WORDS;
-    this.f64[w >>> 1] = t;
     this.i32[w + KIND] = kind;
     this.i32[w + ARG] = arg;
     this.i32[w + GENERATION] = generation;
@@ -173,8 +172,12 @@ export class EventQueue {
   }
 
   private views(): void {
-    this.f64 = new Float64Array(this.memory.buffer);
     this.i32 = new Int32Array(this.memory.buffer);
-    this.capacity = this.f64.length / (EVENT_WORDS / 2);
+    this.capacity = this.i32.length / EVENT_WORDS;
+  }
+
+  /** The time of the events in a slot: the one time in [cur, cur + WHEEL) that falls in it. */
+  private slotTime(slot: number): number {
+    return this.cur + ((slot - this.cur) & MASK);
   }
 }

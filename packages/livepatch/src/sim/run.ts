@@ -73,9 +73,6 @@ import { BlockKind, LpFlag, Phase, TASK_STREAMS, TaskFlag, TaskTable } from './t
  * scenario and seed, same log, byte for byte.
  */
 
-/** The first pid given to a simulated task (idle tasks are pid 0). */
-const FIRST_PID = 1000;
-
 /** `round_jiffies_relative(HZ)` from `now`: a second later, rounded to a whole second (down if within 250 ms). */
 export function retryTime(now: number): number {
   const t = now + 1000;
@@ -239,7 +236,6 @@ class Simulation {
   private signalsSent = 0;
   private forced = false;
   private retryPending = false;
-  private nextPid = FIRST_PID;
   /** Actions still to come that could concern a task already switched (any but force). */
   private concerningActionsLeft: number;
   /** Stop following tasks that can no longer change the log (see `inert`); off only to prove it changes nothing. */
@@ -344,8 +340,7 @@ class Simulation {
   private newTask(kthread: boolean, cpu: number, group: number, parent: number): number {
     const id = this.register(group, SLEEP_STATES.S, cpu);
     const t = this.t;
-    t.setPid(id, this.nextPid++);
-    t.setParent(id, parent);
+    if (parent >= 0) t.setParent(id, parent);
     if (kthread) t.setLp(id, LpFlag.KTHREAD, true);
     return id;
   }

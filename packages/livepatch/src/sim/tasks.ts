@@ -89,6 +89,9 @@ const ROW_BYTES = ROW_WORDS * 4;
 /** How many random streams a task has (the row holds that many words). */
 export const TASK_STREAMS = 2;
 
+/** The first pid given to a task that is not an idle task (idle tasks are pid 0). */
+export const FIRST_PID = 1000;
+
 export class TaskTable implements KlpTasks {
   private n = 0;
   private capacity = 0;
@@ -108,10 +111,8 @@ export class TaskTable implements KlpTasks {
   private readonly refIndex = new Map<object, number>();
 
   // Columns the hot path never reads: written when a task is made, read by the report.
-  /** `task->pid`. */
-  private pids = new Int32Array(0);
-  /** The task it was forked from, or -1 (its comm is the parent's with "-child"). */
-  private parents = new Int32Array(0);
+  /** The task each forked task was forked from (its comm is the parent's with "-child"). */
+  private readonly parents = new Map<number, number>();
   /** Attempts that found it running. */
   private runningCounts = new Int32Array(0);
   /** The true chain of the last stack a check refused (an interned reference). */
@@ -119,16 +120,16 @@ export class TaskTable implements KlpTasks {
   /** A task's comm, made when asked (the simulation knows how its tasks are named). */
   commOf: (id: number) => string = () => '';
 
-  // Its first switch in columns (most tasks switch once; the time in ms); any later ones in `moreSwitches`.
-  private firstSwitchMs = new Float64Array(0);
-  private firstSwitchVia = new Int8Array(0);
-  private firstSwitchTransition = new Int32Array(0);
+  // Its first switch in columns (most tasks switch once), any later ones in `moreSwitches`: the
+  // time in whole ms (an event's: within the day a scenario may last), and transition * 8 + via
+  // (-1: none yet).
+  private firstSwitchMs = new Int32Array(0);
+  private firstSwitchHow = new Int32Array(0);
   private readonly moreSwitches = new Map<number, TaskSwitch[]>();
 
   // Counts of refusals by (kind, interned reason or function): one linked list per task in
   // typed arrays, in first-seen order; nothing is allocated once a (task, key) pair exists.
   private countHead = new Int32Array(0);
-  private countTail = new Int32Array(0);
   private countKey = new Int32Array(256);
   private countKind = new Uint8Array(256);
   private countN = new Int32Array(256);
@@ -193,11 +194,9 @@ export class TaskTable implements KlpTasks {
     this.i32[w + SLEEP_STATE] = sleepState;
     this.i32[w + CPU] = cpu;
     this.f64[id * 8 + WAKE_AT_F64] = Number.POSITIVE_INFINITY;
-    this.parents[id] = -1;
     this.lastBlocked[id] = 0;
-    this.firstSwitchVia[id] = -1;
+    this.firstSwitchHow[id] = -1;
     this.countHead[id] = -1;
-    this.countTail[id] = -1;
     return id;
   }
 
@@ -341,21 +340,18 @@ export class TaskTable implements KlpTasks {
     this.u8[i] = on ? this.u8[i]! | flag : this.u8[i]! & ~flag;
   }
 
+  /** `task->pid`: 0 for the idle tasks, then FIRST_PID on in creation order. */
   pid(id: number): number {
-    return this.pids[id]!;
-  }
-
-  setPid(id: number, pid: number): void {
-    this.pids[id] = pid;
+    return id < this.cpus ? 0 : FIRST_PID + id - this.cpus;
   }
 
   /** The task it was forked from, or -1. */
   parent(id: number): number {
-    return this.parents[id]!;
+    return this.parents.get(id) ?? -1;
   }
 
   setParent(id: number, parent: number): void {
-    this.parents[id] = parent;
+    this.parents.set(id, parent);
   }
 
   /** Attempts that found it running. */
@@ -390,10 +386,9 @@ export class TaskTable implements KlpTasks {
 
   /** A switch at `ms` (simulated milliseconds): the first goes in columns, so a pass allocates nothing for it. */
   recordSwitch(id: number, ms: number, via: SwitchVia, transition: number): void {
-    if (this.firstSwitchVia[id] === -1) {
+    if (this.firstSwitchHow[id] === -1) {
       this.firstSwitchMs[id] = ms;
-      this.firstSwitchVia[id] = VIA_INDEX.get(via)!;
-      this.firstSwitchTransition[id] = transition;
+      this.firstSwitchHow[id] = transition * 8 + VIA_INDEX.get(via)!;
       return;
     }
     const sw: TaskSwitch = { t: ms / 1000, via, transition };
@@ -410,15 +405,17 @@ export class TaskTable implements KlpTasks {
    * task for it.
    */
   switches(id: number): readonly TaskSwitch[] {
-    if (this.firstSwitchVia[id] === -1) return NO_SWITCHES;
+    const how = this.firstSwitchHow[id]!;
+    if (how === -1) return NO_SWITCHES;
     const ms = this.firstSwitchMs[id]!;
     const t = ms / 1000;
-    const via = this.firstSwitchVia[id]!;
-    const transition = this.firstSwitchTransition[id]!;
+    const via = how & 7;
+    const transition = how >>> 3;
     const more = this.moreSwitches.get(id);
     if (more !== undefined) return [{ t, via: VIAS[via]!, transition }, ...more];
-    // Exact in a double: ms < 2^37 (a day), 3 bits of via, 16 of transition.
-    const key = (ms * 8 + via) * 65536 + transition;
+    // Exact in a double: ms < 2^27 (a day), 3 bits of via, 17 of transition (at most 100,000
+    // actions, so fewer transitions).
+    const key = (ms * 8 + via) * 131072 + transition;
     let shared = this.sharedSwitches.get(key);
     if (shared === undefined) {
       shared = Object.freeze([Object.freeze({ t, via: VIAS[via]!, transition })]);
@@ -449,10 +446,13 @@ export class TaskTable implements KlpTasks {
     this.countKind[e] = kind;
     this.countN[e] = 1;
     this.countNext[e] = -1;
-    const tail = this.countTail[id]!;
+    // Appended at the end of the task's list (a few entries: the walk above found its end).
+    let tail = this.countHead[id]!;
     if (tail === -1) this.countHead[id] = e;
-    else this.countNext[tail] = e;
-    this.countTail[id] = e;
+    else {
+      while (this.countNext[tail] !== -1) tail = this.countNext[tail]!;
+      this.countNext[tail] = e;
+    }
   }
 
   /** Whether any refusal (of any kind but running) was counted for the task. */
@@ -482,15 +482,11 @@ export class TaskTable implements KlpTasks {
     this.views();
     this.capacity = Math.floor(this.memory.buffer.byteLength / ROW_BYTES);
     const cold = this.capacity;
-    this.pids = grown(this.pids, cold);
-    this.parents = grown(this.parents, cold);
     this.runningCounts = grown(this.runningCounts, cold);
     this.lastBlocked = grown(this.lastBlocked, cold);
     this.firstSwitchMs = grown(this.firstSwitchMs, cold);
-    this.firstSwitchVia = grown(this.firstSwitchVia, cold);
-    this.firstSwitchTransition = grown(this.firstSwitchTransition, cold);
+    this.firstSwitchHow = grown(this.firstSwitchHow, cold);
     this.countHead = grown(this.countHead, cold);
-    this.countTail = grown(this.countTail, cold);
   }
 
   private views(): void {
