@@ -10,18 +10,23 @@ const WHEEL = 1 << WHEEL_BITS;
 const MASK = WHEEL - 1;
 
 /**
- * An event's row in the wheel, in int32 words: its kind, the task (or
- * action) it concerns, the task's generation when it was scheduled, the next
- * event of its slot (-1: none). 16 bytes in memory whose pages are aligned:
- * four events per cache line, none straddling two. The time is not stored:
- * an event in the wheel lies in [cur, cur + WHEEL), so its slot says it
- * (`slotTime`).
+ * The wheel keeps each slot's events in chunks of CHUNK_EVENTS, one cache
+ * line each (16 int32 words, in memory whose pages are aligned, so a chunk
+ * never straddles two lines): per event its kind, the task (or action) it
+ * concerns and the task's generation when it was scheduled; the last word
+ * links the slot's next chunk (-1: none). A slot's events are popped one
+ * after the other, so a pop reads the line the previous pop read, where
+ * events linked one by one over a scattered pool cost a cache miss each.
+ * Times are not stored: an event in the wheel lies in [cur, cur + WHEEL),
+ * so its slot says it (`slotTime`).
  */
-const EVENT_WORDS = 4;
+const CHUNK_WORDS = 16;
+const CHUNK_EVENTS = 5;
+const EVENT_WORDS = 3;
 const KIND = 0;
 const ARG = 1;
 const GENERATION = 2;
-const NEXT = 3;
+const LINK = CHUNK_WORDS - 1;
 
 /**
  * The event queue: a timing wheel of one slot per millisecond (every event
@@ -41,16 +46,18 @@ const NEXT = 3;
  * come out next, at the current time.
  */
 export class EventQueue {
-  // The event pool: one 16-byte row per event (see EVENT_WORDS), linked per slot through its
-  // `next` word. A million pending events are scattered over the pool by the free list; with a
-  // typed array per field, a pop paid a cache miss per field.
+  // The chunk pool (see CHUNK_WORDS): free chunks linked through their LINK word.
   private memory = new WasmMemory({ initial: 1 });
   private i32 = new Int32Array(this.memory.buffer);
-  private capacity = this.i32.length / EVENT_WORDS;
+  private capacity = this.i32.length / CHUNK_WORDS;
   private free = -1;
   private used = 0;
-  private readonly head = new Int32Array(WHEEL).fill(-1);
-  private readonly tail = new Int32Array(WHEEL).fill(-1);
+  /** Per slot: its first chunk (-1: the slot is empty) and the next event to pop in it. */
+  private readonly headChunk = new Int32Array(WHEEL).fill(-1);
+  private readonly headAt = new Uint8Array(WHEEL);
+  /** Per slot: its last chunk and how many events that chunk holds. */
+  private readonly tailChunk = new Int32Array(WHEEL).fill(-1);
+  private readonly tailFill = new Uint8Array(WHEEL);
   /** One bit per slot that holds events: finding the next event skips 32 empty slots a load. */
   private readonly bits = new Uint32Array(WHEEL >>> 5);
   private inWheel = 0;
@@ -81,21 +88,25 @@ export class EventQueue {
       this.advance(this.far.peekTime());
     }
     const slot = this.nextSlot();
-    const e = this.head[slot]!;
-    const w = e * EVENT_WORDS;
-    const after = this.i32[w + NEXT]!;
-    this.head[slot] = after;
-    if (after === -1) {
-      this.tail[slot] = -1;
-      this.bits[slot >>> 5]! &= ~(1 << (slot & 31));
-    }
-    this.inWheel--;
+    const c = this.headChunk[slot]!;
+    const at = this.headAt[slot]!;
+    const w = c * CHUNK_WORDS + at * EVENT_WORDS;
     this.outTime = this.slotTime(slot);
     this.outKind = this.i32[w + KIND]! as EventKind;
     this.outArg = this.i32[w + ARG]!;
     this.outGeneration = this.i32[w + GENERATION]!;
-    this.i32[w + NEXT] = this.free;
-    this.free = e;
+    this.inWheel--;
+    if (c === this.tailChunk[slot] && at + 1 === this.tailFill[slot]) {
+      // The slot's last event: the slot is empty.
+      this.freeChunk(c);
+      this.headChunk[slot] = -1;
+      this.tailChunk[slot] = -1;
+      this.bits[slot >>> 5]! &= ~(1 << (slot & 31));
+    } else if (at + 1 === CHUNK_EVENTS) {
+      this.headChunk[slot] = this.i32[c * CHUNK_WORDS + LINK]!;
+      this.headAt[slot] = 0;
+      this.freeChunk(c);
+    } else this.headAt[slot] = at + 1;
     if (this.outTime > this.cur) this.advance(this.outTime);
     return true;
   }
@@ -112,8 +123,8 @@ export class EventQueue {
     this.views();
     this.free = -1;
     this.used = 0;
-    this.head.fill(-1);
-    this.tail.fill(-1);
+    this.headChunk.fill(-1);
+    this.tailChunk.fill(-1);
     this.bits.fill(0);
     this.inWheel = 0;
     this.far.release();
@@ -130,25 +141,45 @@ export class EventQueue {
   }
 
   private append(t: number, kind: EventKind, arg: number, generation: number): void {
-    let e = this.free;
-    if (e !== -1) this.free = this.i32[e * EVENT_WORDS + NEXT]!;
-    else {
-      if (this.used === this.capacity) this.grow();
-      e = this.used++;
+    const slot = t & MASK;
+    let c = this.tailChunk[slot]!;
+    let fill = this.tailFill[slot]!;
+    if (c === -1) {
+      c = this.newChunk();
+      this.headChunk[slot] = c;
+      this.headAt[slot] = 0;
+      this.tailChunk[slot] = c;
+      fill = 0;
+      this.bits[slot >>> 5]! |= 1 << (slot & 31);
+    } else if (fill === CHUNK_EVENTS) {
+      const next = this.newChunk();
+      this.i32[c * CHUNK_WORDS + LINK] = next;
+      this.tailChunk[slot] = next;
+      c = next;
+      fill = 0;
     }
-    const w = e * EVENT_WORDS;
+    const w = c * CHUNK_WORDS + fill * EVENT_WORDS;
     this.i32[w + KIND] = kind;
     this.i32[w + ARG] = arg;
     this.i32[w + GENERATION] = generation;
-    this.i32[w + NEXT] = -1;
-    const slot = t & MASK;
-    const last = this.tail[slot]!;
-    if (last === -1) {
-      this.head[slot] = e;
-      this.bits[slot >>> 5]! |= 1 << (slot & 31);
-    } else this.i32[last * EVENT_WORDS + NEXT] = e;
-    this.tail[slot] = e;
+    this.tailFill[slot] = fill + 1;
     this.inWheel++;
+  }
+
+  private newChunk(): number {
+    let c = this.free;
+    if (c !== -1) this.free = this.i32[c * CHUNK_WORDS + LINK]!;
+    else {
+      if (this.used === this.capacity) this.grow();
+      c = this.used++;
+    }
+    this.i32[c * CHUNK_WORDS + LINK] = -1;
+    return c;
+  }
+
+  private freeChunk(c: number): void {
+    this.i32[c * CHUNK_WORDS + LINK] = this.free;
+    this.free = c;
   }
 
   /** The first slot at or after the current time's that holds an event (the wheel is not empty). */
@@ -173,7 +204,7 @@ export class EventQueue {
 
   private views(): void {
     this.i32 = new Int32Array(this.memory.buffer);
-    this.capacity = this.i32.length / EVENT_WORDS;
+    this.capacity = this.i32.length / CHUNK_WORDS;
   }
 
   /** The time of the events in a slot: the one time in [cur, cur + WHEEL) that falls in it. */
