@@ -112,8 +112,11 @@ for (const out of outputFiles) {
 // 6.1 capture, in one process), then V8's cache of every chunk it loaded, with the functions
 // that run compiled. A fresh node with no flags of the environment's: V8 rejects a cache made
 // under other flags. Without the capture (a package without fixtures), the chunks' top levels.
+// What the runs say is dropped; the script's own failure is the build's.
 const made = spawnSync(process.execPath, [join(CLI, 'scripts/code-cache.mjs')], {
   env: { ...process.env, NODE_OPTIONS: '' },
-  stdio: ['ignore', 'ignore', 'inherit'],
+  encoding: 'utf8',
+  stdio: ['ignore', 'ignore', 'pipe'],
 });
-if (made.status !== 0) throw new Error(`scripts/code-cache.mjs failed (exit ${made.status})`);
+if (made.status !== 0)
+  throw new Error(`scripts/code-cache.mjs failed (exit ${made.status}):\n${made.stderr}`);
