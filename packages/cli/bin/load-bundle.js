@@ -61,17 +61,8 @@ function load(name) {
   const module = { exports: {} };
   loaded.set(file, { file, cache: used, script, source, module });
   const require = (id) => (id.startsWith('./') ? load(id.slice(2)) : nodeRequire(id));
-  script
-    .runInThisContext()
-    .call(
-      undefined,
-      module.exports,
-      require,
-      module,
-      file,
-      DIST.slice(0, -1),
-      pathToFileURL(file).href,
-    );
+  const url = pathToFileURL(file).href;
+  script.runInThisContext().call(undefined, module.exports, require, module, file, DIST, url);
   return module.exports;
 }
 
