@@ -70,9 +70,10 @@ describe('the packed packages', () => {
       expect(files, p).toContain('package/dist/index.d.ts');
       for (const f of files) {
         expect(f, p).toMatch(
-          /^package\/(README\.md|package\.json|LICENSE|dist\/.*\.(js|d\.ts|wasm)|bin\/klpsim\.js)$/,
+          /^package\/(README\.md|package\.json|LICENSE|dist\/.*\.(c?js|d\.ts|wasm)|bin\/(klpsim\.js|load-bundle\.js|package\.json))$/,
         );
-        expect(f, p).not.toMatch(/tsbuildinfo|\.map$|\/src\/|\.test\./);
+        // Nor the code cache of the bundle: V8's for the node that built it (bin/load-bundle.js).
+        expect(f, p).not.toMatch(/tsbuildinfo|\.map$|\/src\/|\.test\.|\.cache$/);
       }
       const manifest = JSON.parse(
         sh('tar', ['xzf', tarball(p), '-O', 'package/package.json'], packs).out,

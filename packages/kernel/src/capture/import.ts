@@ -80,13 +80,28 @@ function readMaybeGzipped(file: string): Buffer {
  */
 interface TextDump {
   readonly length: number;
-  /** Fills `into` with exactly `length` bytes; throws when the file cannot be read. */
-  readonly fill: (into: Uint8Array) => void;
+  /** Fills `into` with exactly `length` bytes and gives their SHA-256 in hex; throws when the file cannot be read. */
+  readonly fill: (into: Uint8Array) => string;
 }
 
 function bytesDump(bytes: Uint8Array): TextDump {
-  return { length: bytes.length, fill: (into) => into.set(bytes) };
+  return {
+    length: bytes.length,
+    fill(into) {
+      into.set(bytes);
+      return createHash('sha256').update(into).digest('hex');
+    },
+  };
 }
+
+/*
+ * The file is read a piece at a time through one small buffer, each piece
+ * hashed there and then copied to the memory that maps the dump. Hashing
+ * the dump after reading it whole into that memory cost 25-30 ms more on
+ * this project's machine: the first pass over freshly read megabytes is
+ * slow there, a small buffer read again and again stays warm.
+ */
+const PIECE = 64 * 1024;
 
 /** The dump in `file`, or in `file.gz` when only that exists; throws when neither can be read. */
 function fileDump(file: string): TextDump {
@@ -100,12 +115,18 @@ function fileDump(file: string): TextDump {
     fill(into) {
       const fd = openSync(file, 'r');
       try {
+        const piece = new Uint8Array(Math.min(PIECE, into.length));
+        const hash = createHash('sha256');
         let done = 0;
         while (done < into.length) {
-          const n = readSync(fd, into, done, into.length - done, done);
+          const n = readSync(fd, piece, 0, Math.min(piece.length, into.length - done), done);
           if (n === 0) throw new Error(`${file} changed while it was read`);
+          const got = piece.subarray(0, n);
+          hash.update(got);
+          into.set(got, done);
           done += n;
         }
+        return hash.digest('hex');
       } finally {
         closeSync(fd);
       }
@@ -122,6 +143,17 @@ function textDumpUnreadable(e: unknown, textFile: string): { ok: false; error: I
   });
 }
 
+/**
+ * The capture schema, parsed without zod's "fast pass" (its `jitless`): at
+ * an object schema's first parse zod writes one with `new Function`, which
+ * V8 compiles afresh in every process (no code cache has it) for the one
+ * capture a process loads, 10-25 ms at every start. The checks and the
+ * issues are the same either way; only this parse goes without.
+ */
+const captureSchemaOnce: typeof captureSchemaChecked = Object.create(captureSchemaChecked, {
+  safeParse: { value: (data: unknown) => captureSchemaChecked.safeParse(data, { jitless: true }) },
+});
+
 /** Reads, validates and imports a capture and its text dump; fails naming file, field and expectation. */
 export function loadCapture(file: string, options: LoadCaptureOptions = {}): Result<LoadedCapture> {
   let raw: string;
@@ -137,7 +169,7 @@ export function loadCapture(file: string, options: LoadCaptureOptions = {}): Res
   const json = parseJson(raw, file, 'an arm64-stack-capture/v1 JSON document');
   if (!json.ok) return json;
   // The capture schema, its symbols checked by a loop that says what zod would (check-symbols.ts).
-  const doc = validate(captureSchemaChecked, json.value, file);
+  const doc = validate(captureSchemaOnce, json.value, file);
   if (!doc.ok) return doc;
   const textFile = options.textFile ?? join(dirname(file), doc.value.kernel.textDump.file);
   let text: TextDump;
@@ -161,14 +193,12 @@ export function importCapture(
   return importWithText(doc, bytesDump(textBytes), file, textFile);
 }
 
-/** The sha256 of the first `length` bytes, compared with what the capture says; null when they agree. */
+/** The dump's sha256 compared with what the capture says; null when they agree. */
 function textDigestMismatch(
-  bytes: Uint8Array,
-  length: number,
+  digest: string,
   expected: string,
   textFile: string,
 ): { ok: false; error: InputError } | null {
-  const digest = createHash('sha256').update(bytes.subarray(0, length)).digest('hex');
   if (digest === expected) return null;
   return fail({
     code: 'KLPSIM_TEXT_DUMP_MISMATCH',
@@ -204,12 +234,13 @@ function importWithText(
   // The bytes go where they are mapped; with nowhere to map them, to a scratch buffer, so that a
   // wrong digest is still reported before a wrong start, as the checks are ordered.
   const bytes = mappedText?.ok === true ? mappedText.value.bytes : new Uint8Array(td.size);
+  let digest: string;
   try {
-    textDump.fill(bytes.subarray(0, td.size));
+    digest = textDump.fill(bytes.subarray(0, td.size));
   } catch (e) {
     return textDumpUnreadable(e, textFile);
   }
-  const mismatch = textDigestMismatch(bytes, td.size, td.sha256, textFile);
+  const mismatch = textDigestMismatch(digest, td.sha256, textFile);
   if (mismatch !== null) return mismatch;
   if (!textStart.ok) return textStart;
   if (!mappedText!.ok) return fail({ ...mappedText!.error, file, field: 'kernel.textDump' });
