@@ -34,6 +34,12 @@ export interface KallsymsBounds {
   readonly all: boolean;
 }
 
+/** Each core name's first index in the table, and per index the next one with the same name (-1: none). */
+interface CoreNameIndex {
+  readonly first: Map<string, number>;
+  readonly next: Int32Array;
+}
+
 interface ModuleTable {
   readonly name: string;
   readonly textStart: Addr;
@@ -46,11 +52,12 @@ export class Kallsyms {
   private readonly addrs: Float64Array;
   private readonly names: readonly string[];
   /**
-   * First address of each core name (module names are looked up in `modules`, which come and go).
-   * Built at the first lookup by name: tens of thousands of names cost tens of ms, and a walk
-   * never asks.
+   * The core names' index (module names are looked up in `modules`, which come and go). Built
+   * at the first lookup by name: tens of thousands of names cost tens of ms, and a walk never
+   * asks. The holder is shared with every clone, so the machine a simulation copies per run
+   * builds it once.
    */
-  private byName: Map<string, Addr> | null = null;
+  private readonly byName: { index: CoreNameIndex | null } = { index: null };
   private modules: ModuleTable[] = [];
 
   /** `core` must be sorted by address, aliases in kallsyms order. */
@@ -112,13 +119,8 @@ export class Kallsyms {
 
   /** The address of the first symbol called `name` (core, then loaded modules), or undefined. */
   addressOf(name: string): Addr | undefined {
-    if (this.byName === null) {
-      this.byName = new Map();
-      for (let i = 0; i < this.names.length; i++)
-        if (!this.byName.has(this.names[i]!)) this.byName.set(this.names[i]!, this.addrs[i]!);
-    }
-    const core = this.byName.get(name);
-    if (core !== undefined) return core;
+    const first = this.nameIndex().first.get(name);
+    if (first !== undefined) return this.addrs[first];
     for (const m of this.modules) {
       const i = m.names.indexOf(name);
       if (i >= 0) return m.addrs[i];
@@ -137,10 +139,27 @@ export class Kallsyms {
 
   /** Every core-kernel address of a symbol called `name`, in kallsyms order (for `sympos`). */
   addressesOf(name: string): Addr[] {
+    const { first, next } = this.nameIndex();
     const out: Addr[] = [];
-    for (let i = 0; i < this.names.length; i++)
-      if (this.names[i] === name) out.push(this.addrs[i]!);
+    for (let i = first.get(name) ?? -1; i !== -1; i = next[i]!) out.push(this.addrs[i]!);
     return out;
+  }
+
+  private nameIndex(): CoreNameIndex {
+    let index = this.byName.index;
+    if (index === null) {
+      // Backwards, so that each name's chain runs in kallsyms order and `first` ends at its head.
+      const first = new Map<string, number>();
+      const next = new Int32Array(this.names.length);
+      for (let i = this.names.length - 1; i >= 0; i--) {
+        const name = this.names[i]!;
+        next[i] = first.get(name) ?? -1;
+        first.set(name, i);
+      }
+      index = { first, next };
+      this.byName.index = index;
+    }
+    return index;
   }
 
   /** `is_ksym_addr`: whether the core table may name this address at all. */

@@ -1,4 +1,4 @@
-import { WASM_PAGE, WasmMemory } from './columns.js';
+import { type GrowableMemory, WASM_PAGE, WasmMemory } from './columns.js';
 import { EventKind } from './events.js';
 import { EventHeap } from './heap.js';
 
@@ -28,6 +28,22 @@ const ARG = 1;
 const GENERATION = 2;
 const LINK = CHUNK_WORDS - 1;
 
+/** A queue's storage: its chunk pool (whose chunks are written before they are read) and its wheel. */
+interface WheelStorage {
+  readonly memory: GrowableMemory;
+  readonly headChunk: Int32Array;
+  readonly headAt: Uint8Array;
+  readonly tailChunk: Int32Array;
+  readonly tailFill: Uint8Array;
+  readonly bits: Uint32Array;
+}
+
+/** The storage of the last queue released, for the next one (one per thread: a worker has its own). */
+let spare: WheelStorage | null = null;
+
+/** A chunk pool larger than this is not kept for the next queue. */
+const SPARE_MAX_BYTES = 4 << 20;
+
 /**
  * The event queue: a timing wheel of one slot per millisecond (every event
  * time is a whole millisecond), each slot a FIFO list, with the events
@@ -47,19 +63,19 @@ const LINK = CHUNK_WORDS - 1;
  */
 export class EventQueue {
   // The chunk pool (see CHUNK_WORDS): free chunks linked through their LINK word.
-  private memory = new WasmMemory({ initial: 1 });
-  private i32 = new Int32Array(this.memory.buffer);
-  private capacity = this.i32.length / CHUNK_WORDS;
+  private memory: GrowableMemory;
+  private i32: Int32Array;
+  private capacity: number;
   private free = -1;
   private used = 0;
   /** Per slot: its first chunk (-1: the slot is empty) and the next event to pop in it. */
-  private readonly headChunk = new Int32Array(WHEEL).fill(-1);
-  private readonly headAt = new Uint8Array(WHEEL);
+  private readonly headChunk: Int32Array;
+  private readonly headAt: Uint8Array;
   /** Per slot: its last chunk and how many events that chunk holds. */
-  private readonly tailChunk = new Int32Array(WHEEL).fill(-1);
-  private readonly tailFill = new Uint8Array(WHEEL);
+  private readonly tailChunk: Int32Array;
+  private readonly tailFill: Uint8Array;
   /** One bit per slot that holds events: finding the next event skips 32 empty slots a load. */
-  private readonly bits = new Uint32Array(WHEEL >>> 5);
+  private readonly bits: Uint32Array;
   private inWheel = 0;
   private readonly far = new EventHeap();
   /** The time of the last event popped: the wheel covers [cur, cur + WHEEL). */
@@ -70,6 +86,27 @@ export class EventQueue {
   outKind: EventKind = EventKind.ACTION;
   outArg = 0;
   outGeneration = 0;
+
+  constructor() {
+    // The storage a released queue left (see `release`), else fresh.
+    const w = spare ?? {
+      memory: new WasmMemory({ initial: 1 }),
+      headChunk: new Int32Array(WHEEL).fill(-1),
+      headAt: new Uint8Array(WHEEL),
+      tailChunk: new Int32Array(WHEEL).fill(-1),
+      tailFill: new Uint8Array(WHEEL),
+      bits: new Uint32Array(WHEEL >>> 5),
+    };
+    spare = null;
+    this.memory = w.memory;
+    this.headChunk = w.headChunk;
+    this.headAt = w.headAt;
+    this.tailChunk = w.tailChunk;
+    this.tailFill = w.tailFill;
+    this.bits = w.bits;
+    this.i32 = new Int32Array(this.memory.buffer);
+    this.capacity = this.i32.length / CHUNK_WORDS;
+  }
 
   get size(): number {
     return this.inWheel + this.far.size;
@@ -117,17 +154,29 @@ export class EventQueue {
     return this.slotTime(this.nextSlot());
   }
 
-  /** Drops every event and gives the pool's memory back (a run that has ended: its report needs the room). */
+  /**
+   * Drops every event; the queue is not used again. Its storage, cleared,
+   * goes to the next queue made (a run of many simulations makes one after
+   * another, and fresh memory costs more than clearing); a chunk pool grown
+   * past SPARE_MAX_BYTES is dropped instead, so that a run that has ended
+   * gives that room back to its report.
+   */
   release(): void {
-    this.memory = new WasmMemory({ initial: 1 });
-    this.views();
-    this.free = -1;
-    this.used = 0;
+    this.far.release();
+    if (this.memory.buffer.byteLength > SPARE_MAX_BYTES)
+      this.memory = new WasmMemory({ initial: 1 });
+    this.i32 = new Int32Array(0);
     this.headChunk.fill(-1);
     this.tailChunk.fill(-1);
     this.bits.fill(0);
-    this.inWheel = 0;
-    this.far.release();
+    spare = {
+      memory: this.memory,
+      headChunk: this.headChunk,
+      headAt: this.headAt,
+      tailChunk: this.tailChunk,
+      tailFill: this.tailFill,
+      bits: this.bits,
+    };
   }
 
   /** Moves the wheel's start to `t`, bringing in the heap's events that are now within the horizon. */
