@@ -2,7 +2,6 @@ import { cloneMachine, loadModule, type Machine } from '@klpsim/kernel';
 import type { Policy } from '@klpsim/unwind';
 import { klpEnablePatch } from './core.js';
 import { buildPatch, KLP_TRANSITION_IDLE, type LpTask, type PatchSpec } from './model.js';
-import { TASK_INTERRUPTIBLE } from './sched.js';
 import type { Scenario, ScenarioInput } from './sim/schema.js';
 import { LpTaskList } from './task-list.js';
 import { KlpCore, type KlpObserver, klpTryCompleteTransition } from './transition.js';
@@ -35,10 +34,8 @@ export function measurePass(
       patchState: KLP_TRANSITION_IDLE,
       pending: false,
       running: false,
-      inUser: false,
       stack,
       chain: null,
-      state: TASK_INTERRUPTIBLE,
     };
     list.add(lp);
   }

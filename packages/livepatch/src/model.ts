@@ -81,14 +81,10 @@ export interface LpTask {
   pending: boolean;
   /** `task_curr()`: on a CPU right now (and not the caller): its stack cannot be checked (-EBUSY). */
   running: boolean;
-  /** In user space: its kernel stack is empty; it switches at its next kernel exit. */
-  inUser: boolean;
   /** The stack image the walker reads while the task is blocked in the kernel. */
   stack: Task | null;
   /** The true call chain (pcs, innermost first) it is blocked in, for the consistency checker. */
   chain: readonly Addr[] | null;
-  /** `task->__state` while it sleeps (TASK_* bits, see sched.ts); 0 while it runs. */
-  state: number;
 }
 
 /** An object's callbacks in a patch description: each present one is called; `prePatch` may fail. */

@@ -8,7 +8,6 @@ import {
 import type { Policy, WalkReason } from '@klpsim/unwind';
 import { klpEnablePatch } from './core.js';
 import { buildPatch, KLP_TRANSITION_IDLE, type LpTask, type PatchSpec } from './model.js';
-import { stateOf } from './sched.js';
 import { LpTaskList } from './task-list.js';
 import {
   KlpCore,
@@ -60,10 +59,8 @@ export function tasksOf(machine: Machine): LpTask[] {
     patchState: KLP_TRANSITION_IDLE,
     pending: false,
     running: t.onCpu,
-    inUser: false,
     stack: t,
     chain: null,
-    state: stateOf(t.state, t.stateRaw),
   }));
   for (const s of machine.skippedTasks) {
     tasks.push({
@@ -75,10 +72,8 @@ export function tasksOf(machine: Machine): LpTask[] {
       patchState: KLP_TRANSITION_IDLE,
       pending: false,
       running: true,
-      inUser: false,
       stack: null,
       chain: null,
-      state: 0,
     });
   }
   return tasks.sort((a, b) => a.pid - b.pid);

@@ -19,7 +19,6 @@ import {
   LpTaskList,
   mixedVersionOn,
   predictTransition,
-  TASK_INTERRUPTIBLE,
 } from '../src/index.js';
 
 /** A patch module built and loaded (insmod), not yet enabled. */
@@ -92,10 +91,8 @@ describe('which range klp_check_stack_func checks', () => {
     patchState: -1,
     pending: false,
     running: false,
-    inUser: false,
     stack: null,
     chain: null,
-    state: TASK_INTERRUPTIBLE,
   };
   const core = new KlpCore(m, POLICIES.mainline, new LpTaskList([task]), silent);
   const hooks = { signal: () => {}, wakeIdle: () => {} };

@@ -1,4 +1,4 @@
-import { type GrowableMemory, WASM_PAGE, WasmMemory } from './columns.js';
+import { RowMemory } from './columns.js';
 import { EventKind } from './events.js';
 import { EventHeap } from './heap.js';
 
@@ -11,8 +11,8 @@ const MASK = WHEEL - 1;
 
 /**
  * The wheel keeps each slot's events in chunks of CHUNK_EVENTS, one cache
- * line each (16 int32 words, in memory whose pages are aligned, so a chunk
- * never straddles two lines): per event its kind, the task (or action) it
+ * line each (16 int32 words, in a RowMemory, whose start is page-aligned
+ * once it is large, so a chunk never straddles two lines): per event its kind, the task (or action) it
  * concerns and the task's generation when it was scheduled; the last word
  * links the slot's next chunk (-1: none). A slot's events are popped one
  * after the other, so a pop reads the line the previous pop read, where
@@ -30,7 +30,7 @@ const LINK = CHUNK_WORDS - 1;
 
 /** A queue's storage: its chunk pool (whose chunks are written before they are read) and its wheel. */
 interface WheelStorage {
-  readonly memory: GrowableMemory;
+  readonly memory: RowMemory;
   readonly headChunk: Int32Array;
   readonly headAt: Uint8Array;
   readonly tailChunk: Int32Array;
@@ -40,6 +40,9 @@ interface WheelStorage {
 
 /** The storage of the last queue released, for the next one (one per thread: a worker has its own). */
 let spare: WheelStorage | null = null;
+
+/** A new queue's chunk pool: 1,024 chunks. */
+const INITIAL_POOL_BYTES = 1024 * CHUNK_WORDS * 4;
 
 /** A chunk pool larger than this is not kept for the next queue. */
 const SPARE_MAX_BYTES = 4 << 20;
@@ -63,7 +66,7 @@ const SPARE_MAX_BYTES = 4 << 20;
  */
 export class EventQueue {
   // The chunk pool (see CHUNK_WORDS): free chunks linked through their LINK word.
-  private memory: GrowableMemory;
+  private memory: RowMemory;
   private i32: Int32Array;
   private capacity: number;
   private free = -1;
@@ -90,7 +93,7 @@ export class EventQueue {
   constructor() {
     // The storage a released queue left (see `release`), else fresh.
     const w = spare ?? {
-      memory: new WasmMemory({ initial: 1 }),
+      memory: new RowMemory(INITIAL_POOL_BYTES),
       headChunk: new Int32Array(WHEEL).fill(-1),
       headAt: new Uint8Array(WHEEL),
       tailChunk: new Int32Array(WHEEL).fill(-1),
@@ -164,7 +167,7 @@ export class EventQueue {
   release(): void {
     this.far.release();
     if (this.memory.buffer.byteLength > SPARE_MAX_BYTES)
-      this.memory = new WasmMemory({ initial: 1 });
+      this.memory = new RowMemory(INITIAL_POOL_BYTES);
     this.i32 = new Int32Array(0);
     this.headChunk.fill(-1);
     this.tailChunk.fill(-1);
@@ -245,9 +248,9 @@ export class EventQueue {
     return (w << 5) | (31 - Math.clz32(word & -word));
   }
 
-  /** Doubles the pool (growing the memory detaches the old views). */
+  /** Doubles the pool (views are made again: growing gives a new buffer). */
   private grow(): void {
-    this.memory.grow(this.memory.buffer.byteLength / WASM_PAGE);
+    this.memory.ensure(this.memory.buffer.byteLength * 2);
     this.views();
   }
 

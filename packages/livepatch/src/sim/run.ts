@@ -429,8 +429,8 @@ class Simulation {
    * as the kernel's callers do (`exit_to_user_mode_loop` and arm64's
    * `do_notify_resume` on `_TIF_PATCH_PENDING` in the work flags,
    * `do_idle` through `klp_patch_pending()`, the inline `klp_sched_try_switch()`
-   * on its static key and the flag): here the test reads the task's row and
-   * the kernel code's task object is fetched only when there is work.
+   * on its static key and the flag): here the test reads the task's row, and
+   * the engine is called only when there is work.
    */
   private hookOn(id: number): boolean {
     return this.core.schedHookEnabled && this.t.hasLp(id, LpFlag.PENDING);
@@ -632,7 +632,7 @@ class Simulation {
    * without skipping and requires the same log, byte for byte.
    */
   private inert(id: number): boolean {
-    // From columns only: a million dropped events must not each fetch a task object.
+    // From the task's row and its CPU's idle task's: a million dropped events read nothing else.
     const epoch = this.epoch;
     const t = this.t;
     return (

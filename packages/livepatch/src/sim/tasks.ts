@@ -2,7 +2,7 @@ import type { Addr } from '@klpsim/arm64';
 import type { Task } from '@klpsim/kernel';
 import type { KlpTasks } from '../task-list.js';
 import type { SwitchVia } from '../transition.js';
-import { grown, WASM_PAGE, WasmMemory } from './columns.js';
+import { grown, RowMemory } from './columns.js';
 import type { ChainTemplate } from './environment.js';
 import type { TaskSwitch } from './log.js';
 
@@ -58,8 +58,8 @@ const NO_SWITCHES: readonly TaskSwitch[] = Object.freeze([]);
 
 /**
  * The hot part of a task's state, one 64-byte row (a cache line) per task
- * in one WebAssembly memory, whose pages are aligned so that a row never
- * straddles two lines. An event of a million-task run touches a task the
+ * in a RowMemory, whose start is page-aligned once it is large, so that a
+ * row never straddles two lines. An event of a million-task run touches a task the
  * caches have long forgotten; with a column per field it paid a miss per
  * field read (about ten), with a row it pays one. Offsets in int32 words:
  */
@@ -95,7 +95,7 @@ export const FIRST_PID = 1000;
 export class TaskTable implements KlpTasks {
   private n = 0;
   private capacity = 0;
-  private readonly memory = new WasmMemory({ initial: 1 });
+  private readonly memory = new RowMemory(0);
   // Views of the rows; made again when the memory grows (growing detaches the old buffer).
   private i32 = new Int32Array(0);
   private u32 = new Uint32Array(0);
@@ -476,9 +476,7 @@ export class TaskTable implements KlpTasks {
   }
 
   private grow(size: number): void {
-    const bytes = size * ROW_BYTES;
-    const have = this.memory.buffer.byteLength;
-    if (bytes > have) this.memory.grow(Math.ceil((bytes - have) / WASM_PAGE));
+    this.memory.ensure(size * ROW_BYTES);
     this.views();
     this.capacity = Math.floor(this.memory.buffer.byteLength / ROW_BYTES);
     const cold = this.capacity;
