@@ -1,7 +1,7 @@
 import type { InputError } from '@klpsim/kernel';
 // From the internal entry, which loads only the kernel's errors.ts: main imports this module
 // before any command, and the public index would bring zod and the whole simulator.
-import { formatInputError } from '@klpsim/kernel/internal';
+import { formatInputError, InputFault } from '@klpsim/kernel/internal';
 
 /** A failure the user can fix (bad arguments, bad input file): printed as one line, exit code 2. */
 export class CliError extends Error {
@@ -14,6 +14,11 @@ export class CliError extends Error {
 
   static fromInput(e: InputError): CliError {
     return new CliError(e.code, formatInputError(e));
+  }
+
+  /** An input failure thrown where no Result could carry it (an `InputFault`), else null. */
+  static fromFault(e: unknown): CliError | null {
+    return e instanceof InputFault ? CliError.fromInput(e.error) : null;
   }
 }
 

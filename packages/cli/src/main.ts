@@ -216,8 +216,9 @@ export async function main(
     };
     return await dispatch(rest, ctx);
   } catch (e) {
-    if (e instanceof CliError) {
-      report(e);
+    const error = e instanceof CliError ? e : CliError.fromFault(e);
+    if (error !== null) {
+      report(error);
       return EXIT_USAGE;
     }
     throw e;

@@ -9,9 +9,16 @@ import {
 } from '@klpsim/unwind';
 import { CliError } from './errors.js';
 
-/** Loads a capture or throws a CliError naming file, field and expectation. */
+/**
+ * Loads a capture or throws a CliError naming file, field and expectation.
+ * The text dump is read at its first use (a walk never reads it); it is
+ * checked now all the same.
+ */
 export function openCapture(file: string, text: string | undefined): LoadedCapture {
-  const r = loadCapture(file, text === undefined ? {} : { textFile: text });
+  const r = loadCapture(
+    file,
+    text === undefined ? { lazyText: true } : { textFile: text, lazyText: true },
+  );
   if (!r.ok) throw CliError.fromInput(r.error);
   return r.value;
 }

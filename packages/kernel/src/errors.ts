@@ -33,6 +33,19 @@ export function fail<E>(error: E): { ok: false; error: E } {
   return { ok: false, error };
 }
 
+/**
+ * An input that failed where no Result can carry it: the text dump a capture
+ * maps lazily (`LoadCaptureOptions.lazyText`), found changed or gone when it
+ * is first read, after it was checked at load. Thrown, because it happens
+ * inside a read of memory, and rare: the file changed while klpsim ran. The
+ * CLI reports it as it reports any input error.
+ */
+export class InputFault extends Error {
+  constructor(readonly error: InputError) {
+    super(formatInputError(error));
+  }
+}
+
 /** One line for people: `file: field: message (expected ...)`. */
 export function formatInputError(e: InputError): string {
   const where = [e.file, e.field].filter((s) => s !== undefined && s !== '').join(': ');

@@ -42,6 +42,7 @@ export {
 export {
   formatInputError,
   type InputError,
+  InputFault,
   type KernelErrorCode,
   type Result,
 } from './errors.js';

@@ -67,6 +67,51 @@ export class Memory {
     return ok(region);
   }
 
+  /**
+   * Maps `length` bytes at `start` that `fill` writes the first time anything
+   * reads the region's `bytes` or `words`: until then none of its pages is
+   * touched (a 12 MiB text dump that a walk never reads costs no page faults).
+   * `fill` may throw (an `InputFault`); the next read then tries again.
+   */
+  mapLazy(
+    name: string,
+    start: Addr,
+    length: number,
+    fill: (into: Uint8Array) => void,
+  ): Result<MemoryRegion, InputError> {
+    const mapped = this.mapZeroed(name, start, length);
+    if (!mapped.ok) return mapped;
+    const region = mapped.value;
+    const { bytes, words } = region;
+    const filled = (): void => {
+      fill(bytes);
+      // Plain fields from now on: later reads cost what they cost in any region.
+      Object.defineProperties(region, {
+        bytes: { value: bytes, enumerable: true },
+        words: { value: words, enumerable: true },
+      });
+    };
+    Object.defineProperties(region, {
+      bytes: {
+        get: () => {
+          filled();
+          return bytes;
+        },
+        configurable: true,
+        enumerable: true,
+      },
+      words: {
+        get: () => {
+          filled();
+          return words;
+        },
+        configurable: true,
+        enumerable: true,
+      },
+    });
+    return mapped;
+  }
+
   /** Removes a region (module unload, init memory freed). */
   unmap(region: MemoryRegion): void {
     const i = this.regions.indexOf(region);

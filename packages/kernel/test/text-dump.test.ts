@@ -5,7 +5,7 @@ import { fileURLToPath } from 'node:url';
 import { gzipSync } from 'node:zlib';
 import { formatAddr } from '@klpsim/arm64';
 import { afterAll, describe, expect, it } from 'vitest';
-import { captureSchema, importCapture, loadCapture, validate } from '../src/index.js';
+import { captureSchema, InputFault, importCapture, loadCapture, validate } from '../src/index.js';
 
 /*
  * The text dump a capture names, read from its file straight into the
@@ -104,6 +104,74 @@ describe('the text dump, read into place', () => {
     writeFileSync(join(dir, 'zipped.bin.gz'), gzipSync(text));
     const r = loadCapture(CAP61, { textFile: join(dir, 'zipped.bin') });
     expect(r.ok).toBe(true);
+  });
+});
+
+describe('the text dump read at its first use (lazyText)', () => {
+  const lazily = (name: string) => {
+    const file = join(dir, name);
+    writeFileSync(file, text);
+    const r = loadCapture(CAP61, { textFile: file, lazyText: true });
+    if (!r.ok) throw new Error(r.error.message);
+    return { file, machine: r.value.machine };
+  };
+
+  it('checks the dump at load all the same: a changed byte, a wrong size, a missing file', () => {
+    for (const [name, bytes] of [
+      [
+        'lazy-changed.bin',
+        (() => {
+          const c = text.slice();
+          c[999] ^= 2;
+          return c;
+        })(),
+      ],
+      ['lazy-short.bin', text.subarray(0, text.length - 8)],
+    ] as const) {
+      const file = join(dir, name);
+      writeFileSync(file, bytes);
+      const eager = loadCapture(CAP61, { textFile: file });
+      expect(eager.ok).toBe(false);
+      expect(loadCapture(CAP61, { textFile: file, lazyText: true })).toEqual(eager);
+    }
+    const missing = join(dir, 'lazy-none.bin');
+    expect(loadCapture(CAP61, { textFile: missing, lazyText: true })).toEqual(
+      loadCapture(CAP61, { textFile: missing }),
+    );
+  });
+
+  it('maps the same bytes, read when first asked for', () => {
+    const { machine } = lazily('lazy-same.bin');
+    const r = machine.memory.regionOf(machine.text.core.start, 4)!;
+    expect(Buffer.from(r.bytes.subarray(0, text.length)).equals(Buffer.from(text))).toBe(true);
+    expect(machine.memory.read32(machine.text.core.start)).toBe(
+      new DataView(text.buffer, text.byteOffset).getUint32(0, true),
+    );
+  });
+
+  it('a dump changed or gone by its first read: an InputFault naming the file, and a retry', () => {
+    const { file, machine } = lazily('lazy-later.bin');
+    const changed = text.slice();
+    changed[4242] ^= 8;
+    writeFileSync(file, changed);
+    const read = () => machine.memory.read32(machine.text.core.start);
+    expect(read).toThrow(InputFault);
+    try {
+      read();
+    } catch (e) {
+      expect((e as InputFault).error).toMatchObject({
+        code: 'KLPSIM_TEXT_DUMP_MISMATCH',
+        file,
+        field: 'kernel.textDump.sha256',
+        expected: doc.kernel.textDump.sha256,
+        message: expect.stringMatching(/^text dump changed after the capture was loaded/),
+      });
+    }
+    rmSync(file);
+    expect(read).toThrow(/cannot read the text dump the capture names: ENOENT/);
+    // Put back, the next read succeeds: a fault leaves the region to be read again.
+    writeFileSync(file, text);
+    expect(read()).toBe(new DataView(text.buffer, text.byteOffset).getUint32(0, true));
   });
 });
 

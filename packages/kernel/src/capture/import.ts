@@ -3,7 +3,7 @@ import { closeSync, existsSync, openSync, readFileSync, readSync, statSync } fro
 import { dirname, join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { type Addr, pacKernelMask, pacUserMask, parseAddr, parseHex64 } from '@klpsim/arm64';
-import { fail, type InputError, ok, type Result } from '../errors.js';
+import { fail, type InputError, InputFault, ok, type Result } from '../errors.js';
 import { Kallsyms, type KernelSymbol } from '../kallsyms.js';
 import type {
   Cpu,
@@ -13,7 +13,7 @@ import type {
   SkippedTask,
   SpecialAddresses,
 } from '../machine.js';
-import { Memory } from '../memory.js';
+import { Memory, type MemoryRegion } from '../memory.js';
 import { deriveSymCodeFunctions, SymCodeFunctions } from '../symcode.js';
 import {
   type KretprobeInstance,
@@ -47,6 +47,15 @@ export interface LoadedCapture {
 export interface LoadCaptureOptions {
   /** The core text dump; by default the file the capture names, beside it. */
   readonly textFile?: string;
+  /**
+   * Read the text dump into memory at the first read of the kernel text,
+   * not at load (a walk never reads it: 12 MiB of fresh memory saved). The
+   * dump's size and SHA-256 are still checked at load; if the file has
+   * changed or gone by the first read, that read throws an `InputFault`.
+   * For one-shot commands; a caller that keeps the machine while the file
+   * may change leaves it off (the default).
+   */
+  readonly lazyText?: boolean;
 }
 
 /** The error for a hex field that is not a canonical address. */
@@ -82,6 +91,8 @@ interface TextDump {
   readonly length: number;
   /** Fills `into` with exactly `length` bytes and gives their SHA-256 in hex; throws when the file cannot be read. */
   readonly fill: (into: Uint8Array) => string;
+  /** A file's: its SHA-256 in hex, read without keeping the bytes; throws when it cannot be read. */
+  readonly digest?: () => string;
 }
 
 function bytesDump(bytes: Uint8Array): TextDump {
@@ -110,28 +121,37 @@ function fileDump(file: string): TextDump {
   const stat = statSync(file);
   // Anything but a plain file (a directory, a pipe) is read as before, for the same error.
   if (!stat.isFile()) return bytesDump(readFileSync(file));
+  const length = stat.size;
   return {
-    length: stat.size,
-    fill(into) {
-      const fd = openSync(file, 'r');
-      try {
-        const piece = new Uint8Array(Math.min(PIECE, into.length));
-        const hash = createHash('sha256');
-        let done = 0;
-        while (done < into.length) {
-          const n = readSync(fd, piece, 0, Math.min(piece.length, into.length - done), done);
-          if (n === 0) throw new Error(`${file} changed while it was read`);
-          const got = piece.subarray(0, n);
-          hash.update(got);
-          into.set(got, done);
-          done += n;
-        }
-        return hash.digest('hex');
-      } finally {
-        closeSync(fd);
-      }
-    },
+    length,
+    fill: (into) => readPieces(file, into.length, (got, at) => into.set(got, at)),
+    digest: () => readPieces(file, length, () => {}),
   };
+}
+
+/** Reads `length` bytes of `file` piece by piece, handing each to `take`; their SHA-256 in hex. */
+function readPieces(
+  file: string,
+  length: number,
+  take: (piece: Uint8Array, at: number) => void,
+): string {
+  const fd = openSync(file, 'r');
+  try {
+    const piece = new Uint8Array(Math.min(PIECE, length));
+    const hash = createHash('sha256');
+    let done = 0;
+    while (done < length) {
+      const n = readSync(fd, piece, 0, Math.min(piece.length, length - done), done);
+      if (n === 0) throw new Error(`${file} changed while it was read`);
+      const got = piece.subarray(0, n);
+      hash.update(got);
+      take(got, done);
+      done += n;
+    }
+    return hash.digest('hex');
+  } finally {
+    closeSync(fd);
+  }
 }
 
 function textDumpUnreadable(e: unknown, textFile: string): { ok: false; error: InputError } {
@@ -178,7 +198,7 @@ export function loadCapture(file: string, options: LoadCaptureOptions = {}): Res
   } catch (e) {
     return textDumpUnreadable(e, textFile);
   }
-  const machine = importWithText(doc.value, text, file, textFile);
+  const machine = importWithText(doc.value, text, file, textFile, options.lazyText === true);
   if (!machine.ok) return machine;
   return ok({ file, textFile, machine: machine.value, oracle: oracleOf(doc.value) });
 }
@@ -190,7 +210,28 @@ export function importCapture(
   file: string,
   textFile: string,
 ): Result<Machine> {
-  return importWithText(doc, bytesDump(textBytes), file, textFile);
+  return importWithText(doc, bytesDump(textBytes), file, textFile, false);
+}
+
+/**
+ * A lazily mapped dump read at last: the same bytes as at load, or an
+ * `InputFault` (the file changed or went away while klpsim ran).
+ */
+function fillChecked(dump: TextDump, into: Uint8Array, expected: string, textFile: string): void {
+  let digest: string;
+  try {
+    digest = dump.fill(into);
+  } catch (e) {
+    throw new InputFault(textDumpUnreadable(e, textFile).error);
+  }
+  if (digest !== expected)
+    throw new InputFault({
+      code: 'KLPSIM_TEXT_DUMP_MISMATCH',
+      message: `text dump changed after the capture was loaded: its sha256 is now ${digest}`,
+      file: textFile,
+      field: 'kernel.textDump.sha256',
+      expected,
+    });
 }
 
 /** The dump's sha256 compared with what the capture says; null when they agree. */
@@ -214,6 +255,7 @@ function importWithText(
   textDump: TextDump,
   file: string,
   textFile: string,
+  lazy: boolean,
 ): Result<Machine> {
   const k = doc.kernel;
   const td = k.textDump;
@@ -228,17 +270,31 @@ function importWithText(
   }
   const memory = new Memory();
   const textStart = addressField(td.start, file, 'kernel.textDump.start');
-  const mappedText = textStart.ok
-    ? memory.mapZeroed('kernel text', textStart.value, td.size)
-    : null;
-  // The bytes go where they are mapped; with nowhere to map them, to a scratch buffer, so that a
-  // wrong digest is still reported before a wrong start, as the checks are ordered.
-  const bytes = mappedText?.ok === true ? mappedText.value.bytes : new Uint8Array(td.size);
+  const digestNow = lazy ? textDump.digest : undefined;
+  let mappedText: Result<MemoryRegion> | null;
   let digest: string;
-  try {
-    digest = textDump.fill(bytes.subarray(0, td.size));
-  } catch (e) {
-    return textDumpUnreadable(e, textFile);
+  if (digestNow !== undefined) {
+    // Checked now, read into memory at its first read (LoadCaptureOptions.lazyText).
+    try {
+      digest = digestNow();
+    } catch (e) {
+      return textDumpUnreadable(e, textFile);
+    }
+    mappedText = textStart.ok
+      ? memory.mapLazy('kernel text', textStart.value, td.size, (into) =>
+          fillChecked(textDump, into.subarray(0, td.size), td.sha256, textFile),
+        )
+      : null;
+  } else {
+    mappedText = textStart.ok ? memory.mapZeroed('kernel text', textStart.value, td.size) : null;
+    // The bytes go where they are mapped; with nowhere to map them, to a scratch buffer, so that
+    // a wrong digest is still reported before a wrong start, as the checks are ordered.
+    const bytes = mappedText?.ok === true ? mappedText.value.bytes : new Uint8Array(td.size);
+    try {
+      digest = textDump.fill(bytes.subarray(0, td.size));
+    } catch (e) {
+      return textDumpUnreadable(e, textFile);
+    }
   }
   const mismatch = textDigestMismatch(digest, td.sha256, textFile);
   if (mismatch !== null) return mismatch;
