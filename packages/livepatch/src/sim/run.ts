@@ -504,7 +504,7 @@ class Simulation {
     // The idle tasks first: CPU n's is id n.
     for (let cpu = 0; cpu < sc.machine.cpus; cpu++) {
       const id = this.register(-1, 0, cpu);
-      this.t.setLp(id, LpFlag.KTHREAD | LpFlag.IDLE, true);
+      this.t.setLp(id, LpFlag.KTHREAD, true);
       this.t.setStack(id, this.env.idleChain?.task ?? null);
       this.t.setChain(id, this.env.idleChain?.chain ?? null);
     }

@@ -36,8 +36,6 @@ export const LpFlag = {
   RUNNING: 2,
   /** PF_KTHREAD. */
   KTHREAD: 4,
-  /** An idle task. */
-  IDLE: 8,
 } as const;
 
 /** Why a check refused a task, as the log counts it. */
@@ -235,10 +233,6 @@ export class TaskTable implements KlpTasks {
   /** `task_cpu()`. */
   cpu(id: number): number {
     return this.i32[id * ROW_WORDS + CPU]!;
-  }
-
-  setCpu(id: number, cpu: number): void {
-    this.i32[id * ROW_WORDS + CPU] = cpu;
   }
 
   /** The transition epoch (see Simulation.epoch) it last switched in; 0 for none. */
