@@ -224,13 +224,11 @@ function fillChecked(dump: TextDump, into: Uint8Array, expected: string, textFil
   } catch (e) {
     throw new InputFault(textDumpUnreadable(e, textFile).error);
   }
-  if (digest !== expected)
+  const mismatch = textDigestMismatch(digest, expected, textFile);
+  if (mismatch !== null)
     throw new InputFault({
-      code: 'KLPSIM_TEXT_DUMP_MISMATCH',
-      message: `text dump changed after the capture was loaded: its sha256 is now ${digest}`,
-      file: textFile,
-      field: 'kernel.textDump.sha256',
-      expected,
+      ...mismatch.error,
+      message: `text dump changed after the capture was loaded: ${mismatch.error.message}`,
     });
 }
 

@@ -67,8 +67,8 @@ const SPARE_MAX_BYTES = 4 << 20;
 export class EventQueue {
   // The chunk pool (see CHUNK_WORDS): free chunks linked through their LINK word.
   private memory: RowMemory;
-  private i32: Int32Array;
-  private capacity: number;
+  private i32 = new Int32Array(0);
+  private capacity = 0;
   private free = -1;
   private used = 0;
   /** Per slot: its first chunk (-1: the slot is empty) and the next event to pop in it. */
@@ -107,8 +107,7 @@ export class EventQueue {
     this.tailChunk = w.tailChunk;
     this.tailFill = w.tailFill;
     this.bits = w.bits;
-    this.i32 = new Int32Array(this.memory.buffer);
-    this.capacity = this.i32.length / CHUNK_WORDS;
+    this.views();
   }
 
   get size(): number {
